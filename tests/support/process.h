@@ -1,0 +1,34 @@
+// Run a real program from a test and capture what it printed and how it exited.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace confpod::testing {
+
+struct ProcessResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  int signal = 0;
+  std::string out;
+  std::string err;
+};
+
+// fork + execv (no shell); stdin is /dev/null.
+ProcessResult run_process(const std::vector<std::string>& argv);
+
+// A fresh directory under $TMPDIR removed (recursively) when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  // Writes `content` to path()/name and returns the full path.
+  std::string write(const std::string& name, const std::string& content) const;
+
+ private:
+  std::string path_;
+};
+
+}  // namespace confpod::testing
