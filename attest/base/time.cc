@@ -75,8 +75,14 @@ Result<UnixSeconds> parse_rfc3339(std::string_view s) {
     return bad("bad time zone");
   }
   if (pos != s.size()) return bad("trailing characters");
-  std::int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  return days * 86400 + hour * 3600 + minute * 60 + second - offset;
+  return unix_from_utc(year, static_cast<unsigned>(month), static_cast<unsigned>(day), hour,
+                       minute, second) -
+         offset;
+}
+
+UnixSeconds unix_from_utc(std::int64_t year, unsigned month, unsigned day, int hour, int minute,
+                          int second) {
+  return days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
 }
 
 std::string format_rfc3339(UnixSeconds t) {

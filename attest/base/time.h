@@ -18,6 +18,11 @@ Result<UnixSeconds> parse_rfc3339(std::string_view text);
 // "YYYY-MM-DDTHH:MM:SSZ".
 std::string format_rfc3339(UnixSeconds t);
 
+// Seconds since the epoch of a UTC calendar date and time (proleptic Gregorian; no range
+// checks: callers validate fields).
+UnixSeconds unix_from_utc(std::int64_t year, unsigned month, unsigned day, int hour, int minute,
+                          int second);
+
 // Wall clock, for the daemon only: verifiers take the time as a parameter.
 UnixSeconds now_unix();
 

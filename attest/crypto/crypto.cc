@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace confpod::crypto {
 
@@ -88,22 +89,14 @@ BioPtr memory_bio(ByteView data) {
   return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
 }
 
-UnixSeconds asn1_to_unix(const ASN1_TIME* t) {
-  if (t == nullptr) return 0;
+// An unreadable time yields `fallback`, which callers choose so that validity checks fail
+// closed (a notBefore in the far future, a notAfter in the far past).
+UnixSeconds asn1_to_unix(const ASN1_TIME* t, UnixSeconds fallback) {
   struct tm tm {};
-  if (ASN1_TIME_to_tm(t, &tm) != 1) return 0;
-  // timegm without the environment: days_from_civil via the RFC 3339 parser would be
-  // circular; compute directly.
-  auto y = static_cast<std::int64_t>(tm.tm_year) + 1900;
-  unsigned m = static_cast<unsigned>(tm.tm_mon) + 1;
-  unsigned d = static_cast<unsigned>(tm.tm_mday);
-  y -= m <= 2;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  std::int64_t days = era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-  return days * 86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return fallback;
+  return unix_from_utc(static_cast<std::int64_t>(tm.tm_year) + 1900,
+                       static_cast<unsigned>(tm.tm_mon) + 1, static_cast<unsigned>(tm.tm_mday),
+                       tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 std::string name_to_string(const X509_NAME* name) {
@@ -208,8 +201,11 @@ Status verify_certificate_signature(X509* cert, X509* issuer) {
   return ok_status();
 }
 
-UnixSeconds not_before(X509* cert) { return asn1_to_unix(X509_get0_notBefore(cert)); }
-UnixSeconds not_after(X509* cert) { return asn1_to_unix(X509_get0_notAfter(cert)); }
+constexpr UnixSeconds kNever = std::numeric_limits<UnixSeconds>::max();
+constexpr UnixSeconds kAlways = std::numeric_limits<UnixSeconds>::min();
+
+UnixSeconds not_before(X509* cert) { return asn1_to_unix(X509_get0_notBefore(cert), kNever); }
+UnixSeconds not_after(X509* cert) { return asn1_to_unix(X509_get0_notAfter(cert), kAlways); }
 
 Status check_validity(X509* cert, UnixSeconds at) {
   UnixSeconds from = not_before(cert), until = not_after(cert);
@@ -261,10 +257,12 @@ Status verify_crl_signature(X509_CRL* crl, X509* issuer) {
   return ok_status();
 }
 
-UnixSeconds crl_next_update(X509_CRL* crl) { return asn1_to_unix(X509_CRL_get0_nextUpdate(crl)); }
+UnixSeconds crl_next_update(X509_CRL* crl) {
+  return asn1_to_unix(X509_CRL_get0_nextUpdate(crl), kAlways);
+}
 
 Status check_crl_validity(X509_CRL* crl, UnixSeconds at) {
-  UnixSeconds from = asn1_to_unix(X509_CRL_get0_lastUpdate(crl));
+  UnixSeconds from = asn1_to_unix(X509_CRL_get0_lastUpdate(crl), kNever);
   UnixSeconds until = crl_next_update(crl);
   if (at < from || at > until)
     return make_error("crypto.crl_validity", "CRL of '" + crl_issuer_name(crl) + "' is valid " +
