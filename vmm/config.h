@@ -35,6 +35,8 @@ struct Nic {
   std::string mac;       // empty: QEMU chooses
   // kUser: host port forwards "tcp:HOST-:GUEST" pairs
   std::vector<std::pair<std::uint16_t, std::uint16_t>> host_forwards;
+  // kUser: the same for UDP ("udp:HOST-:GUEST").
+  std::vector<std::pair<std::uint16_t, std::uint16_t>> udp_host_forwards;
 };
 
 struct SnpLaunch {
@@ -63,6 +65,12 @@ struct VmConfig {
   std::string initrd;
   std::string kernel_cmdline;
   Tee tee = Tee::kNone;
+  // Tee::kNone gives the guest no protection at all; the launch builders refuse it unless this
+  // is set (from confpod.toml allow_insecure_tee), so "none" is always a deliberate choice.
+  bool allow_insecure_tee = false;
+  // A guest whose SNP policy (bit 19) or TDX attributes (bit 0) allow debugging exposes its
+  // memory to the host; the launch builders refuse it unless this is set (--allow-debug).
+  bool allow_debug = false;
   SnpLaunch snp;
   TdxLaunch tdx;
   std::vector<Disk> disks;

@@ -1,0 +1,508 @@
+#include "daemon/spec/spec.h"
+
+#include <toml++/toml.h>
+
+#include <cstdio>
+#include <optional>
+#include <set>
+#include <utility>
+
+namespace confpod::spec {
+namespace {
+
+// Every problem becomes "spec.invalid" with "line N: key.path: what is wrong".
+Error invalid(std::uint32_t line, const std::string& path, const std::string& message) {
+  return make_error("spec.invalid",
+                    "line " + std::to_string(line == 0 ? 1 : line) + ": " + path + ": " + message);
+}
+
+std::uint32_t line_of(const toml::node& node) { return node.source().begin.line; }
+
+std::string join(const std::string& prefix, std::string_view key) {
+  return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
+}
+
+std::string indexed(const std::string& prefix, std::size_t i) {
+  return prefix + "[" + std::to_string(i) + "]";
+}
+
+std::string_view type_name(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    default:
+      return "nothing";
+  }
+}
+
+Error wrong_type(const toml::node& node, const std::string& path, std::string_view expected) {
+  return invalid(
+      line_of(node), path,
+      "must be " + std::string(expected) + ", got " + std::string(type_name(node.type())));
+}
+
+// Unknown keys are errors, not ignored: a misspelt "secrets" must not silently drop secrets.
+Status check_keys(const toml::table& table, const std::string& prefix,
+                  std::initializer_list<std::string_view> allowed) {
+  for (auto&& [key, value] : table) {
+    bool known = false;
+    for (std::string_view a : allowed) known = known || key.str() == a;
+    if (!known) return invalid(key.source().begin.line, join(prefix, key.str()), "unknown key");
+    (void)value;
+  }
+  return ok_status();
+}
+
+Status check_text(const toml::node& node, const std::string& path, std::string_view s) {
+  if (s.size() > kMaxStringBytes)
+    return invalid(line_of(node), path,
+                   "longer than " + std::to_string(kMaxStringBytes) + " bytes");
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f) return invalid(line_of(node), path, "contains a control character");
+  return ok_status();
+}
+
+Result<std::string> string_value(const toml::node& node, const std::string& path) {
+  const auto* s = node.as_string();
+  if (s == nullptr) return wrong_type(node, path, "a string");
+  CONFPOD_TRY(check_text(node, path, s->get()));
+  return s->get();
+}
+
+// A required or optional string key of `table` (whose own line names missing keys).
+Result<std::optional<std::string>> optional_string(const toml::table& table,
+                                                   const std::string& prefix,
+                                                   std::string_view key) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return std::optional<std::string>();
+  CONFPOD_ASSIGN_OR_RETURN(std::string value, string_value(*node, join(prefix, key)));
+  return std::optional<std::string>(std::move(value));
+}
+
+Result<std::string> required_string(const toml::table& table, const std::string& prefix,
+                                    std::string_view key) {
+  CONFPOD_ASSIGN_OR_RETURN(auto value, optional_string(table, prefix, key));
+  if (!value) return invalid(line_of(table), join(prefix, key), "required");
+  return std::move(*value);
+}
+
+// An integer key within [min, max].
+Result<std::optional<std::int64_t>> optional_int(const toml::table& table,
+                                                 const std::string& prefix, std::string_view key,
+                                                 std::int64_t min, std::int64_t max) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return std::optional<std::int64_t>();
+  const std::string path = join(prefix, key);
+  const auto* i = node->as_integer();
+  if (i == nullptr) return wrong_type(*node, path, "an integer");
+  std::int64_t v = i->get();
+  if (v < min || v > max)
+    return invalid(line_of(*node), path,
+                   "must be " + std::to_string(min) + ".." + std::to_string(max) + ", got " +
+                       std::to_string(v));
+  return std::optional<std::int64_t>(v);
+}
+
+Result<std::int64_t> required_int(const toml::table& table, const std::string& prefix,
+                                  std::string_view key, std::int64_t min, std::int64_t max) {
+  CONFPOD_ASSIGN_OR_RETURN(auto value, optional_int(table, prefix, key, min, max));
+  if (!value) return invalid(line_of(table), join(prefix, key), "required");
+  return *value;
+}
+
+// [a-z0-9][a-z0-9-]{0,62}: usable as a host name, a directory and a libvirt domain name.
+bool is_pod_name(std::string_view s) {
+  if (s.empty() || s.size() > 63 || s.front() == '-') return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  return true;
+}
+
+bool is_segment_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+bool is_env_key(std::string_view s) {
+  if (s.empty() || s.size() > 256) return false;
+  if (s.front() >= '0' && s.front() <= '9') return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+      return false;
+  return true;
+}
+
+// Absolute and already normalized: no empty, "." or ".." segments and no trailing slash, so
+// the string is the path (no aliasing of two spellings of one file).
+std::optional<std::string> path_problem(std::string_view p, bool allow_root) {
+  if (p.empty() || p.front() != '/') return "must be an absolute path";
+  if (p == "/") {
+    if (allow_root) return std::nullopt;
+    return "must not be /";
+  }
+  if (p.back() == '/') return "must not end in /";
+  std::size_t start = 1;
+  while (start <= p.size()) {
+    std::size_t end = p.find('/', start);
+    if (end == std::string_view::npos) end = p.size();
+    std::string_view seg = p.substr(start, end - start);
+    if (seg.empty()) return "must not contain //";
+    if (seg == "." || seg == "..") return "must be normalized (no . or .. segments)";
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+Status check_path(const toml::node& node, const std::string& path, std::string_view value,
+                  bool allow_root) {
+  if (auto problem = path_problem(value, allow_root)) return invalid(line_of(node), path, *problem);
+  return ok_status();
+}
+
+bool is_lower_hex(std::string_view s) {
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+Result<ImageRef> parse_image(const toml::node& node, const std::string& path,
+                             std::string_view text) {
+  constexpr std::string_view kTransport = "oci-archive:";
+  if (text.substr(0, kTransport.size()) != kTransport)
+    return invalid(line_of(node), path, "transport must be oci-archive (oci-archive:PATH@DIGEST)");
+  std::string_view rest = text.substr(kTransport.size());
+  const std::size_t at = rest.rfind('@');
+  if (at == std::string_view::npos)
+    return invalid(line_of(node), path, "must pin a digest: oci-archive:PATH@sha256:<64 hex>");
+  ImageRef ref;
+  ref.transport = "oci-archive";
+  ref.path = std::string(rest.substr(0, at));
+  ref.digest = std::string(rest.substr(at + 1));
+  constexpr std::string_view kSha256 = "sha256:";
+  if (ref.digest.size() != kSha256.size() + 64 ||
+      ref.digest.compare(0, kSha256.size(), kSha256) != 0 ||
+      !is_lower_hex(std::string_view(ref.digest).substr(kSha256.size())))
+    return invalid(line_of(node), path, "digest must be sha256:<64 hex digits>");
+  if (auto problem = path_problem(ref.path, false))
+    return invalid(line_of(node), path, "archive path " + *problem);
+  return ref;
+}
+
+Result<std::vector<std::string>> parse_command(const toml::node& node, const std::string& path) {
+  const auto* array = node.as_array();
+  if (array == nullptr) return wrong_type(node, path, "an array of strings");
+  if (array->size() > kMaxCommandArgs)
+    return invalid(line_of(node), path,
+                   "more than " + std::to_string(kMaxCommandArgs) + " arguments");
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    CONFPOD_ASSIGN_OR_RETURN(std::string arg, string_value(*array->get(i), indexed(path, i)));
+    out.push_back(std::move(arg));
+  }
+  return out;
+}
+
+Result<std::map<std::string, std::string>> parse_env(const toml::node& node,
+                                                     const std::string& path) {
+  const auto* table = node.as_table();
+  if (table == nullptr) return wrong_type(node, path, "a table of strings");
+  if (table->size() > kMaxEnv)
+    return invalid(line_of(node), path, "more than " + std::to_string(kMaxEnv) + " variables");
+  std::map<std::string, std::string> out;
+  for (auto&& [key, value] : *table) {
+    const std::string key_path = join(path, key.str());
+    if (!is_env_key(key.str()))
+      return invalid(key.source().begin.line, key_path,
+                     "variable names must match [A-Za-z_][A-Za-z0-9_]*");
+    CONFPOD_ASSIGN_OR_RETURN(std::string v, string_value(value, key_path));
+    out.emplace(std::string(key.str()), std::move(v));
+  }
+  return out;
+}
+
+// The elements of an array-of-tables key ([[containers]]), each checked to be a table.
+Result<std::vector<const toml::table*>> table_array(const toml::table& root, std::string_view key,
+                                                    std::size_t max) {
+  std::vector<const toml::table*> out;
+  const toml::node* node = root.get(key);
+  if (node == nullptr) return out;
+  const std::string path(key);
+  const auto* array = node->as_array();
+  if (array == nullptr) return wrong_type(*node, path, "an array of tables ([[" + path + "]])");
+  if (array->size() > max)
+    return invalid(line_of(*node), path, "more than " + std::to_string(max) + " entries");
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const toml::node& element = *array->get(i);
+    const auto* table = element.as_table();
+    if (table == nullptr) return wrong_type(element, indexed(path, i), "a table");
+    out.push_back(table);
+  }
+  return out;
+}
+
+Result<Container> parse_container(const toml::table& t, const std::string& p) {
+  CONFPOD_TRY(check_keys(t, p, {"name", "image", "command", "env", "workdir"}));
+  Container c;
+  CONFPOD_ASSIGN_OR_RETURN(c.name, required_string(t, p, "name"));
+  if (!is_pod_name(c.name))
+    return invalid(line_of(*t.get("name")), join(p, "name"), "must match [a-z0-9][a-z0-9-]{0,62}");
+  CONFPOD_ASSIGN_OR_RETURN(std::string image, required_string(t, p, "image"));
+  CONFPOD_ASSIGN_OR_RETURN(c.image, parse_image(*t.get("image"), join(p, "image"), image));
+  if (const toml::node* n = t.get("command")) {
+    CONFPOD_ASSIGN_OR_RETURN(c.command, parse_command(*n, join(p, "command")));
+  }
+  if (const toml::node* n = t.get("env")) {
+    CONFPOD_ASSIGN_OR_RETURN(c.env, parse_env(*n, join(p, "env")));
+  }
+  CONFPOD_ASSIGN_OR_RETURN(auto workdir, optional_string(t, p, "workdir"));
+  if (workdir) {
+    CONFPOD_TRY(check_path(*t.get("workdir"), join(p, "workdir"), *workdir, true));
+    c.workdir = *workdir;
+  }
+  return c;
+}
+
+Result<Secret> parse_secret(const toml::table& t, const std::string& p) {
+  CONFPOD_TRY(check_keys(t, p, {"resource", "path"}));
+  Secret s;
+  CONFPOD_ASSIGN_OR_RETURN(s.resource, required_string(t, p, "resource"));
+  {
+    // KBS resource URI path: exactly repository/type/tag, each a safe non-dot segment.
+    std::vector<std::string_view> segments;
+    std::string_view rest = s.resource;
+    while (true) {
+      const std::size_t slash = rest.find('/');
+      segments.push_back(rest.substr(0, slash));
+      if (slash == std::string_view::npos) break;
+      rest = rest.substr(slash + 1);
+    }
+    bool ok = segments.size() == 3;
+    for (std::string_view seg : segments) {
+      ok = ok && !seg.empty() && seg != "." && seg != ".." && seg.size() <= 128;
+      for (char c : seg) ok = ok && is_segment_char(c);
+    }
+    if (!ok)
+      return invalid(line_of(*t.get("resource")), join(p, "resource"),
+                     "must be repository/type/tag, each of [A-Za-z0-9._-]");
+  }
+  CONFPOD_ASSIGN_OR_RETURN(s.path, required_string(t, p, "path"));
+  CONFPOD_TRY(check_path(*t.get("path"), join(p, "path"), s.path, false));
+  return s;
+}
+
+Result<Port> parse_port(const toml::table& t, const std::string& p) {
+  CONFPOD_TRY(check_keys(t, p, {"host", "container", "protocol"}));
+  Port port;
+  CONFPOD_ASSIGN_OR_RETURN(std::int64_t host, required_int(t, p, "host", 1, 65535));
+  CONFPOD_ASSIGN_OR_RETURN(std::int64_t container, required_int(t, p, "container", 1, 65535));
+  port.host = static_cast<std::uint16_t>(host);
+  port.container = static_cast<std::uint16_t>(container);
+  CONFPOD_ASSIGN_OR_RETURN(auto protocol, optional_string(t, p, "protocol"));
+  if (protocol) {
+    if (*protocol != "tcp" && *protocol != "udp")
+      return invalid(line_of(*t.get("protocol")), join(p, "protocol"),
+                     "must be tcp or udp, got \"" + *protocol + "\"");
+    port.protocol = *protocol;
+  }
+  return port;
+}
+
+Result<PodSpec> parse_root(const toml::table& root) {
+  CONFPOD_TRY(
+      check_keys(root, "", {"name", "tee", "restart", "vm", "containers", "secrets", "ports"}));
+  PodSpec spec;
+  CONFPOD_ASSIGN_OR_RETURN(spec.name, required_string(root, "", "name"));
+  if (!is_pod_name(spec.name))
+    return invalid(line_of(*root.get("name")), "name", "must match [a-z0-9][a-z0-9-]{0,62}");
+
+  // Required, never defaulted: "none" is insecure and must be written out.
+  CONFPOD_ASSIGN_OR_RETURN(std::string tee, required_string(root, "", "tee"));
+  if (tee == "snp")
+    spec.tee = vmm::Tee::kSnp;
+  else if (tee == "tdx")
+    spec.tee = vmm::Tee::kTdx;
+  else if (tee == "none")
+    spec.tee = vmm::Tee::kNone;
+  else
+    return invalid(line_of(*root.get("tee")), "tee",
+                   "must be snp, tdx or none, got \"" + tee + "\"");
+
+  CONFPOD_ASSIGN_OR_RETURN(auto restart, optional_string(root, "", "restart"));
+  if (restart) {
+    if (*restart == "no")
+      spec.restart = RestartPolicy::kNo;
+    else if (*restart == "on-failure")
+      spec.restart = RestartPolicy::kOnFailure;
+    else if (*restart == "always")
+      spec.restart = RestartPolicy::kAlways;
+    else
+      return invalid(line_of(*root.get("restart")), "restart",
+                     "must be no, on-failure or always, got \"" + *restart + "\"");
+  }
+
+  if (const toml::node* vm_node = root.get("vm")) {
+    const auto* vm = vm_node->as_table();
+    if (vm == nullptr) return wrong_type(*vm_node, "vm", "a table ([vm])");
+    CONFPOD_TRY(check_keys(*vm, "vm", {"vcpus", "memory_mib"}));
+    CONFPOD_ASSIGN_OR_RETURN(auto vcpus, optional_int(*vm, "vm", "vcpus", kMinVcpus, kMaxVcpus));
+    if (vcpus) spec.vm.vcpus = static_cast<unsigned>(*vcpus);
+    CONFPOD_ASSIGN_OR_RETURN(auto memory,
+                             optional_int(*vm, "vm", "memory_mib", kMinMemoryMib, kMaxMemoryMib));
+    if (memory) spec.vm.memory_mib = static_cast<unsigned>(*memory);
+  }
+
+  CONFPOD_ASSIGN_OR_RETURN(auto containers, table_array(root, "containers", kMaxContainers));
+  if (containers.empty())
+    return invalid(line_of(root), "containers", "at least one [[containers]] is required");
+  std::set<std::string> container_names;
+  for (std::size_t i = 0; i < containers.size(); ++i) {
+    const std::string p = indexed("containers", i);
+    CONFPOD_ASSIGN_OR_RETURN(Container c, parse_container(*containers[i], p));
+    if (!container_names.insert(c.name).second)
+      return invalid(line_of(*containers[i]->get("name")), p + ".name",
+                     "duplicate container name \"" + c.name + "\"");
+    spec.containers.push_back(std::move(c));
+  }
+
+  CONFPOD_ASSIGN_OR_RETURN(auto secrets, table_array(root, "secrets", kMaxSecrets));
+  std::set<std::string> secret_paths;
+  for (std::size_t i = 0; i < secrets.size(); ++i) {
+    const std::string p = indexed("secrets", i);
+    CONFPOD_ASSIGN_OR_RETURN(Secret s, parse_secret(*secrets[i], p));
+    if (!secret_paths.insert(s.path).second)
+      return invalid(line_of(*secrets[i]->get("path")), p + ".path",
+                     "duplicate secret path \"" + s.path + "\"");
+    spec.secrets.push_back(std::move(s));
+  }
+
+  CONFPOD_ASSIGN_OR_RETURN(auto ports, table_array(root, "ports", kMaxPorts));
+  std::set<std::pair<std::string, std::uint16_t>> host_ports;
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    const std::string p = indexed("ports", i);
+    CONFPOD_ASSIGN_OR_RETURN(Port port, parse_port(*ports[i], p));
+    if (!host_ports.insert({port.protocol, port.host}).second)
+      return invalid(line_of(*ports[i]->get("host")), p + ".host",
+                     "duplicate host port " + std::to_string(port.host) + "/" + port.protocol);
+    spec.ports.push_back(std::move(port));
+  }
+  return spec;
+}
+
+// TOML basic string with every character that needs it escaped.
+std::string quote(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string to_string(RestartPolicy policy) {
+  switch (policy) {
+    case RestartPolicy::kNo:
+      return "no";
+    case RestartPolicy::kOnFailure:
+      return "on-failure";
+    case RestartPolicy::kAlways:
+      return "always";
+  }
+  return "no";
+}
+
+std::string ImageRef::to_string() const { return transport + ":" + path + "@" + digest; }
+
+Result<PodSpec> parse_pod_spec(std::string_view toml_text) {
+  if (toml_text.size() > kMaxSpecBytes)
+    return make_error("spec.invalid",
+                      "line 1: spec: larger than " + std::to_string(kMaxSpecBytes) + " bytes");
+  toml::table root;
+  // toml++ reports syntax errors by exception; this is the edge where they become Errors.
+  try {
+    root = toml::parse(toml_text);
+  } catch (const toml::parse_error& e) {
+    return invalid(e.source().begin.line, "syntax", std::string(e.description()));
+  }
+  return parse_root(root);
+}
+
+std::string to_toml(const PodSpec& spec) {
+  std::string out;
+  out += "name = " + quote(spec.name) + "\n";
+  out += "tee = " + quote(vmm::to_string(spec.tee)) + "\n";
+  out += "restart = " + quote(to_string(spec.restart)) + "\n";
+  out += "\n[vm]\n";
+  out += "vcpus = " + std::to_string(spec.vm.vcpus) + "\n";
+  out += "memory_mib = " + std::to_string(spec.vm.memory_mib) + "\n";
+  for (const Container& c : spec.containers) {
+    out += "\n[[containers]]\n";
+    out += "name = " + quote(c.name) + "\n";
+    out += "image = " + quote(c.image.to_string()) + "\n";
+    out += "command = [";
+    for (std::size_t i = 0; i < c.command.size(); ++i) out += (i ? ", " : "") + quote(c.command[i]);
+    out += "]\n";
+    out += "env = {";
+    bool first = true;
+    for (const auto& [key, value] : c.env) {
+      out += (first ? " " : ", ") + key + " = " + quote(value);
+      first = false;
+    }
+    out += c.env.empty() ? "}\n" : " }\n";
+    out += "workdir = " + quote(c.workdir) + "\n";
+  }
+  for (const Secret& s : spec.secrets) {
+    out += "\n[[secrets]]\n";
+    out += "resource = " + quote(s.resource) + "\n";
+    out += "path = " + quote(s.path) + "\n";
+  }
+  for (const Port& p : spec.ports) {
+    out += "\n[[ports]]\n";
+    out += "host = " + std::to_string(p.host) + "\n";
+    out += "container = " + std::to_string(p.container) + "\n";
+    out += "protocol = " + quote(p.protocol) + "\n";
+  }
+  return out;
+}
+
+}  // namespace confpod::spec

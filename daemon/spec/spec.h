@@ -1,0 +1,88 @@
+// Pod specs: the TOML a tenant writes to describe one pod (docs/pod-spec.md).
+//
+// A spec is untrusted input: parse_pod_spec checks every key, type and bound and reports the
+// first problem as "spec.invalid" with the line and the dotted key path, e.g.
+//   line 7: containers[0].image: digest must be sha256:<64 hex digits>
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attest/base/result.h"
+#include "vmm/config.h"
+
+namespace confpod::spec {
+
+enum class RestartPolicy { kNo, kOnFailure, kAlways };
+std::string to_string(RestartPolicy policy);  // "no" | "on-failure" | "always"
+
+// "oci-archive:/srv/images/app.tar@sha256:<64 hex>"
+struct ImageRef {
+  std::string transport;          // "oci-archive" (the only transport so far)
+  std::string path;               // absolute, normalized host path of the archive
+  std::string digest;             // "sha256:" + 64 lower-case hex digits
+  std::string to_string() const;  // the canonical "transport:path@digest" form
+  bool operator==(const ImageRef&) const = default;
+};
+
+struct Container {
+  std::string name;
+  ImageRef image;
+  std::vector<std::string> command;        // empty: the image's entrypoint
+  std::map<std::string, std::string> env;  // ordered by key
+  std::string workdir = "/";
+  bool operator==(const Container&) const = default;
+};
+
+struct Secret {
+  std::string resource;  // KBS "repository/type/tag"
+  std::string path;      // absolute path where the containers see it
+  bool operator==(const Secret&) const = default;
+};
+
+struct Port {
+  std::uint16_t host = 0;
+  std::uint16_t container = 0;
+  std::string protocol = "tcp";  // tcp | udp
+  bool operator==(const Port&) const = default;
+};
+
+struct VmResources {
+  unsigned vcpus = 1;
+  unsigned memory_mib = 512;
+  bool operator==(const VmResources&) const = default;
+};
+
+struct PodSpec {
+  std::string name;
+  vmm::Tee tee = vmm::Tee::kNone;  // required in the TOML: never defaulted
+  RestartPolicy restart = RestartPolicy::kNo;
+  VmResources vm;
+  std::vector<Container> containers;
+  std::vector<Secret> secrets;
+  std::vector<Port> ports;
+  bool operator==(const PodSpec&) const = default;
+};
+
+// Limits on untrusted input (documented in docs/pod-spec.md).
+inline constexpr std::size_t kMaxSpecBytes = 1u << 20;
+inline constexpr std::size_t kMaxContainers = 16;
+inline constexpr std::size_t kMaxSecrets = 64;
+inline constexpr std::size_t kMaxPorts = 64;
+inline constexpr std::size_t kMaxCommandArgs = 256;
+inline constexpr std::size_t kMaxEnv = 256;
+inline constexpr std::size_t kMaxStringBytes = 4096;
+inline constexpr unsigned kMinVcpus = 1, kMaxVcpus = 256;
+inline constexpr unsigned kMinMemoryMib = 128, kMaxMemoryMib = 1048576;
+
+// Error code "spec.invalid" for everything (syntax, unknown keys, types, bounds).
+Result<PodSpec> parse_pod_spec(std::string_view toml_text);
+
+// Canonical TOML: fixed key order, defaults written out, so equal specs serialize to equal
+// bytes and parse_pod_spec(to_toml(s)) == s.
+std::string to_toml(const PodSpec& spec);
+
+}  // namespace confpod::spec

@@ -1,0 +1,101 @@
+#include "daemon/spec/vm_from_spec.h"
+
+#include <algorithm>
+
+#include "attest/crypto/crypto.h"
+
+namespace confpod::spec {
+
+PodPaths pod_paths(const std::string& runtime_dir, const std::string& pod_name) {
+  PodPaths p;
+  std::string root = runtime_dir;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  p.dir = root + "/pods/" + pod_name;
+  p.qmp_socket = p.dir + "/qmp.sock";
+  p.agent_socket = p.dir + "/agent.sock";
+  p.pidfile = p.dir + "/qemu.pid";
+  p.serial_log = p.dir + "/serial.log";
+  return p;
+}
+
+Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefaults& host,
+                                          std::string_view init_data) {
+  if (host.runtime_dir.empty() || host.runtime_dir.front() != '/')
+    return make_error("spec.host", "runtime_dir must be an absolute path");
+  vmm::VmConfig c;
+  c.name = spec.name;
+  c.vcpus = spec.vm.vcpus;
+  c.memory_mib = spec.vm.memory_mib;
+  c.qemu_binary = host.qemu_binary;
+  c.accel = host.accel;
+  c.cpu_model = host.cpu_model;
+  c.kernel = host.kernel;
+  c.initrd = host.initrd;
+  c.kernel_cmdline = host.kernel_cmdline;
+  c.tee = spec.tee;
+  c.allow_insecure_tee = host.allow_insecure_tee;
+
+  switch (spec.tee) {
+    case vmm::Tee::kNone:
+      if (!host.allow_insecure_tee)
+        return make_error("spec.tee", "pod " + spec.name +
+                                          " asks for tee none, which this host does not allow "
+                                          "(allow_insecure_tee in confpod.toml)");
+      c.firmware = host.firmware_none;
+      break;
+    case vmm::Tee::kSnp: {
+      if (host.firmware_snp.empty())
+        return make_error("spec.tee", "this host has no SNP firmware configured");
+      c.firmware = host.firmware_snp;
+      c.snp.policy = host.snp_policy;
+      c.snp.cbitpos = host.cbitpos;
+      c.snp.reduced_phys_bits = host.reduced_phys_bits;
+      c.snp.kernel_hashes = true;
+      Bytes digest = crypto::sha256(as_bytes(init_data));
+      std::copy_n(digest.begin(), c.snp.host_data.size(), c.snp.host_data.begin());
+      break;
+    }
+    case vmm::Tee::kTdx: {
+      if (host.firmware_tdx.empty())
+        return make_error("spec.tee", "this host has no TDX firmware configured");
+      c.firmware = host.firmware_tdx;
+      c.tdx.attributes = host.tdx_attributes;
+      c.tdx.quote_generation_socket = host.tdx_qgs_socket;
+      Bytes digest = crypto::sha384(as_bytes(init_data));
+      std::copy_n(digest.begin(), c.tdx.mrconfigid.size(), c.tdx.mrconfigid.begin());
+      break;
+    }
+  }
+
+  const PodPaths paths = pod_paths(host.runtime_dir, spec.name);
+  c.qmp_socket = paths.qmp_socket;
+  c.pidfile = paths.pidfile;
+  c.serial_log = paths.serial_log;
+  c.channels.push_back({std::string(kAgentChannelName), paths.agent_socket});
+
+  // Image archives are handed to the guest as read-only disks; the agent finds each by its
+  // serial and checks the digest bound in init-data before using it.
+  for (std::size_t i = 0; i < spec.containers.size(); ++i) {
+    vmm::Disk disk;
+    disk.path = spec.containers[i].image.path;
+    disk.read_only = true;
+    disk.format = "raw";
+    disk.serial = "image" + std::to_string(i);
+    c.disks.push_back(std::move(disk));
+  }
+
+  vmm::Nic nic;
+  nic.kind = vmm::Nic::Kind::kUser;
+  for (const Port& p : spec.ports) {
+    auto& list = p.protocol == "udp" ? nic.udp_host_forwards : nic.host_forwards;
+    list.emplace_back(p.host, p.container);
+  }
+  c.nics.push_back(std::move(nic));
+  return c;
+}
+
+Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefaults& host) {
+  return vm_config_from_spec(spec, host, to_toml(spec));
+}
+
+}  // namespace confpod::spec

@@ -1,0 +1,59 @@
+// The glue from a pod spec to the machine that runs it: PodSpec + this host's defaults
+// (confpod.toml) -> vmm::VmConfig, ready for vmm::qemu_argv or vmm::libvirt_domain_xml.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "attest/base/result.h"
+#include "daemon/spec/spec.h"
+#include "vmm/config.h"
+
+namespace confpod::spec {
+
+// What the host decides (never the tenant): binaries, guest image, paths, SNP/TDX platform
+// parameters. Filled from confpod.toml by the daemon.
+struct HostDefaults {
+  std::string qemu_binary = "/usr/bin/qemu-system-x86_64";
+  std::string accel = "kvm";  // "tcg" only for tee none (development, CI)
+  std::string cpu_model;      // empty: "host" with kvm, "max" with tcg
+  std::string firmware_snp;   // AmdSev OVMF build (-bios)
+  std::string firmware_tdx;   // TDVF (-bios)
+  std::string firmware_none;  // optional; empty: QEMU's default firmware
+  std::string kernel;         // guest kernel (direct boot)
+  std::string initrd;         // guest initrd with the agent
+  std::string kernel_cmdline = "console=ttyS0";
+  std::string runtime_dir = "/run/confpod";  // per-pod files under <runtime_dir>/pods/<name>/
+  std::uint32_t cbitpos = 51;                // CPUID 0x8000001F[EBX] on this host
+  std::uint32_t reduced_phys_bits = 1;
+  std::uint64_t snp_policy = 0x30000;         // SMT allowed, no debug
+  std::uint64_t tdx_attributes = 0x10000000;  // SEPT_VE_DISABLE, no debug
+  std::string tdx_qgs_socket;                 // Intel QGS unix socket; empty: none
+  bool allow_insecure_tee = false;            // confpod.toml allow_insecure_tee
+};
+
+// The per-pod paths, all under <runtime_dir>/pods/<name>/ (daemon creates the directory).
+struct PodPaths {
+  std::string dir;
+  std::string qmp_socket;    // qmp.sock
+  std::string agent_socket;  // agent.sock  (virtio-serial port "org.confpod.agent.0")
+  std::string pidfile;       // qemu.pid
+  std::string serial_log;    // serial.log
+};
+PodPaths pod_paths(const std::string& runtime_dir, const std::string& pod_name);
+
+inline constexpr std::string_view kAgentChannelName = "org.confpod.agent.0";
+
+// Binds SHA-256(init_data) as SNP host_data and SHA-384(init_data) as TDX mrconfigid.
+// Each container image archive becomes a read-only raw virtio disk with serial "image<i>";
+// ports become user-mode forwards. Errors: "spec.tee" (tee none not allowed on this host or
+// host not set up for the TEE), "spec.host" (bad host defaults).
+Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefaults& host,
+                                          std::string_view init_data);
+
+// Same, with the canonical TOML of the spec (to_toml) as the init-data, until the guest agent
+// defines its init-data document.
+Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefaults& host);
+
+}  // namespace confpod::spec
