@@ -1,0 +1,228 @@
+#include "vmm/supervisor.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/support/process.h"
+
+namespace confpod::vmm {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kQemu = "/usr/bin/qemu-system-x86_64";
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::string fd_target(pid_t pid, int fd) {
+  std::error_code ec;
+  auto target = std::filesystem::read_symlink(
+      "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd), ec);
+  return ec ? "" : target.string();
+}
+
+// QEMU with no machine: starts in ~0.1 s, answers QMP, has no ACPI (powerdown does nothing).
+SupervisorOptions machine_none(const testing::TempDir& dir) {
+  SupervisorOptions options;
+  options.qmp_socket = dir.path() + "/qmp.sock";
+  options.pidfile = dir.path() + "/qemu.pid";
+  options.log_file = dir.path() + "/qemu.log";
+  options.argv = {
+      kQemu,      "-machine", "none", "-nodefaults",
+      "-display", "none",     "-qmp", "unix:" + options.qmp_socket + ",server=on,wait=off"};
+  options.qmp_timeout = 20s;
+  return options;
+}
+
+TEST(Supervisor, StartIsolatesTheProcess) {
+  testing::TempDir dir;
+  // An inheritable fd the child must not get.
+  std::string leak_path = dir.write("leak", "x");
+  int leak = ::open(leak_path.c_str(), O_RDONLY);  // no O_CLOEXEC on purpose
+  ASSERT_GE(leak, 0);
+  auto sup = Supervisor::start(machine_none(dir));
+  ::close(leak);
+  ASSERT_TRUE(sup.ok()) << sup.error().describe();
+  pid_t pid = sup->pid();
+  EXPECT_TRUE(sup->is_parent());
+  EXPECT_EQ(read_file(dir.path() + "/qemu.pid"), std::to_string(pid) + "\n");
+  EXPECT_EQ(::getpgid(pid), pid);  // own process group
+  EXPECT_EQ(::getsid(pid), pid);   // own session
+  EXPECT_EQ(fd_target(pid, 0), "/dev/null");
+  EXPECT_EQ(fd_target(pid, 1), dir.path() + "/qemu.log");
+  EXPECT_EQ(fd_target(pid, 2), dir.path() + "/qemu.log");
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    std::error_code ec;
+    EXPECT_NE(std::filesystem::read_symlink(entry.path(), ec).string(), leak_path);
+  }
+  auto status = sup->status();
+  ASSERT_TRUE(status.ok()) << status.error().describe();
+  EXPECT_EQ(*status, "running");
+  auto none = sup->poll_exit();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  auto exit = sup->kill();
+  ASSERT_TRUE(exit.ok()) << exit.error().describe();
+  EXPECT_EQ(exit->cause, ExitCause::kKilledBySupervisor);
+  EXPECT_EQ(exit->signal, SIGKILL);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/qemu.pid"));  // removed once dead
+}
+
+TEST(Supervisor, StopWithoutAcpiFallsBackToKill) {
+  testing::TempDir dir;
+  auto sup = Supervisor::start(machine_none(dir));
+  ASSERT_TRUE(sup.ok()) << sup.error().describe();
+  auto start = std::chrono::steady_clock::now();
+  auto exit = sup->stop(300ms);
+  ASSERT_TRUE(exit.ok()) << exit.error().describe();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
+  EXPECT_EQ(exit->cause, ExitCause::kKilledBySupervisor);
+  EXPECT_FALSE(exit->shutdown_event_seen);
+  // Asking again returns the same answer.
+  auto again = sup->stop(300ms);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->cause, ExitCause::kKilledBySupervisor);
+}
+
+TEST(Supervisor, ExternalSigkillIsACrashNotOurs) {
+  testing::TempDir dir;
+  auto sup = Supervisor::start(machine_none(dir));
+  ASSERT_TRUE(sup.ok()) << sup.error().describe();
+  ASSERT_EQ(::kill(sup->pid(), SIGKILL), 0);
+  auto exit = sup->wait_exit(10s);
+  ASSERT_TRUE(exit.ok()) << exit.error().describe();
+  EXPECT_EQ(exit->cause, ExitCause::kSignaled);
+  EXPECT_EQ(exit->signal, SIGKILL);
+}
+
+TEST(Supervisor, SigtermIsAGracefulHostSignal) {
+  testing::TempDir dir;
+  auto sup = Supervisor::start(machine_none(dir));
+  ASSERT_TRUE(sup.ok()) << sup.error().describe();
+  ASSERT_EQ(::kill(sup->pid(), SIGTERM), 0);
+  auto exit = sup->wait_exit(10s);
+  ASSERT_TRUE(exit.ok()) << exit.error().describe();
+  EXPECT_EQ(exit->cause, ExitCause::kHostSignal);
+  EXPECT_EQ(exit->shutdown_reason, "host-signal");
+  EXPECT_EQ(exit->exit_code, 0);
+}
+
+TEST(Supervisor, WaitExitTimesOut) {
+  testing::TempDir dir;
+  auto sup = Supervisor::start(machine_none(dir));
+  ASSERT_TRUE(sup.ok()) << sup.error().describe();
+  auto exit = sup->wait_exit(100ms);
+  ASSERT_FALSE(exit.ok());
+  EXPECT_EQ(exit.error().code, "vmm.supervisor.timeout");
+  ASSERT_TRUE(sup->kill().ok());
+}
+
+TEST(Supervisor, BadOptionIsAnEarlyExitWithTheLog) {
+  testing::TempDir dir;
+  auto options = machine_none(dir);
+  options.argv.push_back("-no-such-option");
+  auto sup = Supervisor::start(options);
+  ASSERT_FALSE(sup.ok());
+  EXPECT_EQ(sup.error().code, "vmm.supervisor.early_exit");
+  EXPECT_NE(sup.error().message.find("exited-with-error, exit code 1"), std::string::npos)
+      << sup.error().message;
+  EXPECT_NE(sup.error().message.find("-no-such-option"), std::string::npos) << sup.error().message;
+}
+
+TEST(Supervisor, ExecFailureIsReported) {
+  testing::TempDir dir;
+  auto options = machine_none(dir);
+  options.argv[0] = dir.write("not-a-program", "no shebang, no ELF\n");
+  ::chmod(options.argv[0].c_str(), 0755);
+  auto sup = Supervisor::start(options);
+  ASSERT_FALSE(sup.ok());
+  EXPECT_EQ(sup.error().code, "vmm.supervisor.exec");
+  options.argv[0] = "qemu-system-x86_64";  // relative: refused before fork
+  EXPECT_EQ(Supervisor::start(options).error().code, "vmm.supervisor.argv");
+}
+
+TEST(Supervisor, RefusesASocketAnotherQemuServes) {
+  testing::TempDir dir;
+  auto first = Supervisor::start(machine_none(dir));
+  ASSERT_TRUE(first.ok()) << first.error().describe();
+  auto options = machine_none(dir);
+  options.pidfile = dir.path() + "/second.pid";
+  auto second = Supervisor::start(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, "vmm.supervisor.socket_in_use");
+  ASSERT_TRUE(first->kill().ok());
+}
+
+TEST(Supervisor, ReattachAfterTheObjectIsGone) {
+  testing::TempDir dir;
+  auto options = machine_none(dir);
+  pid_t pid;
+  {
+    auto sup = Supervisor::start(options);
+    ASSERT_TRUE(sup.ok()) << sup.error().describe();
+    pid = sup->pid();
+  }  // the destructor leaves QEMU running
+  ASSERT_EQ(::kill(pid, 0), 0);
+  auto again = Supervisor::attach(options.pidfile, options.qmp_socket);
+  ASSERT_TRUE(again.ok()) << again.error().describe();
+  EXPECT_EQ(again->pid(), pid);
+  EXPECT_TRUE(again->is_parent());  // same process: still its parent
+  auto status = again->status();
+  ASSERT_TRUE(status.ok()) << status.error().describe();
+  EXPECT_EQ(*status, "running");
+  ASSERT_TRUE(again->qmp().quit().ok());
+  auto exit = again->wait_exit(10s);
+  ASSERT_TRUE(exit.ok()) << exit.error().describe();
+  EXPECT_EQ(exit->cause, ExitCause::kHostQuit);
+  EXPECT_EQ(exit->exit_code, 0);
+}
+
+TEST(Supervisor, AttachChecksIdentity) {
+  testing::TempDir dir;
+  auto options = machine_none(dir);
+  auto sup = Supervisor::start(options);
+  ASSERT_TRUE(sup.ok()) << sup.error().describe();
+  // Same pid, another socket: not our QEMU.
+  auto wrong = Supervisor::attach(options.pidfile, dir.path() + "/qmp.so");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code, "vmm.supervisor.attach");
+  EXPECT_NE(wrong.error().message.find("does not name that socket"), std::string::npos);
+  // A pid that is ours but not QEMU (this test process).
+  std::string self = dir.write("self.pid", std::to_string(::getpid()) + "\n");
+  EXPECT_EQ(Supervisor::attach(self, options.qmp_socket).error().code, "vmm.supervisor.attach");
+  // Garbage and missing pidfiles.
+  EXPECT_EQ(Supervisor::attach(dir.write("junk.pid", "12ab\n"), options.qmp_socket).error().code,
+            "vmm.supervisor.attach");
+  EXPECT_EQ(Supervisor::attach(dir.path() + "/none.pid", options.qmp_socket).error().code,
+            "vmm.supervisor.attach");
+  ASSERT_TRUE(sup->kill().ok());
+  // The pidfile is gone after exit; a stale copy names a dead pid.
+  std::string stale = dir.write("stale.pid", std::to_string(sup->pid()) + "\n");
+  auto dead = Supervisor::attach(stale, options.qmp_socket);
+  ASSERT_FALSE(dead.ok());
+  EXPECT_EQ(dead.error().code, "vmm.supervisor.attach");
+}
+
+TEST(SupervisorDetail, IdentityMatchesWholePathsOnly) {
+  testing::TempDir proc;
+  std::filesystem::create_directories(proc.path() + "/42");
+  std::string cmdline("/usr/bin/qemu-system-x86_64\0-qmp\0unix:/run/a/qmp.sock,server=on\0", 62);
+  proc.write("42/cmdline", cmdline);
+  EXPECT_TRUE(detail::check_qemu_identity(proc.path(), 42, "/run/a/qmp.sock").ok());
+  EXPECT_FALSE(detail::check_qemu_identity(proc.path(), 42, "/run/a/qmp.soc").ok());
+  EXPECT_FALSE(detail::check_qemu_identity(proc.path(), 42, "a/qmp.sock").ok());
+  EXPECT_FALSE(detail::check_qemu_identity(proc.path(), 43, "/run/a/qmp.sock").ok());
+}
+
+}  // namespace
+}  // namespace confpod::vmm
