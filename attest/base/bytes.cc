@@ -38,8 +38,8 @@ Result<Bytes> from_hex(std::string_view hex) {
     int hi = hex_value(hex[2 * i]);
     int lo = hex_value(hex[2 * i + 1]);
     if (hi < 0 || lo < 0)
-      return make_error("hex.invalid",
-                        "non-hex character at position " + std::to_string(hi < 0 ? 2 * i : 2 * i + 1));
+      return make_error("hex.invalid", "non-hex character at position " +
+                                           std::to_string(hi < 0 ? 2 * i : 2 * i + 1));
     out[i] = static_cast<std::uint8_t>((hi << 4) | lo);
   }
   return out;
@@ -73,8 +73,7 @@ namespace {
 template <class Container>
 Result<Container> read_whole(const std::string& path, std::size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return make_error("file.read", "cannot open " + path + ": " + std::strerror(errno));
+  if (!in) return make_error("file.read", "cannot open " + path + ": " + std::strerror(errno));
   in.seekg(0, std::ios::end);
   std::streamoff size = in.tellg();
   if (size < 0) return make_error("file.read", "cannot size " + path);

@@ -29,8 +29,8 @@ inline Error make_error(std::string code, std::string message) {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::move(error)) {}      // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -97,11 +97,10 @@ inline Status ok_status() { return Status(); }
 #define CONFPOD_CONCAT_INNER(a, b) a##b
 #define CONFPOD_CONCAT(a, b) CONFPOD_CONCAT_INNER(a, b)
 
-#define CONFPOD_TRY(expr)                             \
-  do {                                                \
-    auto confpod_try_status_ = (expr);                \
-    if (!confpod_try_status_.ok())                    \
-      return confpod_try_status_.take_error();        \
+#define CONFPOD_TRY(expr)                                                   \
+  do {                                                                      \
+    auto confpod_try_status_ = (expr);                                      \
+    if (!confpod_try_status_.ok()) return confpod_try_status_.take_error(); \
   } while (0)
 
 // CONFPOD_ASSIGN_OR_RETURN(auto x, f()); binds the value or returns the error.

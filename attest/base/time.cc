@@ -75,8 +75,8 @@ Result<UnixSeconds> parse_rfc3339(std::string_view s) {
     return bad("bad time zone");
   }
   if (pos != s.size()) return bad("trailing characters");
-  return unix_from_utc(year, static_cast<unsigned>(month), static_cast<unsigned>(day), hour,
-                       minute, second) -
+  return unix_from_utc(year, static_cast<unsigned>(month), static_cast<unsigned>(day), hour, minute,
+                       second) -
          offset;
 }
 
@@ -86,7 +86,9 @@ UnixSeconds unix_from_utc(std::int64_t year, unsigned month, unsigned day, int h
 }
 
 std::string format_rfc3339(UnixSeconds t) {
-  std::int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+  // Floor division without overflow for every int64 (t - 86399 would overflow near the minimum).
+  std::int64_t days = t / 86400;
+  if (t % 86400 < 0) --days;
   std::int64_t secs = t - days * 86400;
   // civil_from_days
   std::int64_t z = days + 719468;

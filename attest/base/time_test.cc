@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace confpod {
 namespace {
 
@@ -19,9 +21,9 @@ TEST(Rfc3339, HandlesFractionsAndOffsets) {
 }
 
 TEST(Rfc3339, RejectsMalformedTimes) {
-  for (const char* bad : {"", "2023-07-01", "2023-07-01T01:00:00", "2023-13-01T00:00:00Z",
-                          "2023-02-29T00:00:00Z", "2023-07-01T25:00:00Z", "2023-07-01T01:00:00Zx",
-                          "yesterday", "2023-07-01T01:00:00+0200"}) {
+  for (const char* bad :
+       {"", "2023-07-01", "2023-07-01T01:00:00", "2023-13-01T00:00:00Z", "2023-02-29T00:00:00Z",
+        "2023-07-01T25:00:00Z", "2023-07-01T01:00:00Zx", "yesterday", "2023-07-01T01:00:00+0200"}) {
     auto r = parse_rfc3339(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, "time.invalid");
@@ -36,6 +38,21 @@ TEST(Rfc3339, FormatsRoundTrip) {
     EXPECT_EQ(*back, t);
   }
   EXPECT_EQ(format_rfc3339(1752919234), "2025-07-19T10:00:34Z");
+}
+
+// Times come from hostile certificates and collateral: every int64 must format without
+// overflow (the fuzzer found INT64_MIN overflowing the floor division), negative times
+// round down to the previous day.
+TEST(Rfc3339, FormatsEveryInt64) {
+  EXPECT_EQ(format_rfc3339(-1), "1969-12-31T23:59:59Z");
+  EXPECT_EQ(format_rfc3339(-86400), "1969-12-31T00:00:00Z");
+  EXPECT_EQ(format_rfc3339(-86401), "1969-12-30T23:59:59Z");
+  for (UnixSeconds t : {std::numeric_limits<UnixSeconds>::min(),
+                        std::numeric_limits<UnixSeconds>::max()}) {
+    std::string text = format_rfc3339(t);
+    EXPECT_EQ(text.substr(text.size() - 1), "Z") << text;
+    EXPECT_NE(text.find('T'), std::string::npos) << text;
+  }
 }
 
 }  // namespace

@@ -148,7 +148,8 @@ Result<X509Ptr> parse_certificate(ByteView data) {
     const unsigned char* p = data.data();
     cert.reset(d2i_X509(nullptr, &p, static_cast<long>(data.size())));
   }
-  if (!cert) return make_error("crypto.certificate", "cannot parse certificate: " + openssl_error());
+  if (!cert)
+    return make_error("crypto.certificate", "cannot parse certificate: " + openssl_error());
   return cert;
 }
 
@@ -209,10 +210,14 @@ UnixSeconds not_after(X509* cert) { return asn1_to_unix(X509_get0_notAfter(cert)
 
 Status check_validity(X509* cert, UnixSeconds at) {
   UnixSeconds from = not_before(cert), until = not_after(cert);
+  // An unreadable bound is a sentinel that fails closed; say so rather than print its value.
+  auto bound = [](UnixSeconds t) {
+    return t == kNever || t == kAlways ? std::string("(unreadable time)") : format_rfc3339(t);
+  };
   if (at < from || at > until)
-    return make_error("crypto.cert_validity",
-                      "certificate '" + subject_name(cert) + "' is valid " + format_rfc3339(from) +
-                          " .. " + format_rfc3339(until) + ", not at " + format_rfc3339(at));
+    return make_error("crypto.cert_validity", "certificate '" + subject_name(cert) +
+                                                  "' is valid " + bound(from) + " .. " +
+                                                  bound(until) + ", not at " + format_rfc3339(at));
   return ok_status();
 }
 
@@ -265,10 +270,9 @@ Status check_crl_validity(X509_CRL* crl, UnixSeconds at) {
   UnixSeconds from = asn1_to_unix(X509_CRL_get0_lastUpdate(crl), kNever);
   UnixSeconds until = crl_next_update(crl);
   if (at < from || at > until)
-    return make_error("crypto.crl_validity", "CRL of '" + crl_issuer_name(crl) + "' is valid " +
-                                                 format_rfc3339(from) + " .. " +
-                                                 format_rfc3339(until) + ", not at " +
-                                                 format_rfc3339(at));
+    return make_error("crypto.crl_validity",
+                      "CRL of '" + crl_issuer_name(crl) + "' is valid " + format_rfc3339(from) +
+                          " .. " + format_rfc3339(until) + ", not at " + format_rfc3339(at));
   return ok_status();
 }
 
@@ -293,20 +297,21 @@ Result<EvpPkeyPtr> ec_public_key_from_xy(int curve_nid, ByteView xy) {
 
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
   const char* group = OBJ_nid2sn(curve_nid);
-  if (!bld ||
-      !OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
+  if (!bld || !OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
       !OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
                                         point.size()))
     return make_error("crypto.public_key", "cannot build key parameters: " + openssl_error());
   std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld.get()));
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
   EVP_PKEY* raw = nullptr;
   if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1)
     return make_error("crypto.public_key", "not a point on the curve: " + openssl_error());
   EvpPkeyPtr key(raw);
   // fromdata does not always check the point; do it so a bogus key fails here, by name.
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> check(
+      EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
   if (!check || EVP_PKEY_public_check(check.get()) != 1)
     return make_error("crypto.public_key", "not a point on the curve: " + openssl_error());
   return key;
@@ -339,8 +344,8 @@ Status verify_ecdsa(EVP_PKEY* key, Hash hash, ByteView message, ByteView r_be, B
 
 Status verify_ecdsa_concat(EVP_PKEY* key, Hash hash, ByteView message, ByteView r_concat_s) {
   if (r_concat_s.empty() || r_concat_s.size() % 2 != 0)
-    return make_error("crypto.signature", "r||s signature has odd length " +
-                                              std::to_string(r_concat_s.size()));
+    return make_error("crypto.signature",
+                      "r||s signature has odd length " + std::to_string(r_concat_s.size()));
   std::size_t half = r_concat_s.size() / 2;
   return verify_ecdsa(key, hash, message, r_concat_s.first(half), r_concat_s.subspan(half));
 }

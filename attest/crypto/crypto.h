@@ -72,7 +72,7 @@ Result<Bytes> extension_value(X509* cert, std::string_view oid);
 EvpPkeyPtr public_key(X509* cert);
 
 // CRLs -------------------------------------------------------------------------------------
-Result<X509CrlPtr> parse_crl(ByteView pem_or_der);  // "crypto.crl"
+Result<X509CrlPtr> parse_crl(ByteView pem_or_der);         // "crypto.crl"
 Status verify_crl_signature(X509_CRL* crl, X509* issuer);  // "crypto.crl_signature"
 // thisUpdate <= at <= nextUpdate. Error "crypto.crl_validity".
 Status check_crl_validity(X509_CRL* crl, UnixSeconds at);
