@@ -116,10 +116,11 @@ void report(const char* name, double subject, double baseline, const char* unit,
 
 void bench_snp() {
   Bytes report_bytes = fixture("snp/virtee_report_milan.bin");
-  auto vcek = must(confpod::crypto::parse_certificate(fixture("snp/virtee_vcek_milan.der")), "vcek");
-  auto chain = must(confpod::snp::verify_chain(vcek.get(), nullptr, nullptr, std::nullopt,
-                                               confpod::now_unix()),
-                    "chain");
+  auto vcek =
+      must(confpod::crypto::parse_certificate(fixture("snp/virtee_vcek_milan.der")), "vcek");
+  auto chain = must(
+      confpod::snp::verify_chain(vcek.get(), nullptr, nullptr, std::nullopt, confpod::now_unix()),
+      "chain");
   confpod::snp::Policy policy;
   auto subject = [&] {
     auto report = confpod::snp::parse_and_verify(report_bytes, chain);

@@ -9,7 +9,7 @@
 // not trust to be well-formed: every read has a deadline and a size cap.
 //
 // vsock (vhost-vsock-pci, needs /dev/vhost-vsock) would replace this with AF_VSOCK to the
-// guest's CID; not implemented yet (see docs/vmm.md).
+// guest's CID; the probe reports /dev/vhost-vsock, the driver uses virtio-serial (docs/vmm.md).
 //
 // Errors: vmm.channel.connect, .timeout, .closed, .io, .too_long
 #pragma once

@@ -5,15 +5,14 @@
 //   1  the evidence or request was rejected (one line on stderr names the failed check)
 //   2  unusable arguments or unreadable input files
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <iostream>
 
+#include "daemon/ctl/launch.h"
 #include "daemon/ctl/verify.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"confpodctl: control confpod and verify attestation evidence offline",
-               "confpodctl"};
+  CLI::App app{"confpodctl: control confpod and verify attestation evidence offline", "confpodctl"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
 
@@ -42,6 +41,18 @@ int main(int argc, char** argv) {
       ->required();
   tdx->add_flag("--allow-debug", tdx_args.allow_debug, "Accept a TD with the DEBUG attribute");
 
+  confpod::ctl::QemuArgvArgs argv_args;
+  CLI::App* qemu_argv = app.add_subcommand(
+      "qemu-argv", "Print the QEMU command line for a pod spec, one argument a line");
+  qemu_argv->add_option("SPEC", argv_args.spec, "Pod spec (TOML)")->required();
+  qemu_argv->add_option("--tee", argv_args.tee_override, "Override the spec's tee")
+      ->check(CLI::IsMember({"none", "snp", "tdx"}));
+
+  confpod::ctl::HostProbeArgs probe_args;
+  CLI::App* host_probe =
+      app.add_subcommand("host-probe", "Print which TEEs this host supports, as JSON");
+  host_probe->add_option("--qemu", probe_args.qemu_binary, "QEMU binary to probe");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -55,5 +66,7 @@ int main(int argc, char** argv) {
 
   if (*snp) return confpod::ctl::verify_snp(snp_args, std::cout, std::cerr);
   if (*tdx) return confpod::ctl::verify_tdx(tdx_args, std::cout, std::cerr);
+  if (*qemu_argv) return confpod::ctl::qemu_argv(argv_args, std::cout, std::cerr);
+  if (*host_probe) return confpod::ctl::host_probe(probe_args, std::cout, std::cerr);
   return confpod::ctl::kExitUsage;
 }

@@ -40,8 +40,7 @@ int accepted(std::ostream& out, const nlohmann::json& claims) {
 Result<crypto::X509Ptr> load_certificate(const std::string& option, const std::string& path) {
   CONFPOD_ASSIGN_OR_RETURN(Bytes bytes, read_file(path, 1u << 20));
   auto cert = crypto::parse_certificate(bytes);
-  if (!cert.ok())
-    return make_error("usage", option + " " + path + ": " + cert.error().message);
+  if (!cert.ok()) return make_error("usage", option + " " + path + ": " + cert.error().message);
   return cert;
 }
 
@@ -60,8 +59,7 @@ int verify_snp(const VerifySnpArgs& args, std::ostream& out, std::ostream& err) 
     auto text = read_text_file(args.ask, 1u << 20);
     if (!text.ok()) return usage_error(err, text.error().message);
     auto certs = crypto::parse_pem_certificates(*text);
-    if (!certs.ok())
-      return usage_error(err, "--ask " + args.ask + ": " + certs.error().message);
+    if (!certs.ok()) return usage_error(err, "--ask " + args.ask + ": " + certs.error().message);
     if (certs->size() > 2)
       return usage_error(err, "--ask " + args.ask + ": expected the ASK, or ASK then ARK");
     ask = std::move((*certs)[0]);
@@ -103,7 +101,8 @@ int verify_tdx(const VerifyTdxArgs& args, std::ostream& out, std::ostream& err) 
   if (!collateral_text.ok()) return usage_error(err, collateral_text.error().message);
   auto collateral = tdx::parse_collateral_json(*collateral_text);
   if (!collateral.ok())
-    return usage_error(err, "--collateral " + args.collateral + ": " + collateral.error().describe());
+    return usage_error(err,
+                       "--collateral " + args.collateral + ": " + collateral.error().describe());
 
   auto quote = tdx::parse_quote(*quote_bytes);
   if (!quote.ok()) return rejected(err, quote.error());

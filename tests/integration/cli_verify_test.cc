@@ -1,9 +1,9 @@
 // confpodctl verify snp|tdx, run as a real process on the real fixtures: exit codes, the
 // JSON claims on stdout, and one line on stderr naming the failed check.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "attest/base/bytes.h"
 #include "attest/tdx/collateral.h"
@@ -53,8 +53,8 @@ void expect_usage_error(const ProcessResult& r) {
 // ---- SEV-SNP ---------------------------------------------------------------------------
 
 TEST(CliVerifySnp, MilanReportWithCompiledInRoots) {
-  auto claims = accepted(ctl({"verify", "snp", snp("virtee_report_milan.bin"), "--vcek",
-                              snp("virtee_vcek_milan.der")}));
+  auto claims = accepted(ctl(
+      {"verify", "snp", snp("virtee_report_milan.bin"), "--vcek", snp("virtee_vcek_milan.der")}));
   EXPECT_EQ(claims["tee"], "snp");
   EXPECT_EQ(claims["product"], "milan");
   EXPECT_EQ(claims["measurement"],
@@ -73,9 +73,9 @@ TEST(CliVerifySnp, MilanReportWithCompiledInRoots) {
 }
 
 TEST(CliVerifySnp, ExplicitAskArkAndKdsBundle) {
-  accepted(ctl({"verify", "snp", snp("virtee_report_milan.bin"), "--vcek",
-                snp("virtee_vcek_milan.der"), "--ask", snp("ask_milan.pem"), "--ark",
-                snp("ark_milan.pem"), "--product", "milan"}));
+  accepted(
+      ctl({"verify", "snp", snp("virtee_report_milan.bin"), "--vcek", snp("virtee_vcek_milan.der"),
+           "--ask", snp("ask_milan.pem"), "--ark", snp("ark_milan.pem"), "--product", "milan"}));
   accepted(ctl({"verify", "snp", snp("virtee_report_milan.bin"), "--vcek",
                 snp("virtee_vcek_milan.der"), "--ask", snp("virtee_cert_chain_milan.pem")}));
 }
@@ -84,9 +84,9 @@ TEST(CliVerifySnp, WrongProductRootIsRejected) {
   auto by_flag = ctl({"verify", "snp", snp("virtee_report_milan.bin"), "--vcek",
                       snp("virtee_vcek_milan.der"), "--product", "genoa"});
   expect_rejected(by_flag, "snp.");
-  auto by_certs = ctl({"verify", "snp", snp("virtee_report_milan.bin"), "--vcek",
-                       snp("virtee_vcek_milan.der"), "--ask", snp("ask_genoa.pem"), "--ark",
-                       snp("ark_genoa.pem")});
+  auto by_certs =
+      ctl({"verify", "snp", snp("virtee_report_milan.bin"), "--vcek", snp("virtee_vcek_milan.der"),
+           "--ask", snp("ask_genoa.pem"), "--ark", snp("ark_genoa.pem")});
   expect_rejected(by_certs, "snp.");
 }
 
@@ -126,8 +126,8 @@ TEST(CliVerifySnp, TamperedAndTruncatedReportsAreRejected) {
 }
 
 TEST(CliVerifySnp, UnusableArgumentsExitTwo) {
-  expect_usage_error(ctl({"verify", "snp", "/nonexistent/report.bin", "--vcek",
-                          snp("virtee_vcek_milan.der")}));
+  expect_usage_error(
+      ctl({"verify", "snp", "/nonexistent/report.bin", "--vcek", snp("virtee_vcek_milan.der")}));
   expect_usage_error(ctl({"verify", "snp", snp("virtee_report_milan.bin")}));  // no --vcek
   expect_usage_error(ctl({"verify", "snp", snp("virtee_report_milan.bin"), "--vcek",
                           snp("virtee_vcek_milan.der"), "--product", "naples"}));
@@ -177,12 +177,13 @@ TEST(CliVerifyTdx, QuoteV5UpToDateAndOutdatedPlatformRejected) {
 
 TEST(CliVerifyTdx, DebugTdRejectedUnlessAllowed) {
   // The go-tdx-guest PCS responses, assembled into the collateral file format.
-  auto collateral = tdx::collateral_from_pcs(
-      read_fixture_text("tdx/gotdx_pcs_tcbinfo_50806f000000.json"),
-      read_fixture_text("tdx/gotdx_pcs_qeidentity.json"),
-      read_fixture_text("tdx/gotdx_tcb_info_issuer_chain.pem"),
-      read_fixture("tdx/gotdx_pckcrl_platform.der"),
-      read_fixture_text("tdx/gotdx_pck_crl_issuer_chain.pem"), read_fixture("tdx/gotdx_rootcrl.der"));
+  auto collateral =
+      tdx::collateral_from_pcs(read_fixture_text("tdx/gotdx_pcs_tcbinfo_50806f000000.json"),
+                               read_fixture_text("tdx/gotdx_pcs_qeidentity.json"),
+                               read_fixture_text("tdx/gotdx_tcb_info_issuer_chain.pem"),
+                               read_fixture("tdx/gotdx_pckcrl_platform.der"),
+                               read_fixture_text("tdx/gotdx_pck_crl_issuer_chain.pem"),
+                               read_fixture("tdx/gotdx_rootcrl.der"));
   ASSERT_TRUE(collateral.ok()) << collateral.error().describe();
   TempDir dir;
   auto path = dir.write("collateral.json", tdx::collateral_to_json(*collateral));

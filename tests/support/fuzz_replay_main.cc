@@ -13,7 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 namespace {
 std::size_t run_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(in)),
+                                 std::istreambuf_iterator<char>());
   LLVMFuzzerTestOneInput(data.data(), data.size());
   std::size_t runs = 1;
   for (std::size_t n = 0; n < data.size() && n < 4096; ++n, ++runs) {

@@ -1,0 +1,87 @@
+#include "daemon/ctl/launch.h"
+
+#include <nlohmann/json.hpp>
+
+#include "attest/base/bytes.h"
+#include "daemon/ctl/verify.h"
+#include "daemon/spec/spec.h"
+#include "daemon/spec/vm_from_spec.h"
+#include "vmm/probe.h"
+#include "vmm/qemu_argv.h"
+
+namespace confpod::ctl {
+namespace {
+
+// The host defaults a packaged confpodd starts from (the paths packaging/ installs). The
+// daemon reads the real values from /etc/confpod/confpod.toml; this preview does not need
+// the files to exist, since it launches nothing.
+spec::HostDefaults preview_host_defaults(vmm::Tee tee) {
+  spec::HostDefaults host;
+  host.firmware_snp = "/usr/share/confpod/firmware/OVMF.amdsev.fd";
+  host.firmware_tdx = "/usr/share/confpod/firmware/OVMF.tdx.fd";
+  host.kernel = "/usr/share/confpod/guest/vmlinuz";
+  host.initrd = "/usr/share/confpod/guest/initrd.img";
+  if (tee == vmm::Tee::kNone) {
+    // Only a development host runs tee "none", and then under TCG; the argv says so.
+    host.accel = "tcg";
+    host.allow_insecure_tee = true;
+  }
+  return host;
+}
+
+std::optional<vmm::Tee> tee_from_name(const std::string& name) {
+  if (name == "none") return vmm::Tee::kNone;
+  if (name == "snp") return vmm::Tee::kSnp;
+  if (name == "tdx") return vmm::Tee::kTdx;
+  return std::nullopt;
+}
+
+}  // namespace
+
+int qemu_argv(const QemuArgvArgs& args, std::ostream& out, std::ostream& err) {
+  auto text = read_text_file(args.spec);
+  if (!text.ok()) {
+    err << "error: " << text.error().describe() << "\n";
+    return kExitUsage;
+  }
+  auto pod = spec::parse_pod_spec(*text);
+  if (!pod.ok()) {
+    err << "rejected: " << pod.error().describe() << "\n";
+    return kExitRejected;
+  }
+  if (!args.tee_override.empty()) {
+    auto tee = tee_from_name(args.tee_override);
+    if (!tee) {
+      err << "error: --tee must be none, snp or tdx, not '" << args.tee_override << "'\n";
+      return kExitUsage;
+    }
+    pod->tee = *tee;
+  }
+  auto config = spec::vm_config_from_spec(*pod, preview_host_defaults(pod->tee));
+  if (!config.ok()) {
+    err << "rejected: " << config.error().describe() << "\n";
+    return kExitRejected;
+  }
+  auto argv = vmm::qemu_argv(*config);
+  if (!argv.ok()) {
+    err << "rejected: " << argv.error().describe() << "\n";
+    return kExitRejected;
+  }
+  for (const auto& arg : *argv) out << arg << "\n";
+  if (pod->tee == vmm::Tee::kNone)
+    err << "warning: tee \"none\" is INSECURE: the host can read this guest's memory\n";
+  return kExitOk;
+}
+
+int host_probe(const HostProbeArgs& args, std::ostream& out, std::ostream& /*err*/) {
+  vmm::HostProbe probe = vmm::probe_host(args.qemu_binary);
+  nlohmann::json j = vmm::to_json(probe);
+  // to_json reports snp and tdx; "none" runs wherever QEMU does, and is always insecure.
+  Status none = vmm::check_tee_available(probe, vmm::Tee::kNone, /*allow_insecure_none=*/true);
+  j["tee"]["none"] = {{"available", none.ok()}, {"insecure", true}};
+  if (!none.ok()) j["tee"]["none"]["missing"] = none.error().message;
+  out << j.dump(2) << "\n";
+  return kExitOk;
+}
+
+}  // namespace confpod::ctl
