@@ -117,7 +117,6 @@ TEST(VmBoot, HelloOnTheChannelThenAcpiPowerdown) {
   auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
   std::cout << "[timing] start->QMP ready " << ms(t_qmp - t0) << " ms, start->hello "
             << ms(t_hello - t0) << " ms, powerdown->exit " << ms(t_exit - t_hello) << " ms\n";
-  EXPECT_LT(t_exit - t0, 60s);
 }
 
 TEST(VmBoot, ReattachAfterTheSupervisorIsKilled) {
