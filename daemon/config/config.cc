@@ -1,0 +1,443 @@
+#include "daemon/config/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <utility>
+
+namespace confpod::config {
+namespace {
+
+constexpr std::size_t kMaxConfigBytes = 1 << 20;
+constexpr std::size_t kMaxStringBytes = 4096;
+// x86 COMMAND_LINE_SIZE: a longer command line is cut by the guest kernel, after measurement.
+constexpr std::size_t kMaxCmdlineBytes = 2048;
+constexpr std::uint64_t kSnpPolicyReservedMbo = 1ull << 17;
+constexpr std::uint64_t kSnpPolicyDebug = 1ull << 19;
+constexpr std::uint64_t kTdxAttributeDebug = 1ull << 0;
+
+// Every problem is "config.invalid" with "<origin>: line N: key.path: what is wrong".
+class Parser {
+ public:
+  explicit Parser(std::string_view origin) : origin_(origin) {}
+
+  Error invalid(std::uint32_t line, const std::string& path, const std::string& message) const {
+    return make_error("config.invalid", origin_ + ": line " + std::to_string(line == 0 ? 1 : line) +
+                                            ": " + path + ": " + message);
+  }
+
+  Result<DaemonConfig> parse_root(const toml::table& root) const;
+
+ private:
+  static std::uint32_t line_of(const toml::node& node) { return node.source().begin.line; }
+
+  static std::string join(const std::string& prefix, std::string_view key) {
+    return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
+  }
+
+  static std::string_view type_name(toml::node_type type) {
+    switch (type) {
+      case toml::node_type::table:
+        return "a table";
+      case toml::node_type::array:
+        return "an array";
+      case toml::node_type::string:
+        return "a string";
+      case toml::node_type::integer:
+        return "an integer";
+      case toml::node_type::floating_point:
+        return "a float";
+      case toml::node_type::boolean:
+        return "a boolean";
+      case toml::node_type::date:
+        return "a date";
+      case toml::node_type::time:
+        return "a time";
+      case toml::node_type::date_time:
+        return "a date-time";
+      default:
+        return "nothing";
+    }
+  }
+
+  Error wrong_type(const toml::node& node, const std::string& path,
+                   std::string_view expected) const {
+    return invalid(
+        line_of(node), path,
+        "must be " + std::string(expected) + ", got " + std::string(type_name(node.type())));
+  }
+
+  // Unknown keys are errors: a misspelt key must not silently leave its default in place.
+  Status check_keys(const toml::table& table, const std::string& prefix,
+                    std::initializer_list<std::string_view> allowed) const {
+    for (auto&& [key, value] : table) {
+      bool known = false;
+      for (std::string_view a : allowed) known = known || key.str() == a;
+      if (!known) return invalid(key.source().begin.line, join(prefix, key.str()), "unknown key");
+      (void)value;
+    }
+    return ok_status();
+  }
+
+  // A sub-table ([name]); null when absent.
+  Result<const toml::table*> sub_table(const toml::table& root, std::string_view key) const {
+    const toml::node* node = root.get(key);
+    if (node == nullptr) return static_cast<const toml::table*>(nullptr);
+    const auto* table = node->as_table();
+    if (table == nullptr)
+      return wrong_type(*node, std::string(key), "a table ([" + std::string(key) + "])");
+    return table;
+  }
+
+  // Sets `out` when the key is present. Strings are single-line text: they end up in argv,
+  // XML and log lines.
+  Status get_string(const toml::table& t, const std::string& prefix, std::string_view key,
+                    std::string& out, std::size_t max_bytes = kMaxStringBytes) const {
+    const toml::node* node = t.get(key);
+    if (node == nullptr) return ok_status();
+    const std::string path = join(prefix, key);
+    const auto* s = node->as_string();
+    if (s == nullptr) return wrong_type(*node, path, "a string");
+    const std::string& v = s->get();
+    if (v.size() > max_bytes)
+      return invalid(line_of(*node), path, "longer than " + std::to_string(max_bytes) + " bytes");
+    for (unsigned char c : v)
+      if (c < 0x20 || c == 0x7f)
+        return invalid(line_of(*node), path, "contains a control character");
+    out = v;
+    return ok_status();
+  }
+
+  Status get_bool(const toml::table& t, const std::string& prefix, std::string_view key,
+                  bool& out) const {
+    const toml::node* node = t.get(key);
+    if (node == nullptr) return ok_status();
+    const auto* b = node->as_boolean();
+    if (b == nullptr) return wrong_type(*node, join(prefix, key), "a boolean (true or false)");
+    out = b->get();
+    return ok_status();
+  }
+
+  template <class Int>
+  Status get_int(const toml::table& t, const std::string& prefix, std::string_view key,
+                 std::int64_t min, std::int64_t max, Int& out) const {
+    const toml::node* node = t.get(key);
+    if (node == nullptr) return ok_status();
+    const std::string path = join(prefix, key);
+    const auto* i = node->as_integer();
+    if (i == nullptr) return wrong_type(*node, path, "an integer");
+    const std::int64_t v = i->get();
+    if (v < min || v > max)
+      return invalid(line_of(*node), path,
+                     "must be " + std::to_string(min) + ".." + std::to_string(max) + ", got " +
+                         std::to_string(v));
+    out = static_cast<Int>(v);
+    return ok_status();
+  }
+
+  // Absolute and normalized (no //, . or .. segments, no trailing /), so one file has one
+  // spelling. `optional`: "" means "not set".
+  Status get_path(const toml::table& t, const std::string& prefix, std::string_view key,
+                  std::string& out, bool optional) const {
+    std::string value = out;
+    CONFPOD_TRY(get_string(t, prefix, key, value));
+    const toml::node* node = t.get(key);
+    if (node == nullptr) return ok_status();
+    if (value.empty() && optional) {
+      out.clear();
+      return ok_status();
+    }
+    if (auto problem = path_problem(value))
+      return invalid(line_of(*node), join(prefix, key), *problem);
+    out = std::move(value);
+    return ok_status();
+  }
+
+  static std::optional<std::string> path_problem(std::string_view p) {
+    if (p.empty() || p.front() != '/') return "must be an absolute path";
+    if (p == "/") return "must not be /";
+    if (p.back() == '/') return "must not end in /";
+    std::size_t start = 1;
+    while (start <= p.size()) {
+      std::size_t end = p.find('/', start);
+      if (end == std::string_view::npos) end = p.size();
+      std::string_view seg = p.substr(start, end - start);
+      if (seg.empty()) return "must not contain //";
+      if (seg == "." || seg == "..") return "must be normalized (no . or .. segments)";
+      start = end + 1;
+    }
+    return std::nullopt;
+  }
+
+  // One of `choices`, named in the error.
+  Status get_enum(const toml::table& t, const std::string& prefix, std::string_view key,
+                  std::initializer_list<std::string_view> choices, std::string& out) const {
+    std::string value = out;
+    CONFPOD_TRY(get_string(t, prefix, key, value));
+    const toml::node* node = t.get(key);
+    if (node == nullptr) return ok_status();
+    std::string list;
+    for (std::string_view c : choices) {
+      if (c == value) {
+        out = std::move(value);
+        return ok_status();
+      }
+      list += (list.empty() ? "" : " or ") + std::string(c);
+    }
+    return invalid(line_of(*node), join(prefix, key),
+                   "must be " + list + ", got \"" + value + "\"");
+  }
+
+  std::string origin_;
+};
+
+bool is_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+// A decimal number in [0, max]: digits only (at most 5), no sign, no leading zero.
+std::optional<unsigned> parse_decimal(std::string_view s, unsigned max) {
+  if (s.empty() || s.size() > 5 || (s.size() > 1 && s.front() == '0')) return std::nullopt;
+  unsigned v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (v > max) return std::nullopt;
+  return v;
+}
+
+// Dotted-quad IPv4, strictly: leading zeros would be octal to inet_aton and decimal to us.
+std::optional<std::uint32_t> parse_ipv4(std::string_view s) {
+  std::uint32_t addr = 0;
+  for (int i = 0; i < 4; ++i) {
+    const std::size_t dot = s.find('.');
+    if ((i < 3) != (dot != std::string_view::npos)) return std::nullopt;
+    auto octet = parse_decimal(s.substr(0, dot), 255);
+    if (!octet) return std::nullopt;
+    addr = (addr << 8) | *octet;
+    s = i < 3 ? s.substr(dot + 1) : std::string_view();
+  }
+  return addr;
+}
+
+std::string format_ipv4(std::uint32_t a) {
+  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
+         std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
+}
+
+std::optional<std::string> subnet_problem(std::string_view cidr) {
+  const std::size_t slash = cidr.find('/');
+  if (slash == std::string_view::npos) return "must be IPv4 CIDR a.b.c.d/N";
+  auto addr = parse_ipv4(cidr.substr(0, slash));
+  if (!addr) return "must be IPv4 CIDR a.b.c.d/N (address is not dotted-quad IPv4)";
+  auto prefix = parse_decimal(cidr.substr(slash + 1), 32);
+  if (!prefix) return "must be IPv4 CIDR a.b.c.d/N (N is not 0..32)";
+  // /30 leaves two usable addresses (host bridge + one guest); shorter than /8 is not a pod
+  // subnet but a typo.
+  if (*prefix < 8 || *prefix > 30)
+    return "prefix length must be 8..30, got /" + std::to_string(*prefix);
+  const std::uint32_t mask = ~0u << (32 - *prefix);
+  if ((*addr & ~mask) != 0)
+    return "has host bits set; the network is " + format_ipv4(*addr & mask) + "/" +
+           std::to_string(*prefix);
+  return std::nullopt;
+}
+
+// host:port with host a dotted-quad IPv4, [IPv6] or a DNS name, port 1..65535.
+std::optional<std::string> listen_problem(std::string_view s) {
+  const std::size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return "must be host:port";
+  std::string_view host = s.substr(0, colon);
+  auto port = parse_decimal(s.substr(colon + 1), 65535);
+  if (!port || *port == 0) return "port must be 1..65535";
+  if (host.front() == '[') {
+    if (host.back() != ']' || host.size() < 4) return "IPv6 host must be [address]";
+    for (char c : host.substr(1, host.size() - 2))
+      if (!(is_alnum(c) || c == ':' || c == '.')) return "IPv6 host must be [address]";
+    return std::nullopt;
+  }
+  if (host.size() > 253) return "host name longer than 253 bytes";
+  for (char c : host)
+    if (!(is_alnum(c) || c == '.' || c == '-'))
+      return "host must be an IPv4 address, [IPv6 address] or DNS name";
+  return std::nullopt;
+}
+
+// A Linux interface name: IFNAMSIZ-1 bytes, no '/', ':' or whitespace.
+bool is_ifname(std::string_view s) {
+  if (s.empty() || s.size() > 15 || s == "." || s == "..") return false;
+  for (char c : s)
+    if (!(is_alnum(c) || c == '_' || c == '-' || c == '.')) return false;
+  return true;
+}
+
+bool is_cpu_model(std::string_view s) {
+  for (char c : s)
+    if (!(is_alnum(c) || c == '_' || c == '-' || c == '.')) return false;
+  return true;
+}
+
+Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
+  CONFPOD_TRY(check_keys(
+      root, "",
+      {"state_dir", "runtime_dir", "backend", "libvirt_uri", "qemu", "accel", "cpu_model",
+       "guest_kernel", "guest_initrd", "kernel_cmdline", "allow_insecure_tee",
+       "stop_timeout_seconds", "firmware", "snp", "tdx", "kbs", "network"}));
+  DaemonConfig c;
+  spec::HostDefaults& h = c.host;
+
+  CONFPOD_TRY(get_path(root, "", "state_dir", c.state_dir, false));
+  CONFPOD_TRY(get_path(root, "", "runtime_dir", h.runtime_dir, false));
+  CONFPOD_TRY(get_enum(root, "", "backend", {"qemu", "libvirt"}, c.backend));
+  CONFPOD_TRY(get_string(root, "", "libvirt_uri", c.libvirt_uri));
+  if (const toml::node* n = root.get("libvirt_uri")) {
+    const std::size_t sep = c.libvirt_uri.find("://");
+    bool ok = sep != std::string::npos && sep > 0;
+    for (char ch : c.libvirt_uri) ok = ok && ch != ' ';
+    if (!ok)
+      return invalid(
+          line_of(*n), "libvirt_uri",
+          "must be a libvirt URI driver[+transport]://[host]/path, got \"" + c.libvirt_uri + "\"");
+  }
+  CONFPOD_TRY(get_path(root, "", "qemu", h.qemu_binary, false));
+  CONFPOD_TRY(get_enum(root, "", "accel", {"kvm", "tcg"}, h.accel));
+  CONFPOD_TRY(get_string(root, "", "cpu_model", h.cpu_model, 64));
+  if (const toml::node* n = root.get("cpu_model"); n && !is_cpu_model(h.cpu_model))
+    return invalid(line_of(*n), "cpu_model",
+                   "must be a QEMU CPU model name of [A-Za-z0-9._-], got \"" + h.cpu_model + "\"");
+  CONFPOD_TRY(get_path(root, "", "guest_kernel", h.kernel, true));
+  CONFPOD_TRY(get_path(root, "", "guest_initrd", h.initrd, true));
+  CONFPOD_TRY(get_string(root, "", "kernel_cmdline", h.kernel_cmdline, kMaxCmdlineBytes));
+  CONFPOD_TRY(get_bool(root, "", "allow_insecure_tee", h.allow_insecure_tee));
+  CONFPOD_TRY(get_int(root, "", "stop_timeout_seconds", 1, 3600, c.stop_timeout_seconds));
+  // TCG emulates a CPU without SEV-SNP or TDX: only TEE "none" could ever start on it.
+  if (h.accel == "tcg" && !h.allow_insecure_tee)
+    return invalid(line_of(*root.get("accel")), "accel",
+                   "tcg cannot run SEV-SNP or TDX guests; it needs allow_insecure_tee = true");
+
+  CONFPOD_ASSIGN_OR_RETURN(const toml::table* firmware, sub_table(root, "firmware"));
+  if (firmware != nullptr) {
+    CONFPOD_TRY(check_keys(*firmware, "firmware", {"snp", "tdx", "none"}));
+    CONFPOD_TRY(get_path(*firmware, "firmware", "snp", h.firmware_snp, true));
+    CONFPOD_TRY(get_path(*firmware, "firmware", "tdx", h.firmware_tdx, true));
+    CONFPOD_TRY(get_path(*firmware, "firmware", "none", h.firmware_none, true));
+  }
+
+  CONFPOD_ASSIGN_OR_RETURN(const toml::table* snp, sub_table(root, "snp"));
+  if (snp != nullptr) {
+    CONFPOD_TRY(check_keys(*snp, "snp", {"cbitpos", "reduced_phys_bits", "policy"}));
+    CONFPOD_TRY(get_int(*snp, "snp", "cbitpos", 32, 63, h.cbitpos));
+    CONFPOD_TRY(get_int(*snp, "snp", "reduced_phys_bits", 1, 63, h.reduced_phys_bits));
+    CONFPOD_TRY(get_int(*snp, "snp", "policy", 0, INT64_MAX, h.snp_policy));
+    if (const toml::node* n = snp->get("policy")) {
+      if ((h.snp_policy & kSnpPolicyReservedMbo) == 0)
+        return invalid(line_of(*n), "snp.policy", "bit 17 is reserved and must be 1");
+      // Debugging exposes guest memory to the host; it is a per-launch opt-in
+      // (--allow-debug), never a host-wide default.
+      if (h.snp_policy & kSnpPolicyDebug)
+        return invalid(line_of(*n), "snp.policy",
+                       "allows debugging (bit 19); debug guests are opt-in per launch only");
+    }
+  }
+
+  CONFPOD_ASSIGN_OR_RETURN(const toml::table* tdx, sub_table(root, "tdx"));
+  if (tdx != nullptr) {
+    CONFPOD_TRY(check_keys(*tdx, "tdx", {"attributes", "qgs_socket"}));
+    CONFPOD_TRY(get_int(*tdx, "tdx", "attributes", 0, INT64_MAX, h.tdx_attributes));
+    if (const toml::node* n = tdx->get("attributes"); n && (h.tdx_attributes & kTdxAttributeDebug))
+      return invalid(line_of(*n), "tdx.attributes",
+                     "allows debugging (bit 0); debug guests are opt-in per launch only");
+    CONFPOD_TRY(get_path(*tdx, "tdx", "qgs_socket", h.tdx_qgs_socket, true));
+  }
+
+  CONFPOD_ASSIGN_OR_RETURN(const toml::table* kbs, sub_table(root, "kbs"));
+  if (kbs != nullptr) {
+    CONFPOD_TRY(check_keys(*kbs, "kbs", {"enabled", "listen"}));
+    CONFPOD_TRY(get_bool(*kbs, "kbs", "enabled", c.kbs.enabled));
+    CONFPOD_TRY(get_string(*kbs, "kbs", "listen", c.kbs.listen, 260));
+    if (const toml::node* n = kbs->get("listen")) {
+      if (auto problem = listen_problem(c.kbs.listen))
+        return invalid(line_of(*n), "kbs.listen", *problem + ", got \"" + c.kbs.listen + "\"");
+    }
+  }
+
+  CONFPOD_ASSIGN_OR_RETURN(const toml::table* network, sub_table(root, "network"));
+  if (network != nullptr) {
+    CONFPOD_TRY(check_keys(*network, "network", {"mode", "bridge", "subnet"}));
+    CONFPOD_TRY(get_enum(*network, "network", "mode", {"user", "bridge"}, c.network.mode));
+    CONFPOD_TRY(get_string(*network, "network", "bridge", c.network.bridge));
+    if (const toml::node* n = network->get("bridge"); n && !is_ifname(c.network.bridge))
+      return invalid(
+          line_of(*n), "network.bridge",
+          "must be an interface name of 1..15 [A-Za-z0-9_.-], got \"" + c.network.bridge + "\"");
+    CONFPOD_TRY(get_string(*network, "network", "subnet", c.network.subnet));
+    if (const toml::node* n = network->get("subnet")) {
+      if (auto problem = subnet_problem(c.network.subnet))
+        return invalid(line_of(*n), "network.subnet",
+                       *problem + " (got \"" + c.network.subnet + "\")");
+    }
+  }
+  return c;
+}
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+Error read_error(const std::string& path, const std::string& what) {
+  return make_error("config.read", path + ": " + what);
+}
+
+}  // namespace
+
+Result<DaemonConfig> parse_config(std::string_view toml_text, std::string_view origin) {
+  Parser parser(origin);
+  if (toml_text.size() > kMaxConfigBytes)
+    return parser.invalid(1, "file", "larger than " + std::to_string(kMaxConfigBytes) + " bytes");
+  toml::table root;
+  // toml++ reports syntax errors by exception; this is the edge where they become Errors.
+  try {
+    root = toml::parse(toml_text, origin);
+  } catch (const toml::parse_error& e) {
+    return parser.invalid(e.source().begin.line, "syntax", std::string(e.description()));
+  }
+  return parser.parse_root(root);
+}
+
+Result<DaemonConfig> load_config(const std::string& path) {
+  FdCloser file{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY)};
+  if (file.fd < 0) {
+    const int err = errno;
+    // Only the well-known path may be absent: a path someone typed must exist.
+    if (err == ENOENT && path == kDefaultConfigPath) return DaemonConfig{};
+    return read_error(path, std::strerror(err));
+  }
+  struct stat st {};
+  if (::fstat(file.fd, &st) != 0) return read_error(path, std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return read_error(path, "not a regular file");
+  std::string text;
+  char buf[16384];
+  while (true) {
+    const ssize_t n = ::read(file.fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return read_error(path, std::strerror(errno));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    // Past the limit parse_config refuses it anyway; stop reading a runaway file early.
+    if (text.size() > kMaxConfigBytes) break;
+  }
+  return parse_config(text, path);
+}
+
+}  // namespace confpod::config

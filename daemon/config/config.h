@@ -1,0 +1,52 @@
+// The host-wide daemon configuration: /etc/confpod/confpod.toml (docs/config.md documents
+// every key with its default). Written by the host admin, but still parsed strictly: an
+// unknown key, a wrong type or a relative path is an error naming the key and line, so a
+// typo never silently falls back to a default.
+//
+// Errors: config.read (file unreadable), config.invalid ("line N: key: what is wrong").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "attest/base/result.h"
+#include "daemon/spec/vm_from_spec.h"
+
+namespace confpod::config {
+
+struct KbsConfig {
+  bool enabled = true;
+  std::string listen = "127.0.0.1:8080";  // host:port the embedded KBS serves on
+};
+
+struct NetworkConfig {
+  // "user": QEMU user-mode networking with host port forwards (works unprivileged, in CI);
+  // "bridge": a tap per pod on `bridge` (needs CAP_NET_ADMIN).
+  std::string mode = "user";
+  std::string bridge = "confpod0";
+  std::string subnet = "10.88.0.0/24";  // bridge mode: addresses handed to guests
+};
+
+struct DaemonConfig {
+  std::string state_dir = "/var/lib/confpod";  // the SQLite database lives here
+  std::string backend = "qemu";                // "qemu" | "libvirt"
+  std::string libvirt_uri = "qemu:///system";
+  // qemu binary, firmware per TEE, guest kernel/initrd, accel, runtime_dir,
+  // allow_insecure_tee, cbitpos/reduced_phys_bits, tdx qgs socket: what vm_config_from_spec
+  // needs. runtime_dir is host.runtime_dir.
+  spec::HostDefaults host;
+  KbsConfig kbs;
+  NetworkConfig network;
+  unsigned stop_timeout_seconds = 30;  // StopPod: ACPI powerdown grace before SIGKILL
+};
+
+inline constexpr std::string_view kDefaultConfigPath = "/etc/confpod/confpod.toml";
+
+// Parses TOML text; `origin` names the file in errors.
+Result<DaemonConfig> parse_config(std::string_view toml_text, std::string_view origin);
+// Reads and parses the file. A missing file at kDefaultConfigPath yields the defaults; a
+// missing file given explicitly is config.read.
+Result<DaemonConfig> load_config(const std::string& path);
+
+}  // namespace confpod::config

@@ -1,0 +1,70 @@
+// Persistent pod state: one SQLite database (WAL) under the daemon's state_dir.
+//
+// Every mutation is one transaction, so a crash (kill -9, power loss) leaves either the old
+// or the new row, never half of one. The schema is versioned (PRAGMA user_version) and
+// migrated forward on open; a database newer than this build is refused, not guessed at.
+//
+// The store is used from the daemon's event-loop thread; one Store object owns one
+// connection. Errors: store.open, store.schema (too new / corrupt), store.io (SQLite
+// failure, message has sqlite3_errmsg), store.exists, store.not_found.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attest/base/result.h"
+
+namespace confpod::store {
+
+// The lifecycle states of the D-Bus API (docs/dbus-api.md), spelled as there.
+enum class PodState { kCreated, kStarting, kRunning, kStopping, kExited, kFailed };
+std::string_view to_string(PodState state);  // "created", "starting", ...
+std::optional<PodState> pod_state_from_string(std::string_view text);
+
+struct PodRecord {
+  std::string name;
+  std::string tee;        // "none" | "snp" | "tdx"
+  std::string spec_toml;  // the canonical TOML (spec::to_toml), exactly as created
+  PodState state = PodState::kCreated;
+  std::int64_t created_at_us = 0;                 // CLOCK_REALTIME, microseconds
+  std::optional<std::int64_t> started_at_us;      // last start
+  std::optional<std::int64_t> exit_status;        // last exit: code, or 128+signal
+  std::string measurement;                        // expected launch measurement, hex; "" for none
+  bool operator==(const PodRecord&) const = default;
+};
+
+inline constexpr int kSchemaVersion = 1;
+
+class Store {
+ public:
+  // Opens (creating if missing) the database file, sets WAL + synchronous=FULL + a busy
+  // timeout, and migrates the schema to kSchemaVersion.
+  static Result<Store> open(const std::string& path);
+
+  Store(Store&&) noexcept;
+  Store& operator=(Store&&) noexcept;
+  ~Store();
+
+  // store.exists when a pod of that name is already there.
+  Status insert_pod(const PodRecord& pod);
+  Result<std::optional<PodRecord>> get_pod(std::string_view name);
+  // Ordered by name.
+  Result<std::vector<PodRecord>> list_pods();
+  // Replaces every field but name and created_at_us (store.not_found if absent).
+  Status update_pod(const PodRecord& pod);
+  // store.not_found if absent.
+  Status remove_pod(std::string_view name);
+
+  int schema_version() const;
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace confpod::store
