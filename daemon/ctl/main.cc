@@ -1,20 +1,35 @@
 // confpodctl: the command-line client of confpod.
 //
-// Exit codes (stable, scripts depend on them):
+// Exit codes (stable, scripts depend on them; docs/cli.md):
 //   0  success
-//   1  the evidence or request was rejected (one line on stderr names the failed check)
-//   2  unusable arguments or unreadable input files
+//   1  the evidence or request was rejected (one line on stderr names the failed check), or
+//      confpodd answered a D-Bus verb with an error ("confpodctl: <error name>: <message>")
+//   2  unusable arguments, unreadable input files, or confpodd cannot be reached
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 
 #include "daemon/ctl/launch.h"
+#include "daemon/ctl/measure.h"
+#include "daemon/ctl/pods.h"
 #include "daemon/ctl/verify.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"confpodctl: control confpod and verify attestation evidence offline", "confpodctl"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
+
+  // Global options of the D-Bus verbs; fallthrough lets them follow the verb too
+  // (`confpodctl ps --address ...`).
+  confpod::ctl::BusArgs bus_args;
+  app.fallthrough();
+  app.add_option("--address", bus_args.address,
+                 "D-Bus address of the bus confpodd is on (default: the system bus, or "
+                 "$DBUS_SYSTEM_BUS_ADDRESS)");
+  app.add_option("--timeout", bus_args.timeout_seconds,
+                 "Seconds to wait for each reply of confpodd (start and stop reply when done)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u));
 
   confpod::ctl::VerifySnpArgs snp_args;
   confpod::ctl::VerifyTdxArgs tdx_args;
@@ -53,6 +68,77 @@ int main(int argc, char** argv) {
       app.add_subcommand("host-probe", "Print which TEEs this host supports, as JSON");
   host_probe->add_option("--qemu", probe_args.qemu_binary, "QEMU binary to probe");
 
+  confpod::ctl::MeasureSnpArgs measure_snp_args;
+  confpod::ctl::MeasureTdxArgs measure_tdx_args;
+  confpod::ctl::MeasureRtmrArgs measure_rtmr_args;
+  CLI::App* measure =
+      app.add_subcommand("measure", "Compute expected launch measurements from guest files");
+  measure->require_subcommand(1);
+  CLI::App* measure_snp_cmd =
+      measure->add_subcommand("snp", "Print the expected SEV-SNP launch digest (hex)");
+  measure_snp_cmd->add_option("--ovmf", measure_snp_args.ovmf, "OVMF firmware image")->required();
+  measure_snp_cmd->add_option("--kernel", measure_snp_args.kernel,
+                              "Kernel given to QEMU -kernel (measured via the SEV hashes table)");
+  measure_snp_cmd->add_option("--initrd", measure_snp_args.initrd, "Initrd (needs --kernel)");
+  measure_snp_cmd->add_option("--append", measure_snp_args.append,
+                              "Kernel command line (needs --kernel)");
+  measure_snp_cmd->add_option("--vcpus", measure_snp_args.vcpus, "Number of vCPUs")->required();
+  measure_snp_cmd
+      ->add_option("--vcpu-type", measure_snp_args.vcpu_type,
+                   "QEMU -cpu model: EPYC, EPYC-v4, EPYC-Rome, EPYC-Milan, EPYC-Genoa, ...")
+      ->required();
+  measure_snp_cmd
+      ->add_option("--guest-features", measure_snp_args.guest_features,
+                   "VMSA SEV features, hex (e.g. 0x21)")
+      ->capture_default_str();
+  measure_snp_cmd->add_option("--vmm-type", measure_snp_args.vmm_type, "qemu or ec2")
+      ->capture_default_str();
+  CLI::App* measure_tdx_cmd =
+      measure->add_subcommand("tdx", "Print the expected TDX MRTD of a TDVF image (hex)");
+  measure_tdx_cmd->add_option("--firmware", measure_tdx_args.firmware, "TDVF image (e.g. OVMF.fd)")
+      ->required();
+  CLI::App* measure_rtmr_cmd =
+      measure->add_subcommand("rtmr", "Replay a TDX CC event log: print rtmr0=.. to rtmr3=..");
+  measure_rtmr_cmd
+      ->add_option("--ccel-table", measure_rtmr_args.ccel_table,
+                   "ACPI CCEL table (/sys/firmware/acpi/tables/CCEL)")
+      ->required();
+  measure_rtmr_cmd
+      ->add_option("--ccel-data", measure_rtmr_args.ccel_data,
+                   "CC event log area (/sys/firmware/acpi/tables/data/CCEL)")
+      ->required();
+
+  std::string spec_path;
+  CLI::App* run = app.add_subcommand("run", "Create a pod from a spec and start it");
+  run->add_option("SPEC", spec_path, "Pod spec (TOML)")->required();
+  CLI::App* create = app.add_subcommand("create", "Create a pod from a spec (not started)");
+  create->add_option("SPEC", spec_path, "Pod spec (TOML)")->required();
+
+  std::string pod_name;
+  CLI::App* start = app.add_subcommand("start", "Start a pod; returns once its VM runs");
+  start->add_option("NAME", pod_name, "Pod name")->required();
+  CLI::App* stop = app.add_subcommand(
+      "stop", "Stop a pod (ACPI power-off, SIGKILL after the daemon's stop timeout)");
+  stop->add_option("NAME", pod_name, "Pod name")->required();
+  CLI::App* kill = app.add_subcommand("kill", "Kill a pod's VM at once (SIGKILL)");
+  kill->add_option("NAME", pod_name, "Pod name")->required();
+  bool force = false;
+  CLI::App* rm = app.add_subcommand("rm", "Remove a pod that is not running");
+  rm->add_option("NAME", pod_name, "Pod name")->required();
+  rm->add_flag("-f,--force", force, "Kill the pod first if it runs");
+
+  bool ps_json = false;
+  CLI::App* ps = app.add_subcommand("ps", "List pods: NAME STATE TEE");
+  ps->add_flag("--json", ps_json, "Print a JSON array instead of a table");
+  CLI::App* inspect = app.add_subcommand("inspect", "Print every property of a pod as JSON");
+  inspect->add_option("NAME", pod_name, "Pod name")->required();
+
+  confpod::ctl::LogsArgs logs_args;
+  CLI::App* logs = app.add_subcommand("logs", "Print a pod's QEMU log and serial console");
+  logs->add_option("NAME", logs_args.name, "Pod name")->required();
+  logs->add_flag("-f,--follow", logs_args.follow,
+                 "Keep printing new output until the pod exits (or Ctrl-C)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -68,5 +154,22 @@ int main(int argc, char** argv) {
   if (*tdx) return confpod::ctl::verify_tdx(tdx_args, std::cout, std::cerr);
   if (*qemu_argv) return confpod::ctl::qemu_argv(argv_args, std::cout, std::cerr);
   if (*host_probe) return confpod::ctl::host_probe(probe_args, std::cout, std::cerr);
+  if (*measure_snp_cmd) return confpod::ctl::measure_snp(measure_snp_args, std::cout, std::cerr);
+  if (*measure_tdx_cmd) return confpod::ctl::measure_tdx(measure_tdx_args, std::cout, std::cerr);
+  if (*measure_rtmr_cmd) return confpod::ctl::measure_rtmr(measure_rtmr_args, std::cout, std::cerr);
+
+  using confpod::ctl::PodAction;
+  if (*run) return confpod::ctl::pod_create(bus_args, spec_path, true, std::cout, std::cerr);
+  if (*create) return confpod::ctl::pod_create(bus_args, spec_path, false, std::cout, std::cerr);
+  if (*start)
+    return confpod::ctl::pod_action(bus_args, PodAction::kStart, pod_name, std::cout, std::cerr);
+  if (*stop)
+    return confpod::ctl::pod_action(bus_args, PodAction::kStop, pod_name, std::cout, std::cerr);
+  if (*kill)
+    return confpod::ctl::pod_action(bus_args, PodAction::kKill, pod_name, std::cout, std::cerr);
+  if (*rm) return confpod::ctl::pod_remove(bus_args, pod_name, force, std::cout, std::cerr);
+  if (*ps) return confpod::ctl::pod_list(bus_args, ps_json, std::cout, std::cerr);
+  if (*inspect) return confpod::ctl::pod_inspect(bus_args, pod_name, std::cout, std::cerr);
+  if (*logs) return confpod::ctl::pod_logs(bus_args, logs_args, std::cout, std::cerr);
   return confpod::ctl::kExitUsage;
 }

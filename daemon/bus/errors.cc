@@ -1,0 +1,35 @@
+#include "daemon/bus/errors.h"
+
+#include <cerrno>
+
+namespace confpod::bus {
+
+BusError to_bus_error(const Error& error) {
+  const std::string& code = error.code;
+  if (code == "pods.not_found" || code == "store.not_found")
+    return {kErrorNoSuchPod, error.message};
+  if (code == "pods.exists" || code == "store.exists") return {kErrorPodExists, error.message};
+  if (code == "spec.invalid") return {kErrorInvalidSpec, error.message};
+  if (code == "vmm.tee_unavailable" || code == "spec.tee")
+    return {kErrorTeeUnavailable, error.message};
+  if (code == "pods.invalid_state") return {kErrorInvalidState, error.message};
+  if (code == "bus.access_denied") return {kErrorAccessDenied, error.message};
+  return {kErrorFailed, error.describe()};
+}
+
+int set_bus_error(sd_bus_error* ret, const Error& error) {
+  BusError e = to_bus_error(error);
+  int r = sd_bus_error_set(ret, e.name.c_str(), e.message.c_str());
+  return r < 0 ? r : -EIO;
+}
+
+int reply_bus_error(sd_bus_message* call, const Error& error) {
+  BusError e = to_bus_error(error);
+  sd_bus_error bus_error = SD_BUS_ERROR_NULL;
+  sd_bus_error_set(&bus_error, e.name.c_str(), e.message.c_str());
+  int r = sd_bus_reply_method_error(call, &bus_error);
+  sd_bus_error_free(&bus_error);
+  return r;
+}
+
+}  // namespace confpod::bus

@@ -1,0 +1,45 @@
+// The one place where confpod error codes (attest/base/result.h) become D-Bus error names.
+//
+//   pods.not_found, store.not_found            org.confpod1.Error.NoSuchPod
+//   pods.exists, store.exists                  org.confpod1.Error.PodExists
+//   spec.invalid                               org.confpod1.Error.InvalidSpec
+//   vmm.tee_unavailable, spec.tee              org.confpod1.Error.TeeUnavailable
+//   pods.invalid_state                         org.confpod1.Error.InvalidState
+//   bus.access_denied                          org.freedesktop.DBus.Error.AccessDenied
+//   anything else                              org.freedesktop.DBus.Error.Failed
+//
+// The D-Bus error message is the Error's message, except for the generic Failed, which
+// carries "code: message" so the code is not lost.
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include <string>
+#include <string_view>
+
+#include "attest/base/result.h"
+
+namespace confpod::bus {
+
+inline constexpr const char* kErrorNoSuchPod = "org.confpod1.Error.NoSuchPod";
+inline constexpr const char* kErrorPodExists = "org.confpod1.Error.PodExists";
+inline constexpr const char* kErrorInvalidSpec = "org.confpod1.Error.InvalidSpec";
+inline constexpr const char* kErrorTeeUnavailable = "org.confpod1.Error.TeeUnavailable";
+inline constexpr const char* kErrorInvalidState = "org.confpod1.Error.InvalidState";
+inline constexpr const char* kErrorAccessDenied = "org.freedesktop.DBus.Error.AccessDenied";
+inline constexpr const char* kErrorFailed = "org.freedesktop.DBus.Error.Failed";
+
+struct BusError {
+  std::string name;
+  std::string message;
+};
+
+BusError to_bus_error(const Error& error);
+
+// Fills `ret` (for a vtable handler to return) and returns the negative value sd-bus expects.
+int set_bus_error(sd_bus_error* ret, const Error& error);
+
+// Sends an error reply to `call` (for replies sent after the handler returned).
+int reply_bus_error(sd_bus_message* call, const Error& error);
+
+}  // namespace confpod::bus

@@ -1,0 +1,183 @@
+// confpodd: the confpod host daemon (docs/daemon.md, docs/dbus-api.md).
+//
+//   confpodd [--config PATH] [--bus-address ADDRESS] [--manage-group NAME]
+//
+// One sd-event loop: the D-Bus connection, signals, QEMU exit watches (pidfds), restart
+// timers and the systemd watchdog all run on it. SIGTERM/SIGINT end the loop and leave every
+// VM running; the next start re-attaches to them.
+#include <pthread.h>
+#include <signal.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include <CLI/CLI.hpp>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "daemon/bus/auth.h"
+#include "daemon/bus/service.h"
+#include "daemon/config/config.h"
+#include "daemon/pods/log.h"
+#include "daemon/pods/manager.h"
+#include "vmm/probe.h"
+
+namespace {
+
+using confpod::pods::log_error;
+using confpod::pods::log_info;
+using confpod::pods::log_warning;
+
+struct EventUnref {
+  void operator()(sd_event* e) const { sd_event_unref(e); }
+};
+struct BusClose {
+  void operator()(sd_bus* b) const { sd_bus_flush_close_unref(b); }
+};
+struct SourceUnref {
+  void operator()(sd_event_source* s) const { sd_event_source_disable_unref(s); }
+};
+using EventPtr = std::unique_ptr<sd_event, EventUnref>;
+using BusPtr = std::unique_ptr<sd_bus, BusClose>;
+using SourcePtr = std::unique_ptr<sd_event_source, SourceUnref>;
+
+struct Options {
+  std::string config_path{confpod::config::kDefaultConfigPath};
+  std::string bus_address;  // empty: the system bus (honours DBUS_SYSTEM_BUS_ADDRESS)
+  std::string manage_group = "confpod";
+};
+
+int fail(const std::string& what, int r) {
+  log_error(what, {{"error", std::strerror(-r)}});
+  return 1;
+}
+
+BusPtr connect_bus(const std::string& address, int* error) {
+  sd_bus* raw = nullptr;
+  int r;
+  if (address.empty()) {
+    r = sd_bus_open_system(&raw);
+  } else {
+    r = sd_bus_new(&raw);
+    if (r >= 0) r = sd_bus_set_address(raw, address.c_str());
+    if (r >= 0) r = sd_bus_set_bus_client(raw, 1);
+    if (r >= 0) r = sd_bus_start(raw);
+  }
+  *error = r;
+  BusPtr bus(raw);
+  return r < 0 ? nullptr : std::move(bus);
+}
+
+int run(const Options& opts) {
+  auto config = confpod::config::load_config(opts.config_path);
+  if (!config.ok()) {
+    log_error("bad configuration",
+              {{"path", opts.config_path}, {"error", config.error().describe()}});
+    return 1;
+  }
+
+  // What this host can launch, asked once: CreatePod checks every spec's TEE against it.
+  confpod::vmm::ProbeOptions probe_options;
+  probe_options.qemu_binary = config->host.qemu_binary;
+  probe_options.scratch_dir = config->host.runtime_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(config->host.runtime_dir, ec);
+  confpod::pods::ManagerOptions manager_options;
+  manager_options.probe = confpod::vmm::probe_host(probe_options);
+  manager_options.config = *config;
+  if (!manager_options.probe.qemu.runs)
+    log_warning("QEMU does not run", {{"binary", config->host.qemu_binary},
+                                      {"error", manager_options.probe.qemu.error}});
+
+  // Signals go to the loop (signalfd), and worker threads inherit the blocked mask.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+
+  sd_event* raw_event = nullptr;
+  int r = sd_event_new(&raw_event);
+  if (r < 0) return fail("sd_event_new", r);
+  EventPtr event(raw_event);
+  sd_event_source* raw_source = nullptr;
+  r = sd_event_add_signal(raw_event, &raw_source, SIGTERM, nullptr, nullptr);
+  if (r < 0) return fail("sd_event_add_signal", r);
+  SourcePtr sigterm(raw_source);
+  r = sd_event_add_signal(raw_event, &raw_source, SIGINT, nullptr, nullptr);
+  if (r < 0) return fail("sd_event_add_signal", r);
+  SourcePtr sigint(raw_source);
+  // Pings WATCHDOG=1 from the loop when WatchdogSec= is set: a stuck loop gets us restarted.
+  r = sd_event_set_watchdog(raw_event, 1);
+  if (r < 0) return fail("sd_event_set_watchdog", r);
+
+  auto manager = confpod::pods::Manager::create(raw_event, std::move(manager_options));
+  if (!manager.ok()) {
+    log_error("cannot open the pod store", {{"error", manager.error().describe()}});
+    return 1;
+  }
+  confpod::pods::Manager& pods = **manager;
+
+  BusPtr bus = connect_bus(opts.bus_address, &r);
+  if (!bus) return fail("cannot connect to the bus", r);
+  r = sd_bus_attach_event(bus.get(), raw_event, SD_EVENT_PRIORITY_NORMAL);
+  if (r < 0) return fail("sd_bus_attach_event", r);
+
+  confpod::bus::AuthPolicy auth;
+  auth.manage_group = opts.manage_group;
+  auth.manage_gid = confpod::bus::lookup_group(opts.manage_group);
+  if (!auth.manage_gid)
+    log_info("management group missing: only root (or polkit) may change pods",
+             {{"group", opts.manage_group}});
+  auto update_status = [&pods]() {
+    std::string status = "STATUS=" + std::to_string(pods.list().size()) + " pods, " +
+                         std::to_string(pods.running_count()) + " running";
+    sd_notify(0, status.c_str());
+  };
+  auto service = confpod::bus::BusService::create(bus.get(), pods, auth, update_status);
+  if (!service.ok()) {
+    log_error("cannot register D-Bus objects", {{"error", service.error().describe()}});
+    return 1;
+  }
+
+  // Re-attach to the VMs that ran when the previous daemon ended (blocks briefly per pod,
+  // before we serve anything).
+  auto recovered = pods.recover();
+  if (!recovered.ok()) {
+    log_error("cannot load pods", {{"error", recovered.error().describe()}});
+    return 1;
+  }
+
+  r = sd_bus_request_name(bus.get(), confpod::bus::kBusName, 0);
+  if (r < 0) return fail(std::string("cannot own ") + confpod::bus::kBusName, r);
+  log_info("confpodd ready", {{"pods", std::to_string(pods.list().size())},
+                              {"running", std::to_string(pods.running_count())}});
+  sd_notify(0, "READY=1");
+  update_status();
+
+  r = sd_event_loop(raw_event);
+  sd_notify(0, "STOPPING=1\nSTATUS=Stopping; pods keep running");
+  log_info("confpodd stopping; VMs keep running");
+  // Objects off the bus first, then the manager (joins in-flight start/stop workers), then
+  // the connection (flushed and closed by its deleter).
+  service->reset();
+  manager->reset();
+  return r < 0 ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opts;
+  CLI::App app{"confpodd: confidential pod host daemon"};
+  app.add_option("--config", opts.config_path, "confpod.toml")->capture_default_str();
+  app.add_option("--bus-address", opts.bus_address,
+                 "D-Bus address to serve on instead of the system bus");
+  app.add_option("--manage-group", opts.manage_group,
+                 "group whose members may change pods (besides root)")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  return run(opts);
+}

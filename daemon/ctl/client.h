@@ -1,0 +1,75 @@
+// The D-Bus client of confpodd (org.confpod1 on the system bus), over sd-bus.
+//
+// Every call returns Result/Status. A failed call's Error has the D-Bus error name as its code
+// ("org.confpod1.Error.NoSuchPod") and the daemon's message as its message; a failure on our
+// side of the connection (no socket, authentication, connection lost) has code
+// "ctl.connect". exit_code_for() turns either into confpodctl's exit code.
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attest/base/result.h"
+#include "daemon/ctl/format.h"
+
+namespace confpod::ctl {
+
+inline constexpr const char* kBusName = "org.confpod1";
+inline constexpr const char* kManagerPath = "/org/confpod1";
+inline constexpr const char* kManagerInterface = "org.confpod1.Manager";
+inline constexpr const char* kPodInterface = "org.confpod1.Pod";
+
+// The code of errors that mean "could not reach the bus" rather than "the daemon said no".
+inline constexpr const char* kConnectError = "ctl.connect";
+
+struct ConnectOptions {
+  // Empty: the system bus (sd_bus_open_system, which honours DBUS_SYSTEM_BUS_ADDRESS).
+  std::string address;
+  // Per call. Start and Stop reply only once the VM runs or has exited.
+  std::chrono::seconds timeout{120};
+  // Let polkit ask for a password (org.confpod1.manage is auth_admin_keep) when a person is
+  // at the terminal.
+  bool interactive_authorization = false;
+};
+
+// kExitUsage (2) when the daemon cannot be reached at all (ctl.connect, no owner of
+// org.confpod1, activation failed, disconnected); kExitRejected (1) for every other D-Bus
+// error, i.e. the daemon (or bus policy) refused the request.
+int exit_code_for(const Error& error);
+
+struct BusUnref {
+  void operator()(sd_bus* bus) const { sd_bus_flush_close_unref(bus); }
+};
+
+class Client {
+ public:
+  static Result<Client> connect(const ConnectOptions& options);
+
+  // CreatePod: the new pod's object path.
+  Result<std::string> create_pod(std::string_view spec_toml);
+  Status start_pod(const std::string& name);
+  Status stop_pod(const std::string& name);
+  Status kill_pod(const std::string& name);
+  Status remove_pod(const std::string& name, bool force);
+  // GetPod: the pod's object path.
+  Result<std::string> get_pod(const std::string& name);
+  Result<std::vector<PodSummary>> list_pods();
+  Result<std::string> pod_log(const std::string& name, std::uint64_t max_bytes);
+  // Properties.GetAll(org.confpod1.Pod) at `path`, each value converted to JSON by its D-Bus
+  // type (integers stay integers of their signedness, arrays/structs become arrays, string
+  // dictionaries objects).
+  Result<nlohmann::json> pod_properties(const std::string& path);
+
+ private:
+  explicit Client(std::unique_ptr<sd_bus, BusUnref> bus) : bus_(std::move(bus)) {}
+  std::unique_ptr<sd_bus, BusUnref> bus_;
+};
+
+}  // namespace confpod::ctl

@@ -1,0 +1,844 @@
+#include "daemon/pods/manager.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <system_error>
+#include <thread>
+
+#include "daemon/pods/log.h"
+#include "daemon/spec/spec.h"
+#include "daemon/spec/vm_from_spec.h"
+#include "vmm/qemu_argv.h"
+#include "vmm/supervisor.h"
+#include "vmm/unique_fd.h"
+
+namespace confpod::pods {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct EventSourceUnref {
+  void operator()(sd_event_source* source) const { sd_event_source_disable_unref(source); }
+};
+using EventSourcePtr = std::unique_ptr<sd_event_source, EventSourceUnref>;
+
+// Raw syscalls: glibc 2.36's <sys/pidfd.h> declares these without C linkage for C++.
+int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0u)); }
+int pidfd_signal(int pidfd, int sig) {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0u));
+}
+
+std::int64_t now_realtime_us() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+// A caller-supplied name made safe to quote in a message: at most 64 bytes, printable ASCII,
+// anything else as \xNN.
+std::string quote_name(std::string_view name) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  std::size_t n = std::min<std::size_t>(name.size(), 64);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto c = static_cast<unsigned char>(name[i]);
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  if (name.size() > n) out += "...";
+  return out + "\"";
+}
+
+Error invalid_state(const store::PodRecord& pod, std::string_view what) {
+  return make_error("pods.invalid_state", "pod " + pod.name + " is " +
+                                              std::string(store::to_string(pod.state)) + ": " +
+                                              std::string(what));
+}
+
+bool is_active(store::PodState state) {
+  return state == store::PodState::kStarting || state == store::PodState::kRunning ||
+         state == store::PodState::kStopping;
+}
+
+// The last `max` bytes of a file ("" when unreadable), starting at a UTF-8 character boundary.
+std::string tail_of_file(const std::string& path, std::uint64_t max) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return {};
+  std::streamoff size = in.tellg();
+  if (size <= 0 || max == 0) return {};
+  std::streamoff take = std::min<std::streamoff>(size, static_cast<std::streamoff>(max));
+  in.seekg(size - take);
+  std::string data(static_cast<std::size_t>(take), '\0');
+  in.read(data.data(), take);
+  data.resize(static_cast<std::size_t>(in.gcount()));
+  if (take < size) {
+    std::size_t skip = 0;
+    while (skip < 3 && skip < data.size() &&
+           (static_cast<unsigned char>(data[skip]) & 0xc0) == 0x80)
+      ++skip;
+    data.erase(0, skip);
+  }
+  return data;
+}
+
+std::uint64_t file_size_or_zero(const std::string& path) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  return ec ? 0 : size;
+}
+
+void append_to_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::app);
+  out << text;
+}
+
+std::string qemu_log_path(const spec::PodPaths& paths) { return paths.dir + "/qemu.log"; }
+
+}  // namespace
+
+std::int64_t exit_status_of(const vmm::ExitInfo& info) {
+  if (info.exit_code) return *info.exit_code;
+  if (info.signal) return 128 + *info.signal;
+  if (info.cause == vmm::ExitCause::kKilledBySupervisor) return 128 + SIGKILL;
+  // QEMU exits 0 after a SHUTDOWN it acts on; after re-attach we cannot reap it to see that.
+  if (info.shutdown_event_seen &&
+      (info.shutdown_reason == "guest-shutdown" || info.shutdown_reason == "host-qmp-quit" ||
+       info.shutdown_reason == "host-signal"))
+    return 0;
+  return -1;
+}
+
+std::string sanitize_utf8(std::string_view bytes) {
+  static constexpr std::string_view kReplacement = "\xef\xbf\xbd";  // U+FFFD
+  std::string out;
+  out.reserve(bytes.size());
+  std::size_t i = 0;
+  while (i < bytes.size()) {
+    auto b0 = static_cast<unsigned char>(bytes[i]);
+    if (b0 == 0) {
+      out += kReplacement;
+      ++i;
+      continue;
+    }
+    if (b0 < 0x80) {
+      out += static_cast<char>(b0);
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    std::uint32_t cp = 0, min = 0;
+    if ((b0 & 0xe0) == 0xc0) {
+      len = 2, cp = b0 & 0x1f, min = 0x80;
+    } else if ((b0 & 0xf0) == 0xe0) {
+      len = 3, cp = b0 & 0x0f, min = 0x800;
+    } else if ((b0 & 0xf8) == 0xf0) {
+      len = 4, cp = b0 & 0x07, min = 0x10000;
+    }
+    bool valid = len != 0 && i + len <= bytes.size();
+    for (std::size_t k = 1; valid && k < len; ++k) {
+      auto b = static_cast<unsigned char>(bytes[i + k]);
+      if ((b & 0xc0) != 0x80) valid = false;
+      cp = (cp << 6) | (b & 0x3f);
+    }
+    if (valid && (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))) valid = false;
+    if (valid) {
+      out.append(bytes.substr(i, len));
+      i += len;
+    } else {
+      out += kReplacement;
+      ++i;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Pod {
+  std::uint64_t id = 0;
+  store::PodRecord record;
+  std::optional<spec::PodSpec> spec;  // nullopt when the stored spec no longer parses
+  std::string spec_error;
+  Manager::Impl* impl = nullptr;
+
+  // While the VM runs and no worker owns it: its supervisor, our pidfd, the exit watch.
+  std::optional<vmm::Supervisor> sup;
+  vmm::UniqueFd pidfd;
+  EventSourcePtr exit_watch;
+  EventSourcePtr restart_timer;
+
+  bool job = false;                // a worker thread is starting QEMU / owns the supervisor
+  bool stop_requested = false;     // Stop/Kill/Remove(force): ends "exited", never restarted
+  bool kill_pending = false;       // Kill arrived while starting: kill once QEMU is up
+  bool sigkill_sent = false;       // we sent SIGKILL ourselves
+  bool remove_after_exit = false;  // Remove(force): remove once exited
+  std::vector<Manager::Done> start_waiters, exit_waiters, remove_waiters;
+
+  unsigned quick_failures = 0;  // consecutive short runs (restart back-off)
+  SteadyClock::time_point run_since{};
+};
+
+struct Manager::Impl {
+  sd_event* event = nullptr;
+  ManagerOptions options;
+  store::Store store;
+  Listener* listener = nullptr;
+  std::map<std::string, std::unique_ptr<Pod>, std::less<>> pods;
+  std::uint64_t next_pod_id = 1;
+
+  // Worker threads post their completion (to run on the loop thread) and poke the eventfd.
+  std::mutex mutex;
+  std::vector<std::pair<std::uint64_t, std::function<void()>>> posted;
+  std::map<std::uint64_t, std::thread> threads;
+  std::uint64_t next_job_id = 1;
+  vmm::UniqueFd wake_fd;
+  EventSourcePtr wake_source;
+
+  Impl(sd_event* e, ManagerOptions o, store::Store s)
+      : event(e), options(std::move(o)), store(std::move(s)) {}
+
+  ~Impl() {
+    // A stop in flight finishes (bounded by stop_timeout_seconds); completions that did not
+    // run are dropped: their supervisors leave QEMU running and the store holds the last
+    // announced state, exactly what a restart re-attaches from.
+    std::map<std::uint64_t, std::thread> joining;
+    {
+      std::lock_guard lock(mutex);
+      joining.swap(threads);
+    }
+    for (auto& [id, thread] : joining) thread.join();
+    wake_source.reset();
+    pods.clear();
+  }
+
+  const config::DaemonConfig& config() const { return options.config; }
+  spec::PodPaths paths_of(const Pod& pod) const {
+    return spec::pod_paths(options.config.host.runtime_dir, pod.record.name);
+  }
+
+  Pod* find(std::string_view name) {
+    auto it = pods.find(name);
+    return it == pods.end() ? nullptr : it->second.get();
+  }
+  Pod* find(std::string_view name, std::uint64_t id) {
+    Pod* pod = find(name);
+    return pod != nullptr && pod->id == id ? pod : nullptr;
+  }
+
+  static void finish(const Manager::Done& done, Status status) {
+    if (done) done(std::move(status));
+  }
+  static void finish_all(std::vector<Manager::Done>& waiters, const Status& status) {
+    auto list = std::move(waiters);
+    waiters.clear();
+    for (auto& done : list) finish(done, status);
+  }
+
+  // --- worker jobs ---------------------------------------------------------------------------
+
+  Status setup_wake() {
+    int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) return make_error("pods.io", std::string("eventfd: ") + std::strerror(errno));
+    wake_fd.reset(fd);
+    sd_event_source* source = nullptr;
+    int r = sd_event_add_io(event, &source, fd, EPOLLIN, &Impl::on_wake, this);
+    if (r < 0) return make_error("pods.io", std::string("sd_event_add_io: ") + std::strerror(-r));
+    wake_source.reset(source);
+    return ok_status();
+  }
+
+  // Runs `work` on a new thread; the closure it returns runs on the loop thread.
+  Status run_job(std::function<std::function<void()>()> work) {
+    std::uint64_t id = next_job_id++;
+    std::lock_guard lock(mutex);
+    try {
+      threads.emplace(id, std::thread([this, id, work = std::move(work)]() {
+                        std::function<void()> completion = work();
+                        {
+                          std::lock_guard inner(mutex);
+                          posted.emplace_back(id, std::move(completion));
+                        }
+                        std::uint64_t one = 1;
+                        (void)!::write(wake_fd.get(), &one, sizeof one);
+                      }));
+    } catch (const std::system_error& e) {
+      return make_error("pods.io", std::string("cannot start a worker thread: ") + e.what());
+    }
+    return ok_status();
+  }
+
+  static int on_wake(sd_event_source*, int fd, std::uint32_t, void* userdata) {
+    auto* self = static_cast<Impl*>(userdata);
+    std::uint64_t count = 0;
+    (void)!::read(fd, &count, sizeof count);
+    std::vector<std::pair<std::uint64_t, std::function<void()>>> ready;
+    std::vector<std::thread> finished;
+    {
+      std::lock_guard lock(self->mutex);
+      ready.swap(self->posted);
+      for (auto& [id, completion] : ready) {
+        auto it = self->threads.find(id);
+        if (it != self->threads.end()) {
+          finished.push_back(std::move(it->second));
+          self->threads.erase(it);
+        }
+      }
+    }
+    // Each thread posted as its last act: joining returns at once.
+    for (auto& thread : finished) thread.join();
+    for (auto& [id, completion] : ready) completion();
+    return 0;
+  }
+
+  // --- state changes ---------------------------------------------------------------------------
+
+  // Writes `next` to the store, then makes it the pod's record and tells the listener. When
+  // the write fails nothing changes and the error is returned, unless `reality` (the VM
+  // really started or exited): then memory follows reality and the failure is logged.
+  Status commit(Pod& pod, store::PodRecord next, unsigned changes, bool reality) {
+    Status written = store.update_pod(next);
+    if (!written.ok()) {
+      log_error("store write failed",
+                {{"pod", pod.record.name}, {"error", written.error().describe()}});
+      if (!reality) return written;
+    }
+    pod.record = std::move(next);
+    if (listener != nullptr && changes != 0) listener->pod_changed(pod.record, changes);
+    return written.ok() ? ok_status() : written;
+  }
+
+  Status set_state(Pod& pod, store::PodState state, bool reality) {
+    if (pod.record.state == state) return ok_status();
+    store::PodRecord next = pod.record;
+    next.state = state;
+    return commit(pod, std::move(next), kChangeState, reality);
+  }
+
+  // --- start -------------------------------------------------------------------------------
+
+  void begin_start(Pod& pod, Manager::Done done) {
+    if (!pod.spec) {
+      finish(done, make_error("spec.invalid", "the stored spec of pod " + pod.record.name +
+                                                  " no longer parses: " + pod.spec_error));
+      return;
+    }
+    auto vm = spec::vm_config_from_spec(*pod.spec, options.config.host);
+    if (!vm.ok()) return finish(done, vm.take_error());
+    spec::PodPaths paths = paths_of(pod);
+    std::error_code ec;
+    std::filesystem::create_directories(paths.dir, ec);
+    if (ec || ::chmod(paths.dir.c_str(), 0700) != 0) {
+      return finish(done, make_error("pods.io", "cannot create " + paths.dir + ": " +
+                                                    (ec ? ec.message() : std::strerror(errno))));
+    }
+    auto argv = vmm::qemu_argv(*vm);
+    if (!argv.ok()) return finish(done, argv.take_error());
+    vmm::SupervisorOptions start_options;
+    start_options.argv = std::move(*argv);
+    start_options.qmp_socket = vm->qmp_socket;
+    start_options.pidfile = vm->pidfile;
+    start_options.log_file = qemu_log_path(paths);
+    start_options.qmp_timeout = options.qmp_timeout;
+
+    Status starting = set_state(pod, store::PodState::kStarting, false);
+    if (!starting.ok()) return finish(done, starting);
+    pod.job = true;
+    pod.sigkill_sent = false;
+    pod.run_since = SteadyClock::now();
+    pod.start_waiters.push_back(std::move(done));
+    log_info("starting pod", {{"pod", pod.record.name}});
+
+    std::uint64_t id = pod.id;
+    std::string name = pod.record.name;
+    Status queued = run_job([this, id, name, start_options]() -> std::function<void()> {
+      auto result =
+          std::make_shared<Result<vmm::Supervisor>>(vmm::Supervisor::start(start_options));
+      return [this, id, name, result]() { finish_start(name, id, std::move(*result)); };
+    });
+    if (!queued.ok()) finish_start(name, id, queued.take_error());
+  }
+
+  void finish_start(const std::string& name, std::uint64_t id, Result<vmm::Supervisor> started) {
+    Pod* pod = find(name, id);
+    if (pod == nullptr) {
+      // Removed meanwhile (cannot happen: Remove waits for the start); never leak the VM.
+      if (started.ok()) (void)started->kill();
+      return;
+    }
+    pod->job = false;
+    if (!started.ok()) {
+      Error error = started.take_error();
+      log_error("pod start failed", {{"pod", name}, {"error", error.describe()}});
+      append_to_file(qemu_log_path(paths_of(*pod)),
+                     "confpodd: start failed: " + error.describe() + "\n");
+      store::PodRecord next = pod->record;
+      next.state = store::PodState::kFailed;
+      next.exit_status = -1;
+      (void)commit(*pod, std::move(next), kChangeState | kChangeExitStatus, true);
+      finish_all(pod->start_waiters, error);
+      after_exit(*pod);
+      return;
+    }
+    pod->sup.emplace(std::move(*started));
+    running(*pod, true);
+  }
+
+  // The supervisor is in pod.sup: watch it and announce "running".
+  void running(Pod& pod, bool fresh_start) {
+    int fd = open_pidfd(pod.sup->pid());
+    if (fd >= 0) {
+      pod.pidfd.reset(fd);
+      sd_event_source* source = nullptr;
+      int r = sd_event_add_io(event, &source, fd, EPOLLIN, &Impl::on_pidfd, &pod);
+      if (r >= 0) pod.exit_watch.reset(source);
+    }
+    if (!pod.exit_watch) {
+      log_error("cannot watch QEMU exit", {{"pod", pod.record.name}});
+    }
+    store::PodRecord next = pod.record;
+    next.state = store::PodState::kRunning;
+    unsigned changes = kChangeState;
+    if (fresh_start) {
+      next.started_at_us = now_realtime_us();
+      changes |= kChangeStartedAt;
+    }
+    pod.run_since = SteadyClock::now();
+    if (next != pod.record) (void)commit(pod, std::move(next), changes, true);
+    log_info("pod running", {{"pod", pod.record.name}, {"pid", std::to_string(pod.sup->pid())}});
+    finish_all(pod.start_waiters, ok_status());
+    if (pod.kill_pending) {
+      pod.kill_pending = false;
+      send_sigkill(pod);
+    }
+    // Our pidfd was opened after the supervisor's: if QEMU is still alive now, ours names
+    // the same process; if it is already gone, handle the exit here (a recycled pid would
+    // never make our pidfd readable).
+    auto exited = pod.sup->poll_exit();
+    if (!exited.ok()) {
+      handle_exit(pod, vmm::ExitInfo{});
+    } else if (exited->has_value()) {
+      handle_exit(pod, **exited);
+    }
+  }
+
+  // --- exit ----------------------------------------------------------------------------------
+
+  static int on_pidfd(sd_event_source* source, int, std::uint32_t, void* userdata) {
+    auto* pod = static_cast<Pod*>(userdata);
+    Impl* self = pod->impl;
+    if (pod->job || !pod->sup) {
+      // A worker owns the supervisor (stop in progress): its completion reports the exit.
+      sd_event_source_set_enabled(source, SD_EVENT_OFF);
+      return 0;
+    }
+    auto exited = pod->sup->poll_exit();
+    if (!exited.ok()) {
+      log_warning("QEMU exit not classified",
+                  {{"pod", pod->record.name}, {"error", exited.error().describe()}});
+      self->handle_exit(*pod, vmm::ExitInfo{});
+    } else if (exited->has_value()) {
+      self->handle_exit(*pod, **exited);
+    }
+    return 0;
+  }
+
+  void send_sigkill(Pod& pod) {
+    pod.sigkill_sent = true;
+    pid_t pid = pod.sup ? pod.sup->pid() : -1;
+    if (pod.pidfd) {
+      // QEMU leads its own process group (Supervisor::start): kill its helpers too.
+      if (pid > 0 && ::getpgid(pid) == pid) ::kill(-pid, SIGKILL);
+      (void)pidfd_signal(pod.pidfd.get(), SIGKILL);
+    }
+  }
+
+  void handle_exit(Pod& pod, const vmm::ExitInfo& info) {
+    pod.exit_watch.reset();
+    pod.pidfd.reset();
+    pod.sup.reset();
+    std::int64_t status = exit_status_of(info);
+    if (status == -1 && pod.sigkill_sent) status = 128 + SIGKILL;
+    bool clean = info.cause == vmm::ExitCause::kGuestShutdown;
+    store::PodRecord next = pod.record;
+    next.state = pod.stop_requested || clean ? store::PodState::kExited : store::PodState::kFailed;
+    next.exit_status = status;
+    log_info("pod exited", {{"pod", pod.record.name},
+                            {"cause", vmm::to_string(info.cause)},
+                            {"status", std::to_string(status)},
+                            {"requested", pod.stop_requested ? "yes" : "no"}});
+    (void)commit(pod, std::move(next), kChangeState | kChangeExitStatus, true);
+    after_exit(pod);
+  }
+
+  // The pod no longer runs (exited, failed, or never started): answer whoever waited, then
+  // remove it or apply its restart policy.
+  void after_exit(Pod& pod) {
+    bool requested = pod.stop_requested;
+    pod.stop_requested = false;
+    pod.kill_pending = false;
+    finish_all(pod.exit_waiters, ok_status());
+    if (pod.remove_after_exit) {
+      pod.remove_after_exit = false;
+      auto waiters = std::move(pod.remove_waiters);
+      pod.remove_waiters.clear();
+      remove(pod, waiters);  // `pod` is gone after this
+      return;
+    }
+    if (!requested) maybe_restart(pod);
+  }
+
+  // --- restart policy -----------------------------------------------------------------------
+
+  void maybe_restart(Pod& pod) {
+    if (!pod.spec) return;
+    spec::RestartPolicy policy = pod.spec->restart;
+    bool failed = pod.record.state == store::PodState::kFailed;
+    if (policy == spec::RestartPolicy::kNo) return;
+    if (policy == spec::RestartPolicy::kOnFailure && !failed) return;
+    if (SteadyClock::now() - pod.run_since >= options.restart_reset_after) pod.quick_failures = 0;
+    auto delay = options.restart_delay;
+    for (unsigned i = 0; i < pod.quick_failures && delay < options.restart_delay_max; ++i)
+      delay *= 2;
+    delay = std::min(delay, options.restart_delay_max);
+    pod.quick_failures = std::min(pod.quick_failures + 1, 32u);
+    sd_event_source* source = nullptr;
+    auto usec = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(delay).count());
+    int r = sd_event_add_time_relative(event, &source, CLOCK_MONOTONIC, usec, 0,
+                                       &Impl::on_restart_timer, &pod);
+    if (r < 0) {
+      log_error("cannot schedule restart",
+                {{"pod", pod.record.name}, {"error", std::strerror(-r)}});
+      return;
+    }
+    pod.restart_timer.reset(source);
+    log_info("restart scheduled", {{"pod", pod.record.name},
+                                   {"policy", spec::to_string(policy)},
+                                   {"delay_ms", std::to_string(delay.count())}});
+  }
+
+  static int on_restart_timer(sd_event_source*, std::uint64_t, void* userdata) {
+    auto* pod = static_cast<Pod*>(userdata);
+    pod->restart_timer.reset();
+    if (pod->job || is_active(pod->record.state)) return 0;
+    pod->impl->begin_start(*pod, nullptr);
+    return 0;
+  }
+
+  // --- stop, kill, remove ----------------------------------------------------------------------
+
+  Status begin_stop(Pod& pod) {
+    Status stopping = set_state(pod, store::PodState::kStopping, false);
+    if (!stopping.ok()) return stopping;
+    pod.stop_requested = true;
+    if (pod.exit_watch) sd_event_source_set_enabled(pod.exit_watch.get(), SD_EVENT_OFF);
+    pod.job = true;
+    auto sup = std::make_shared<vmm::Supervisor>(std::move(*pod.sup));
+    pod.sup.reset();
+    auto grace =
+        std::chrono::milliseconds(std::chrono::seconds(options.config.stop_timeout_seconds));
+    std::uint64_t id = pod.id;
+    std::string name = pod.record.name;
+    log_info("stopping pod", {{"pod", name}});
+    Status queued = run_job([this, id, name, sup, grace]() -> std::function<void()> {
+      auto result = std::make_shared<Result<vmm::ExitInfo>>(sup->stop(grace));
+      return [this, id, name, sup, result]() { finish_stop(name, id, sup, *result); };
+    });
+    if (!queued.ok()) finish_stop(name, id, sup, queued.take_error());
+    return ok_status();
+  }
+
+  void finish_stop(const std::string& name, std::uint64_t id,
+                   const std::shared_ptr<vmm::Supervisor>& sup,
+                   const Result<vmm::ExitInfo>& result) {
+    Pod* pod = find(name, id);
+    if (pod == nullptr) return;
+    pod->job = false;
+    if (result.ok()) {
+      handle_exit(*pod, *result);
+      return;
+    }
+    // The supervisor could neither power it down nor kill it: keep watching and kill again.
+    log_error("pod stop failed", {{"pod", name}, {"error", result.error().describe()}});
+    pod->sup.emplace(std::move(*sup));
+    if (pod->exit_watch) sd_event_source_set_enabled(pod->exit_watch.get(), SD_EVENT_ON);
+    send_sigkill(*pod);
+  }
+
+  // Kill whatever runs; the exit (or the end of the start) finishes the job.
+  void kill_active(Pod& pod) {
+    pod.stop_requested = true;
+    if (pod.job && pod.record.state == store::PodState::kStarting) {
+      pod.kill_pending = true;
+      return;
+    }
+    send_sigkill(pod);
+  }
+
+  void remove(Pod& pod, std::vector<Manager::Done>& waiters) {
+    pod.restart_timer.reset();
+    Status removed = store.remove_pod(pod.record.name);
+    if (!removed.ok() && removed.error().code != "store.not_found") {
+      finish_all(waiters, removed);
+      return;
+    }
+    if (listener != nullptr) listener->pod_removed(pod.record);
+    spec::PodPaths paths = paths_of(pod);
+    std::error_code ec;
+    std::filesystem::remove_all(paths.dir, ec);
+    if (ec) log_warning("cannot remove runtime dir", {{"dir", paths.dir}, {"error", ec.message()}});
+    log_info("pod removed", {{"pod", pod.record.name}});
+    pods.erase(pod.record.name);
+    finish_all(waiters, ok_status());
+  }
+
+  Pod& add_pod(store::PodRecord record) {
+    auto pod = std::make_unique<Pod>();
+    pod->id = next_pod_id++;
+    pod->impl = this;
+    auto parsed = spec::parse_pod_spec(record.spec_toml);
+    if (parsed.ok()) {
+      pod->spec = std::move(*parsed);
+    } else {
+      pod->spec_error = parsed.error().describe();
+    }
+    pod->record = std::move(record);
+    Pod& ref = *pod;
+    pods[ref.record.name] = std::move(pod);
+    return ref;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+
+Manager::Manager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Manager::~Manager() = default;
+
+Result<std::unique_ptr<Manager>> Manager::create(sd_event* event, ManagerOptions options) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.config.state_dir, ec);
+  if (ec) {
+    return make_error("pods.io",
+                      "cannot create state_dir " + options.config.state_dir + ": " + ec.message());
+  }
+  std::string pods_dir = options.config.host.runtime_dir + "/pods";
+  std::filesystem::create_directories(pods_dir, ec);
+  if (ec) return make_error("pods.io", "cannot create " + pods_dir + ": " + ec.message());
+  // The runtime directory holds every pod's QMP socket: full control of its VM.
+  ::chmod(pods_dir.c_str(), 0700);
+  CONFPOD_ASSIGN_OR_RETURN(store::Store store,
+                           store::Store::open(options.config.state_dir + "/confpod.db"));
+  auto impl = std::make_unique<Impl>(event, std::move(options), std::move(store));
+  CONFPOD_TRY(impl->setup_wake());
+  return std::unique_ptr<Manager>(new Manager(std::move(impl)));
+}
+
+void Manager::set_listener(Listener* listener) { impl_->listener = listener; }
+
+const config::DaemonConfig& Manager::config() const { return impl_->config(); }
+
+Status Manager::recover() {
+  CONFPOD_ASSIGN_OR_RETURN(auto records, impl_->store.list_pods());
+  std::vector<Pod*> active;
+  for (auto& record : records) {
+    Pod& pod = impl_->add_pod(std::move(record));
+    if (!pod.spec) {
+      log_warning("stored spec does not parse",
+                  {{"pod", pod.record.name}, {"error", pod.spec_error}});
+    }
+    if (is_active(pod.record.state)) active.push_back(&pod);
+  }
+  for (Pod* pod : active) {
+    spec::PodPaths paths = impl_->paths_of(*pod);
+    bool was_stopping = pod->record.state == store::PodState::kStopping;
+    auto attached =
+        vmm::Supervisor::attach(paths.pidfile, paths.qmp_socket, impl_->options.attach_timeout);
+    if (!attached.ok()) {
+      log_warning("cannot re-attach pod",
+                  {{"pod", pod->record.name}, {"error", attached.error().describe()}});
+      store::PodRecord next = pod->record;
+      next.state = store::PodState::kFailed;
+      next.exit_status = -1;
+      (void)impl_->commit(*pod, std::move(next), kChangeState | kChangeExitStatus, true);
+      pod->stop_requested = was_stopping;
+      impl_->after_exit(*pod);
+      continue;
+    }
+    log_info("re-attached pod",
+             {{"pod", pod->record.name}, {"pid", std::to_string(attached->pid())}});
+    pod->sup.emplace(std::move(*attached));
+    std::uint64_t id = pod->id;
+    std::string name = pod->record.name;
+    impl_->running(*pod, false);
+    // The daemon died during a stop: finish it.
+    pod = impl_->find(name, id);
+    if (was_stopping && pod != nullptr && pod->sup && !pod->job) {
+      Status stopping = impl_->begin_stop(*pod);
+      if (!stopping.ok()) log_error("cannot resume stop", {{"pod", name}});
+    }
+  }
+  return ok_status();
+}
+
+Result<store::PodRecord> Manager::create_pod(std::string_view spec_toml) {
+  if (spec_toml.size() > spec::kMaxSpecBytes) {
+    return make_error("spec.invalid", "spec is " + std::to_string(spec_toml.size()) +
+                                          " bytes, more than the limit of " +
+                                          std::to_string(spec::kMaxSpecBytes) + " bytes (1 MiB)");
+  }
+  CONFPOD_ASSIGN_OR_RETURN(spec::PodSpec spec, spec::parse_pod_spec(spec_toml));
+  CONFPOD_TRY(vmm::check_tee_available(impl_->options.probe, spec.tee,
+                                       impl_->options.config.host.allow_insecure_tee));
+  if (impl_->find(spec.name) != nullptr)
+    return make_error("pods.exists", "a pod named " + spec.name + " already exists");
+  store::PodRecord record;
+  record.name = spec.name;
+  record.tee = vmm::to_string(spec.tee);
+  record.spec_toml = spec::to_toml(spec);
+  record.state = store::PodState::kCreated;
+  record.created_at_us = now_realtime_us();
+  Status inserted = impl_->store.insert_pod(record);
+  if (!inserted.ok()) {
+    if (inserted.error().code == "store.exists")
+      return make_error("pods.exists", "a pod named " + spec.name + " already exists");
+    return inserted.take_error();
+  }
+  Pod& pod = impl_->add_pod(record);
+  log_info("pod created", {{"pod", record.name}, {"tee", record.tee}});
+  if (impl_->listener != nullptr) impl_->listener->pod_added(pod.record);
+  return record;
+}
+
+void Manager::start_pod(const std::string& name, Done done) {
+  Pod* pod = impl_->find(name);
+  if (pod == nullptr) return Impl::finish(done, not_found(name));
+  if (pod->job || is_active(pod->record.state))
+    return Impl::finish(done, invalid_state(pod->record, "it is already started"));
+  pod->restart_timer.reset();
+  pod->quick_failures = 0;
+  impl_->begin_start(*pod, std::move(done));
+}
+
+void Manager::stop_pod(const std::string& name, Done done) {
+  Pod* pod = impl_->find(name);
+  if (pod == nullptr) return Impl::finish(done, not_found(name));
+  switch (pod->record.state) {
+    case store::PodState::kRunning:
+      if (!pod->job) {
+        Status stopping = impl_->begin_stop(*pod);
+        if (!stopping.ok()) return Impl::finish(done, stopping);
+      }
+      pod->exit_waiters.push_back(std::move(done));
+      return;
+    case store::PodState::kStopping:
+      pod->exit_waiters.push_back(std::move(done));
+      return;
+    case store::PodState::kStarting:
+      return Impl::finish(done, invalid_state(pod->record, "stop it once it runs, or kill it"));
+    default:
+      if (pod->restart_timer) {
+        // Not running, but about to be restarted: Stop cancels that.
+        pod->restart_timer.reset();
+        return Impl::finish(done, ok_status());
+      }
+      return Impl::finish(done, invalid_state(pod->record, "it does not run"));
+  }
+}
+
+void Manager::kill_pod(const std::string& name, Done done) {
+  Pod* pod = impl_->find(name);
+  if (pod == nullptr) return Impl::finish(done, not_found(name));
+  if (pod->job || is_active(pod->record.state)) {
+    pod->exit_waiters.push_back(std::move(done));
+    impl_->kill_active(*pod);
+    return;
+  }
+  if (pod->restart_timer) {
+    pod->restart_timer.reset();
+    return Impl::finish(done, ok_status());
+  }
+  Impl::finish(done, invalid_state(pod->record, "it does not run"));
+}
+
+void Manager::remove_pod(const std::string& name, bool force, Done done) {
+  Pod* pod = impl_->find(name);
+  if (pod == nullptr) return Impl::finish(done, not_found(name));
+  if (!pod->job && !is_active(pod->record.state)) {
+    std::vector<Done> waiters;
+    waiters.push_back(std::move(done));
+    impl_->remove(*pod, waiters);
+    return;
+  }
+  if (!force) {
+    return Impl::finish(done, invalid_state(pod->record, "stop it first, or remove it with force"));
+  }
+  pod->remove_after_exit = true;
+  pod->remove_waiters.push_back(std::move(done));
+  impl_->kill_active(*pod);
+}
+
+const store::PodRecord* Manager::find(std::string_view name) const {
+  Pod* pod = impl_->find(name);
+  return pod == nullptr ? nullptr : &pod->record;
+}
+
+std::vector<const store::PodRecord*> Manager::list() const {
+  std::vector<const store::PodRecord*> out;
+  out.reserve(impl_->pods.size());
+  for (const auto& [name, pod] : impl_->pods) out.push_back(&pod->record);
+  return out;
+}
+
+std::size_t Manager::running_count() const {
+  std::size_t n = 0;
+  for (const auto& [name, pod] : impl_->pods)
+    if (pod->record.state == store::PodState::kRunning) ++n;
+  return n;
+}
+
+Result<std::string> Manager::pod_log(const std::string& name, std::uint64_t max_bytes) const {
+  Pod* pod = impl_->find(name);
+  if (pod == nullptr) return not_found(name);
+  spec::PodPaths paths = impl_->paths_of(*pod);
+  const std::string qemu_header = "==> qemu.log <==\n";
+  const std::string serial_header = "==> serial.log <==\n";
+  std::uint64_t cap = std::min(max_bytes, kMaxLogBytes);
+  std::uint64_t headers = qemu_header.size() + serial_header.size();
+  std::uint64_t avail = cap > headers ? cap - headers : 0;
+  std::uint64_t qemu_size = file_size_or_zero(qemu_log_path(paths));
+  std::uint64_t serial_size = file_size_or_zero(paths.serial_log);
+  // Half each; what one file does not need goes to the other.
+  std::uint64_t qemu_take = std::min(qemu_size, avail / 2);
+  std::uint64_t serial_take = std::min(serial_size, avail - qemu_take);
+  qemu_take = std::min(qemu_size, avail - serial_take);
+  std::string text = qemu_header + tail_of_file(qemu_log_path(paths), qemu_take);
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  text += serial_header + tail_of_file(paths.serial_log, serial_take);
+  return sanitize_utf8(text);
+}
+
+Error not_found(std::string_view name) {
+  return make_error("pods.not_found", "no pod named " + quote_name(name));
+}
+
+}  // namespace confpod::pods

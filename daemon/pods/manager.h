@@ -1,0 +1,134 @@
+// The pod manager: confpodd's pod table and lifecycle, independent of D-Bus.
+//
+// One Manager per daemon. It owns the store (daemon/store), the pods loaded from it and, for
+// every pod whose VM runs, the vmm::Supervisor of its QEMU. Everything runs on the thread of
+// one sd-event loop, except the two operations that block on QEMU (Supervisor::start until the
+// QMP greeting, Supervisor::stop for up to stop_timeout_seconds): those run on a short-lived
+// worker thread each and post their result back to the loop (docs/daemon.md explains why).
+//
+// Every state change is written to the store before the Listener hears of it, so a crash
+// (kill -9) at any point leaves the store at the last announced state or the next one.
+//
+// Errors (codes; daemon/bus/errors.cc maps them to D-Bus error names):
+//   pods.not_found       no pod of that name
+//   pods.exists          CreatePod with a name already in use (also store.exists)
+//   pods.invalid_state   operation not valid in the pod's state (Start on a running pod, ...)
+//   spec.invalid         the spec does not parse (also: larger than spec::kMaxSpecBytes)
+//   vmm.tee_unavailable  the spec's TEE cannot run on this host (also spec.tee)
+//   store.*, vmm.*       from the store / the supervisor (start failures carry QEMU's log tail)
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attest/base/result.h"
+#include "daemon/config/config.h"
+#include "daemon/store/store.h"
+#include "vmm/probe.h"
+#include "vmm/supervisor.h"
+
+namespace confpod::pods {
+
+// Which Pod properties changed (docs/dbus-api.md names them).
+enum PodChange : unsigned {
+  kChangeState = 1u << 0,
+  kChangeStartedAt = 1u << 1,
+  kChangeExitStatus = 1u << 2,
+  kChangeMeasurement = 1u << 3,
+};
+
+// Told about pods after the store has the change. Called on the loop thread.
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  virtual void pod_added(const store::PodRecord& pod) = 0;
+  virtual void pod_changed(const store::PodRecord& pod, unsigned changes) = 0;
+  // Called after the row is gone from the store and while find(pod.name) still returns the
+  // pod (so a D-Bus layer can still enumerate its interfaces); it is erased right after.
+  virtual void pod_removed(const store::PodRecord& pod) = 0;
+};
+
+struct ManagerOptions {
+  config::DaemonConfig config;
+  vmm::HostProbe probe;  // probed once at daemon start-up; CreatePod checks the TEE against it
+  // Restart policy back-off: first delay, doubled per consecutive quick failure, capped.
+  std::chrono::milliseconds restart_delay{1000};
+  std::chrono::milliseconds restart_delay_max{30000};
+  // A run at least this long resets the back-off.
+  std::chrono::milliseconds restart_reset_after{10000};
+  // Supervisor::start waits this long for QEMU's QMP greeting.
+  std::chrono::milliseconds qmp_timeout{30000};
+  // Supervisor::attach (daemon restart) waits this long per pod.
+  std::chrono::milliseconds attach_timeout{5000};
+};
+
+// Log tails are capped at this many bytes whatever the caller asks for.
+inline constexpr std::uint64_t kMaxLogBytes = 1u << 20;
+
+// The exit status recorded for an ExitInfo: the exit code, 128+signal, 137 for our own
+// SIGKILL when we could not reap, 0 after a SHUTDOWN event QEMU exits cleanly on
+// (guest-shutdown, host-qmp-quit, host-signal), else -1 (unknown).
+std::int64_t exit_status_of(const vmm::ExitInfo& info);
+
+// The bytes made safe for a D-Bus string: valid UTF-8, no NUL (each bad byte becomes U+FFFD).
+std::string sanitize_utf8(std::string_view bytes);
+
+// The pods.not_found error for `name` (quoted and escaped: names come from callers), so every
+// path that fails to find a pod says the same thing.
+Error not_found(std::string_view name);
+
+class Manager {
+ public:
+  using Done = std::function<void(Status)>;
+
+  // `event` must outlive the Manager. Opens <state_dir>/confpod.db.
+  static Result<std::unique_ptr<Manager>> create(sd_event* event, ManagerOptions options);
+  ~Manager();  // joins worker threads; leaves every VM running (re-attach design)
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
+
+  void set_listener(Listener* listener);
+
+  // Loads every pod from the store; re-attaches to the QEMU of pods that were starting,
+  // running or stopping (running again on success, failed with ExitStatus -1 otherwise).
+  // Blocks for at most attach_timeout per such pod; call once, before serving requests.
+  Status recover();
+
+  // Parses, checks the TEE, stores the pod in state "created".
+  Result<store::PodRecord> create_pod(std::string_view spec_toml);
+  // Done once the VM runs (QMP up), or with the start error (the pod is then "failed").
+  void start_pod(const std::string& name, Done done);
+  // ACPI powerdown, SIGKILL after stop_timeout_seconds. Done once the pod has exited.
+  void stop_pod(const std::string& name, Done done);
+  // SIGKILL. Done once the pod has exited.
+  void kill_pod(const std::string& name, Done done);
+  // Only a pod that does not run, unless `force` (which kills it first). Removes the row and
+  // the pod's runtime directory. Done once removed.
+  void remove_pod(const std::string& name, bool force, Done done);
+
+  // nullptr when absent. Valid until the next call into the Manager or loop iteration.
+  const store::PodRecord* find(std::string_view name) const;
+  // Ordered by name.
+  std::vector<const store::PodRecord*> list() const;
+  // The last max_bytes (capped at kMaxLogBytes) of the pod's QEMU log and serial console,
+  // as UTF-8 text with a header line per file.
+  Result<std::string> pod_log(const std::string& name, std::uint64_t max_bytes) const;
+
+  std::size_t running_count() const;
+  const config::DaemonConfig& config() const;
+
+  struct Impl;  // opaque: the pod table, supervisors, worker threads
+
+ private:
+  explicit Manager(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace confpod::pods

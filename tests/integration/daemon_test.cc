@@ -1,0 +1,541 @@
+// confpodd end to end: a real dbus-daemon (PrivateBus), the real confpodd process
+// (DaemonProcess) and real QEMU TCG guests (tee none), driven through busctl and through
+// sd-bus from the test. Two tests boot a VM; the rest need none.
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/bus.h"
+#include "tests/support/process.h"
+
+namespace confpod {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kName = "org.confpod1";
+constexpr const char* kPath = "/org/confpod1";
+constexpr const char* kManager = "org.confpod1.Manager";
+constexpr const char* kPod = "org.confpod1.Pod";
+
+struct MessageUnref {
+  void operator()(sd_bus_message* m) const { sd_bus_message_unref(m); }
+};
+using MessagePtr = std::unique_ptr<sd_bus_message, MessageUnref>;
+struct SlotUnref {
+  void operator()(sd_bus_slot* s) const { sd_bus_slot_unref(s); }
+};
+using SlotPtr = std::unique_ptr<sd_bus_slot, SlotUnref>;
+
+struct Reply {
+  bool ok = false;
+  std::string error_name;
+  std::string error_message;
+  MessagePtr message;
+};
+
+// Calls a method; `append` adds the arguments.
+Reply call(sd_bus* bus, const std::string& path, const char* interface, const char* member,
+           const std::function<int(sd_bus_message*)>& append = {},
+           std::chrono::seconds timeout = 60s) {
+  sd_bus_message* raw = nullptr;
+  Reply reply;
+  if (sd_bus_message_new_method_call(bus, &raw, kName, path.c_str(), interface, member) < 0) {
+    reply.error_name = "test.new_method_call";
+    return reply;
+  }
+  MessagePtr m(raw);
+  if (append && append(raw) < 0) {
+    reply.error_name = "test.append";
+    return reply;
+  }
+  sd_bus_error error = SD_BUS_ERROR_NULL;
+  sd_bus_message* answer = nullptr;
+  int r =
+      sd_bus_call(bus, raw, std::chrono::duration_cast<std::chrono::microseconds>(timeout).count(),
+                  &error, &answer);
+  reply.ok = r >= 0;
+  if (!reply.ok) {
+    reply.error_name = error.name != nullptr ? error.name : "errno";
+    reply.error_message = error.message != nullptr ? error.message : std::strerror(-r);
+  }
+  reply.message.reset(answer);
+  sd_bus_error_free(&error);
+  return reply;
+}
+
+Reply call_s(sd_bus* bus, const char* member, const std::string& arg) {
+  return call(bus, kPath, kManager, member,
+              [&](sd_bus_message* m) { return sd_bus_message_append(m, "s", arg.c_str()); });
+}
+
+std::string read_string(const Reply& reply, char type = 's') {
+  const char* value = nullptr;
+  if (!reply.message) return {};
+  const char types[2] = {type, '\0'};
+  if (sd_bus_message_read(reply.message.get(), types, &value) < 0 || value == nullptr) return {};
+  return value;
+}
+
+std::string get_string_property(sd_bus* bus, const std::string& path, const char* property) {
+  sd_bus_error error = SD_BUS_ERROR_NULL;
+  char* value = nullptr;
+  int r = sd_bus_get_property_string(bus, kName, path.c_str(), kPod, property, &error, &value);
+  sd_bus_error_free(&error);
+  std::string out = r >= 0 && value != nullptr ? value : "<error>";
+  std::free(value);
+  return out;
+}
+
+template <class T>
+T get_trivial_property(sd_bus* bus, const std::string& path, const char* property, char type) {
+  sd_bus_error error = SD_BUS_ERROR_NULL;
+  T value{};
+  sd_bus_get_property_trivial(bus, kName, path.c_str(), kPod, property, &error, type, &value);
+  sd_bus_error_free(&error);
+  return value;
+}
+
+struct PodEntry {
+  std::string name, state, tee, path;
+};
+
+std::vector<PodEntry> list_pods(sd_bus* bus) {
+  Reply reply = call(bus, kPath, kManager, "ListPods");
+  std::vector<PodEntry> out;
+  if (!reply.ok) return out;
+  sd_bus_message* m = reply.message.get();
+  if (sd_bus_message_enter_container(m, 'a', "(ssso)") < 0) return out;
+  const char *name, *state, *tee, *path;
+  while (sd_bus_message_read(m, "(ssso)", &name, &state, &tee, &path) > 0)
+    out.push_back({name, state, tee, path});
+  return out;
+}
+
+// Signals under /org/confpod1, as "Member path detail" strings.
+struct SignalLog {
+  std::vector<std::string> seen;
+
+  static int on_signal(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<SignalLog*>(userdata);
+    std::string entry =
+        std::string(sd_bus_message_get_member(m)) + " " + sd_bus_message_get_path(m);
+    std::string member = sd_bus_message_get_member(m);
+    if (member == "PodNew" || member == "PodRemoved") {
+      const char *name = nullptr, *path = nullptr;
+      if (sd_bus_message_read(m, "so", &name, &path) >= 0) entry += std::string(" ") + name;
+    } else if (member == "PropertiesChanged") {
+      const char* interface = nullptr;
+      sd_bus_message_read(m, "s", &interface);
+      if (sd_bus_message_enter_container(m, 'a', "{sv}") >= 0) {
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+          const char* property = nullptr;
+          sd_bus_message_read(m, "s", &property);
+          const char* contents = nullptr;
+          sd_bus_message_peek_type(m, nullptr, &contents);
+          entry += std::string(" ") + property;
+          if (contents != nullptr && std::string(contents) == "s") {
+            const char* value = nullptr;
+            sd_bus_message_enter_container(m, 'v', "s");
+            sd_bus_message_read(m, "s", &value);
+            sd_bus_message_exit_container(m);
+            entry += std::string("=") + value;
+          } else {
+            sd_bus_message_skip(m, "v");
+          }
+          sd_bus_message_exit_container(m);
+        }
+      }
+    }
+    self->seen.push_back(entry);
+    return 0;
+  }
+
+  bool contains(const std::string& needle) const {
+    for (const auto& s : seen)
+      if (s.find(needle) != std::string::npos) return true;
+    return false;
+  }
+  std::string dump() const {
+    std::string out;
+    for (const auto& s : seen) out += s + "\n";
+    return out;
+  }
+};
+
+// Processes incoming messages until `done` or the deadline.
+bool pump_until(sd_bus* bus, const std::function<bool()>& done, std::chrono::milliseconds limit) {
+  auto deadline = Clock::now() + limit;
+  while (!done()) {
+    if (Clock::now() >= deadline) return false;
+    int r = sd_bus_process(bus, nullptr);
+    if (r < 0) return false;
+    if (r == 0) sd_bus_wait(bus, 50000);
+  }
+  return true;
+}
+
+bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+  auto deadline = Clock::now() + limit;
+  while (!done()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(50ms);
+  }
+  return true;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+bool alive(pid_t pid) {
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
+std::string pod_spec(const testing::DaemonProcess& daemon, const std::string& name,
+                     const std::string& tee = "none") {
+  std::string image = daemon.dir() + "/app.tar";
+  if (!std::filesystem::exists(image)) std::ofstream(image) << std::string(4096, '\0');
+  return "name = \"" + name + "\"\ntee = \"" + tee +
+         "\"\n[vm]\nvcpus = 1\nmemory_mib = 256\n[[containers]]\nname = \"app\"\n"
+         "image = \"oci-archive:" +
+         image + "@sha256:" + std::string(64, 'a') + "\"\n";
+}
+
+// The guest's init logs this on the serial console once its power button handler is armed.
+bool guest_ready(const testing::DaemonProcess& daemon, const std::string& pod) {
+  return read_file(daemon.runtime_dir() + "/pods/" + pod + "/serial.log").find("hello queued") !=
+         std::string::npos;
+}
+
+// Calls a Manager method (argument "s", or "st" for GetPodLog, none for ListPods) from a child
+// process running as uid/gid 65534 without supplementary groups. Returns "ok" or
+// "<error name>: <message>".
+std::string call_as_nobody(const testing::PrivateBus& bus, const char* member,
+                           const std::string& arg, std::vector<gid_t> groups = {}) {
+  int fds[2];
+  if (::pipe(fds) != 0) return "pipe failed";
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::close(fds[0]);
+    std::string out;
+    if (::setgroups(groups.size(), groups.data()) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+        ::setresuid(65534, 65534, 65534) != 0) {
+      out = "cannot drop privileges";
+    } else {
+      sd_bus* raw = nullptr;
+      int r = sd_bus_new(&raw);
+      if (r >= 0) r = sd_bus_set_address(raw, bus.address().c_str());
+      if (r >= 0) r = sd_bus_set_bus_client(raw, 1);
+      if (r >= 0) r = sd_bus_start(raw);
+      if (r < 0) {
+        out = "cannot connect";
+      } else {
+        std::string m = member;
+        Reply reply = call(raw, kPath, kManager, member, [&](sd_bus_message* msg) {
+          if (m == "ListPods") return 0;
+          if (m == "GetPodLog") return sd_bus_message_append(msg, "st", arg.c_str(), 100);
+          return sd_bus_message_append(msg, "s", arg.c_str());
+        });
+        out = reply.ok ? "ok" : reply.error_name + ": " + reply.error_message;
+      }
+    }
+    (void)!::write(fds[1], out.data(), out.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string answer;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) answer.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  ::waitpid(child, nullptr, 0);
+  return answer;
+}
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  testing::PrivateBus bus_;
+};
+
+// The whole lifecycle of one VM pod through busctl and sd-bus, with the signals it emits.
+TEST_F(DaemonTest, LifecycleThroughBusctlAndSdBus) {
+  testing::DaemonProcess daemon(bus_);
+  testing::BusPtr conn = testing::open_bus(bus_);
+  SignalLog signals;
+  sd_bus_slot* raw_slot = nullptr;
+  ASSERT_GE(sd_bus_add_match(conn.get(), &raw_slot, "type='signal',path_namespace='/org/confpod1'",
+                             &SignalLog::on_signal, &signals),
+            0);
+  SlotPtr match(raw_slot);
+
+  // Introspection shows the API.
+  auto intro = testing::busctl(bus_, {"introspect", kName, kPath, kManager});
+  ASSERT_EQ(intro.exit_code, 0) << intro.err;
+  for (const char* member : {"CreatePod", "StartPod", "StopPod", "KillPod", "RemovePod", "GetPod",
+                             "ListPods", "GetPodLog", "PodNew", "PodRemoved"})
+    EXPECT_NE(intro.out.find(member), std::string::npos) << member << "\n" << intro.out;
+
+  // CreatePod through busctl.
+  auto created = testing::busctl(
+      bus_, {"call", kName, kPath, kManager, "CreatePod", "s", pod_spec(daemon, "web")});
+  ASSERT_EQ(created.exit_code, 0) << created.err << daemon.log();
+  EXPECT_EQ(created.out, "o \"/org/confpod1/pod/web\"\n");
+  const std::string path = "/org/confpod1/pod/web";
+  auto state = testing::busctl(bus_, {"get-property", kName, path, kPod, "State"});
+  EXPECT_EQ(state.out, "s \"created\"\n") << state.err;
+  auto tee = testing::busctl(bus_, {"get-property", kName, path, kPod, "Tee"});
+  EXPECT_EQ(tee.out, "s \"none\"\n");
+  auto pod_intro = testing::busctl(bus_, {"introspect", kName, path, kPod});
+  for (const char* member : {"Name", "State", "Tee", "Spec", "CreatedAt", "StartedAt", "ExitStatus",
+                             "Measurement", "Start", "Stop", "Kill", "Remove"})
+    EXPECT_NE(pod_intro.out.find(member), std::string::npos) << member;
+  auto tree = testing::busctl(bus_, {"tree", kName});
+  EXPECT_NE(tree.out.find("/org/confpod1/pod/web"), std::string::npos) << tree.out;
+  auto managed = testing::busctl(
+      bus_, {"call", kName, kPath, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"});
+  EXPECT_NE(managed.out.find("/org/confpod1/pod/web"), std::string::npos) << managed.out;
+
+  // StartPod through sd-bus: answered once QEMU runs.
+  Reply started = call_s(conn.get(), "StartPod", "web");
+  ASSERT_TRUE(started.ok) << started.error_name << ": " << started.error_message << daemon.log();
+  EXPECT_EQ(get_string_property(conn.get(), path, "State"), "running");
+  EXPECT_GT(get_trivial_property<std::uint64_t>(conn.get(), path, "StartedAt", 't'), 0u);
+  auto pods = list_pods(conn.get());
+  ASSERT_EQ(pods.size(), 1u);
+  EXPECT_EQ(pods[0].name, "web");
+  EXPECT_EQ(pods[0].state, "running");
+  EXPECT_EQ(pods[0].tee, "none");
+  EXPECT_EQ(pods[0].path, path);
+  Reply got = call_s(conn.get(), "GetPod", "web");
+  EXPECT_EQ(read_string(got, 'o'), path);
+  Reply again = call_s(conn.get(), "StartPod", "web");
+  EXPECT_EQ(again.error_name, "org.confpod1.Error.InvalidState");
+  Reply remove_running = call(conn.get(), kPath, kManager, "RemovePod", [](sd_bus_message* m) {
+    return sd_bus_message_append(m, "sb", "web", 0);
+  });
+  EXPECT_EQ(remove_running.error_name, "org.confpod1.Error.InvalidState");
+
+  // Graceful stop through busctl once the guest listens for the power button.
+  ASSERT_TRUE(wait_for([&] { return guest_ready(daemon, "web"); }, 40s))
+      << read_file(daemon.runtime_dir() + "/pods/web/serial.log");
+  auto log =
+      testing::busctl(bus_, {"call", kName, kPath, kManager, "GetPodLog", "st", "web", "65536"});
+  EXPECT_EQ(log.exit_code, 0) << log.err;
+  EXPECT_NE(log.out.find("hello queued"), std::string::npos) << log.out;
+  auto stopped = testing::busctl(
+      bus_, {"--timeout=60", "call", kName, kPath, kManager, "StopPod", "s", "web"});
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.err << daemon.log();
+  EXPECT_EQ(get_string_property(conn.get(), path, "State"), "exited");
+  EXPECT_EQ(get_trivial_property<std::int32_t>(conn.get(), path, "ExitStatus", 'i'), 0);
+
+  // Remove through the Pod object's own method.
+  auto removed = testing::busctl(bus_, {"call", kName, path, kPod, "Remove", "b", "false"});
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  EXPECT_TRUE(list_pods(conn.get()).empty());
+  EXPECT_FALSE(std::filesystem::exists(daemon.runtime_dir() + "/pods/web"));
+  Reply gone = call_s(conn.get(), "GetPod", "web");
+  EXPECT_EQ(gone.error_name, "org.confpod1.Error.NoSuchPod");
+
+  ASSERT_TRUE(pump_until(
+      conn.get(), [&] { return signals.contains("PodRemoved"); }, 10s))
+      << signals.dump();
+  EXPECT_TRUE(signals.contains("PodNew /org/confpod1 web")) << signals.dump();
+  EXPECT_TRUE(signals.contains("InterfacesAdded /org/confpod1")) << signals.dump();
+  EXPECT_TRUE(signals.contains("PropertiesChanged /org/confpod1/pod/web State=starting"))
+      << signals.dump();
+  EXPECT_TRUE(signals.contains("PropertiesChanged /org/confpod1/pod/web State=running"))
+      << signals.dump();
+  EXPECT_TRUE(signals.contains("State=stopping")) << signals.dump();
+  EXPECT_TRUE(signals.contains("State=exited ExitStatus")) << signals.dump();
+  EXPECT_TRUE(signals.contains("InterfacesRemoved /org/confpod1")) << signals.dump();
+  EXPECT_TRUE(signals.contains("PodRemoved /org/confpod1 web")) << signals.dump();
+}
+
+// Reading is open to everyone; changing things and reading logs need root (or group confpod,
+// or polkit, neither of which uid 65534 has here).
+TEST_F(DaemonTest, UnprivilegedCallerMayReadButNotChange) {
+  testing::DaemonProcess daemon(bus_);
+  testing::BusPtr conn = testing::open_bus(bus_);
+  Reply first = call_s(conn.get(), "CreatePod", pod_spec(daemon, "web"));
+  ASSERT_TRUE(first.ok) << first.error_name << ": " << first.error_message << daemon.log();
+
+  // busctl prints AccessDenied as "Access denied" (it replaces that error's message).
+  auto create = testing::busctl(
+      bus_, {"call", kName, kPath, kManager, "CreatePod", "s", pod_spec(daemon, "other")}, true);
+  EXPECT_NE(create.exit_code, 0);
+  EXPECT_NE(create.err.find("Access denied"), std::string::npos) << create.err;
+  auto start =
+      testing::busctl(bus_, {"call", kName, kPath, kManager, "StartPod", "s", "web"}, true);
+  EXPECT_NE(start.exit_code, 0);
+  EXPECT_NE(start.err.find("Access denied"), std::string::npos) << start.err;
+  auto pod_method =
+      testing::busctl(bus_, {"call", kName, "/org/confpod1/pod/web", kPod, "Kill"}, true);
+  EXPECT_NE(pod_method.exit_code, 0);
+  EXPECT_NE(pod_method.err.find("Access denied"), std::string::npos) << pod_method.err;
+
+  // The exact error names and messages, through sd-bus as uid 65534.
+  for (const char* member : {"CreatePod", "StartPod", "StopPod", "KillPod", "GetPodLog"}) {
+    std::string answer = call_as_nobody(
+        bus_, member,
+        member == std::string("CreatePod") ? pod_spec(daemon, "other") : std::string("web"));
+    EXPECT_EQ(answer.rfind("org.freedesktop.DBus.Error.AccessDenied: ", 0), 0u)
+        << member << ": " << answer;
+    EXPECT_NE(answer.find("needs root"), std::string::npos) << answer;
+  }
+  EXPECT_EQ(call_as_nobody(bus_, "GetPod", "web"), "ok");
+  EXPECT_EQ(call_as_nobody(bus_, "ListPods", ""), "ok");
+
+  auto list = testing::busctl(bus_, {"call", kName, kPath, kManager, "ListPods"}, true);
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_EQ(list.out, "a(ssso) 1 \"web\" \"created\" \"none\" \"/org/confpod1/pod/web\"\n");
+  auto state =
+      testing::busctl(bus_, {"get-property", kName, "/org/confpod1/pod/web", kPod, "State"}, true);
+  EXPECT_EQ(state.out, "s \"created\"\n") << state.err;
+  auto get = testing::busctl(bus_, {"call", kName, kPath, kManager, "GetPod", "s", "web"}, true);
+  EXPECT_EQ(get.out, "o \"/org/confpod1/pod/web\"\n") << get.err;
+
+  // Nothing changed.
+  auto pods = list_pods(conn.get());
+  ASSERT_EQ(pods.size(), 1u);
+  EXPECT_EQ(pods[0].state, "created");
+}
+
+// Members of the management group may change pods (here the group is "users", gid 100, via
+// --manage-group; the default is "confpod").
+TEST_F(DaemonTest, ManagementGroupMayChange) {
+  struct group* users = ::getgrnam("users");
+  ASSERT_NE(users, nullptr) << "this test needs the standard group \"users\"";
+  gid_t gid = users->gr_gid;
+  testing::DaemonOptions options;
+  options.extra_args = {"--manage-group", "users"};
+  testing::DaemonProcess daemon(bus_, options);
+  EXPECT_EQ(call_as_nobody(bus_, "CreatePod", pod_spec(daemon, "grp"), {gid}), "ok");
+  EXPECT_EQ(call_as_nobody(bus_, "StopPod", "grp", {gid}),
+            "org.confpod1.Error.InvalidState: pod grp is created: it does not run");
+  std::string denied = call_as_nobody(bus_, "CreatePod", pod_spec(daemon, "other"));
+  EXPECT_EQ(denied.rfind("org.freedesktop.DBus.Error.AccessDenied", 0), 0u) << denied;
+  testing::BusPtr conn = testing::open_bus(bus_);
+  EXPECT_EQ(list_pods(conn.get()).size(), 1u);
+}
+
+// Every malformed spec of the corpus is InvalidSpec naming its key; nothing is lost and the
+// daemon keeps serving. Plus the other error names.
+TEST_F(DaemonTest, RejectionsNameTheProblem) {
+  testing::DaemonProcess daemon(bus_);
+  testing::BusPtr conn = testing::open_bus(bus_);
+  ASSERT_TRUE(call_s(conn.get(), "CreatePod", pod_spec(daemon, "keep")).ok);
+
+  int checked = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(CONFPOD_SPEC_DATA "/bad")) {
+    std::string text = read_file(entry.path());
+    std::string first = text.substr(0, text.find('\n'));
+    ASSERT_EQ(first.rfind("# expect: ", 0), 0u) << entry.path();
+    std::string key = first.substr(10);
+    Reply reply = call_s(conn.get(), "CreatePod", text);
+    EXPECT_FALSE(reply.ok) << entry.path();
+    EXPECT_EQ(reply.error_name, "org.confpod1.Error.InvalidSpec") << entry.path();
+    EXPECT_NE(reply.error_message.find(key + ": "), std::string::npos)
+        << entry.path() << ": " << reply.error_message;
+    EXPECT_EQ(reply.error_message.rfind("line ", 0), 0u) << reply.error_message;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 51);
+
+  std::string huge = pod_spec(daemon, "big") + "# " + std::string(1 << 20, 'x') + "\n";
+  Reply oversize = call_s(conn.get(), "CreatePod", huge);
+  EXPECT_EQ(oversize.error_name, "org.confpod1.Error.InvalidSpec");
+  EXPECT_NE(oversize.error_message.find(std::to_string(huge.size())), std::string::npos)
+      << oversize.error_message;
+
+  Reply dup = call_s(conn.get(), "CreatePod", pod_spec(daemon, "keep"));
+  EXPECT_EQ(dup.error_name, "org.confpod1.Error.PodExists");
+  Reply snp = call_s(conn.get(), "CreatePod", pod_spec(daemon, "secure", "snp"));
+  EXPECT_EQ(snp.error_name, "org.confpod1.Error.TeeUnavailable");
+  EXPECT_NE(snp.error_message.find("SEV-SNP unavailable"), std::string::npos) << snp.error_message;
+  Reply stop = call_s(conn.get(), "StopPod", "keep");
+  EXPECT_EQ(stop.error_name, "org.confpod1.Error.InvalidState") << stop.error_message;
+
+  for (std::string hostile : {std::string("../../etc/passwd"), std::string("a/b"),
+                              std::string("x\n\t\x01"), std::string(5000, 'a'), std::string()}) {
+    for (const char* member : {"GetPod", "StartPod", "StopPod", "KillPod"}) {
+      Reply r = call_s(conn.get(), member, hostile);
+      EXPECT_EQ(r.error_name, "org.confpod1.Error.NoSuchPod") << member;
+      EXPECT_LT(r.error_message.size(), 200u);
+    }
+  }
+  auto odd_path =
+      testing::busctl(bus_, {"get-property", kName, "/org/confpod1/pod/_2e_2e", kPod, "State"});
+  EXPECT_NE(odd_path.exit_code, 0);
+
+  auto pods = list_pods(conn.get());
+  ASSERT_EQ(pods.size(), 1u);
+  EXPECT_EQ(pods[0].name, "keep");
+  EXPECT_TRUE(alive(daemon.pid()));
+}
+
+// kill -9 of confpodd with a VM running: the restarted daemon has every pod and re-attaches
+// the VM, which a Stop then powers down.
+TEST_F(DaemonTest, KillNineThenRestartReattaches) {
+  testing::DaemonOptions options;
+  testing::DaemonProcess daemon(bus_, options);
+  testing::BusPtr conn = testing::open_bus(bus_);
+  ASSERT_TRUE(call_s(conn.get(), "CreatePod", pod_spec(daemon, "vm")).ok);
+  ASSERT_TRUE(call_s(conn.get(), "CreatePod", pod_spec(daemon, "idle")).ok);
+  Reply started = call_s(conn.get(), "StartPod", "vm");
+  ASSERT_TRUE(started.ok) << started.error_message << daemon.log();
+  const std::string path = "/org/confpod1/pod/vm";
+  std::uint64_t started_at =
+      get_trivial_property<std::uint64_t>(conn.get(), path, "StartedAt", 't');
+  pid_t qemu = testing::pod_qemu_pid(daemon, "vm");
+  ASSERT_GT(qemu, 0);
+
+  daemon.kill9();
+  EXPECT_TRUE(alive(qemu)) << "QEMU must outlive the daemon";
+  daemon.restart();
+
+  auto pods = list_pods(conn.get());
+  ASSERT_EQ(pods.size(), 2u) << daemon.log();
+  EXPECT_EQ(pods[0].name, "idle");
+  EXPECT_EQ(pods[0].state, "created");
+  EXPECT_EQ(pods[1].name, "vm");
+  EXPECT_EQ(pods[1].state, "running") << daemon.log();
+  EXPECT_EQ(get_trivial_property<std::uint64_t>(conn.get(), path, "StartedAt", 't'), started_at);
+  EXPECT_EQ(testing::pod_qemu_pid(daemon, "vm"), qemu);
+
+  ASSERT_TRUE(wait_for([&] { return guest_ready(daemon, "vm"); }, 40s));
+  Reply stopped = call_s(conn.get(), "StopPod", "vm");
+  ASSERT_TRUE(stopped.ok) << stopped.error_message << daemon.log();
+  EXPECT_EQ(get_string_property(conn.get(), path, "State"), "exited");
+  // Not our child any more: the status comes from QEMU's SHUTDOWN event (guest-shutdown).
+  EXPECT_EQ(get_trivial_property<std::int32_t>(conn.get(), path, "ExitStatus", 'i'), 0);
+  EXPECT_TRUE(wait_for([&] { return !alive(qemu); }, 5s));
+
+  // A clean SIGTERM keeps everything too.
+  EXPECT_EQ(daemon.terminate(), 0);
+  daemon.restart();
+  EXPECT_EQ(list_pods(conn.get()).size(), 2u);
+  EXPECT_EQ(get_string_property(conn.get(), path, "State"), "exited");
+}
+
+}  // namespace
+}  // namespace confpod
