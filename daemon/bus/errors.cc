@@ -12,6 +12,10 @@ BusError to_bus_error(const Error& error) {
   if (code == "spec.invalid") return {kErrorInvalidSpec, error.message};
   if (code == "vmm.tee_unavailable" || code == "spec.tee")
     return {kErrorTeeUnavailable, error.message};
+  // The expected measurement cannot be computed from the firmware/kernel/initrd/CPU model
+  // this host is configured with: the spec is fine, the host cannot launch it verifiably.
+  // The code (measure.input, measure.ovmf, ...) stays in the message: it says which part.
+  if (code.starts_with("measure.")) return {kErrorTeeUnavailable, error.describe()};
   if (code == "pods.invalid_state") return {kErrorInvalidState, error.message};
   if (code == "bus.access_denied") return {kErrorAccessDenied, error.message};
   return {kErrorFailed, error.describe()};

@@ -3,13 +3,13 @@
 //   pods.not_found, store.not_found            org.confpod1.Error.NoSuchPod
 //   pods.exists, store.exists                  org.confpod1.Error.PodExists
 //   spec.invalid                               org.confpod1.Error.InvalidSpec
-//   vmm.tee_unavailable, spec.tee              org.confpod1.Error.TeeUnavailable
+//   vmm.tee_unavailable, spec.tee, measure.*   org.confpod1.Error.TeeUnavailable
 //   pods.invalid_state                         org.confpod1.Error.InvalidState
 //   bus.access_denied                          org.freedesktop.DBus.Error.AccessDenied
 //   anything else                              org.freedesktop.DBus.Error.Failed
 //
-// The D-Bus error message is the Error's message, except for the generic Failed, which
-// carries "code: message" so the code is not lost.
+// The D-Bus error message is the Error's message, except for measure.* and the generic
+// Failed, which carry "code: message" so the code is not lost.
 #pragma once
 
 #include <systemd/sd-bus.h>

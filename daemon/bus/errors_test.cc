@@ -17,6 +17,13 @@ TEST(BusErrors, EveryCodeMapsToItsName) {
       {"spec.invalid", kErrorInvalidSpec},
       {"vmm.tee_unavailable", kErrorTeeUnavailable},
       {"spec.tee", kErrorTeeUnavailable},
+      {"measure.input", kErrorTeeUnavailable},
+      {"measure.ovmf", kErrorTeeUnavailable},
+      {"measure.ovmf.kernel_hashes", kErrorTeeUnavailable},
+      {"measure.tdvf", kErrorTeeUnavailable},
+      {"measure.params", kErrorTeeUnavailable},
+      {"measure.cache", kErrorTeeUnavailable},
+      {"measurement", kErrorFailed},
       {"pods.invalid_state", kErrorInvalidState},
       {"bus.access_denied", kErrorAccessDenied},
       {"store.io", kErrorFailed},
@@ -31,6 +38,17 @@ TEST(BusErrors, EveryCodeMapsToItsName) {
 TEST(BusErrors, SpecMessageIsTheParserText) {
   BusError e = to_bus_error(make_error("spec.invalid", "line 3: vm.vcpus: must be 1..256"));
   EXPECT_EQ(e.message, "line 3: vm.vcpus: must be 1..256");
+}
+
+TEST(BusErrors, MeasurementFailureIsTeeUnavailableWithItsCode) {
+  BusError e = to_bus_error(make_error(
+      "measure.input",
+      "pod web: cannot compute the expected SEV-SNP launch digest: firmware: cannot stat "
+      "/usr/share/ovmf/AMDSEV.fd: No such file or directory"));
+  EXPECT_EQ(e.name, kErrorTeeUnavailable);
+  EXPECT_EQ(e.message,
+            "measure.input: pod web: cannot compute the expected SEV-SNP launch digest: "
+            "firmware: cannot stat /usr/share/ovmf/AMDSEV.fd: No such file or directory");
 }
 
 TEST(BusErrors, GenericFailureKeepsTheCode) {

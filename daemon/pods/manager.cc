@@ -114,6 +114,10 @@ void append_to_file(const std::string& path, const std::string& text) {
 
 std::string qemu_log_path(const spec::PodPaths& paths) { return paths.dir + "/qemu.log"; }
 
+std::string_view measurement_name(vmm::Tee tee) {
+  return tee == vmm::Tee::kTdx ? "TDX MRTD" : "SEV-SNP launch digest";
+}
+
 }  // namespace
 
 std::int64_t exit_status_of(const vmm::ExitInfo& info) {
@@ -202,6 +206,7 @@ struct Manager::Impl {
   sd_event* event = nullptr;
   ManagerOptions options;
   store::Store store;
+  Measurer measurer;  // one cache of expected measurements for the daemon's lifetime
   Listener* listener = nullptr;
   std::map<std::string, std::unique_ptr<Pod>, std::less<>> pods;
   std::uint64_t next_pod_id = 1;
@@ -215,7 +220,10 @@ struct Manager::Impl {
   EventSourcePtr wake_source;
 
   Impl(sd_event* e, ManagerOptions o, store::Store s)
-      : event(e), options(std::move(o)), store(std::move(s)) {}
+      : event(e),
+        options(std::move(o)),
+        store(std::move(s)),
+        measurer(options.host_cpu_signature) {}
 
   ~Impl() {
     // A stop in flight finishes (bounded by stop_timeout_seconds); completions that did not
@@ -334,6 +342,31 @@ struct Manager::Impl {
     return commit(pod, std::move(next), kChangeState, reality);
   }
 
+  // --- measurement ---------------------------------------------------------------------------
+
+  // The expected measurement of `vm` as the pod `name` is launched ("" for tee none); errors
+  // keep the measure.* code and name the pod.
+  Result<std::string> measure(const std::string& name, const vmm::VmConfig& vm) {
+    auto measured = measurer.measure(vm);
+    if (!measured.ok()) {
+      const Error& e = measured.error();
+      return make_error(e.code, "pod " + name + ": cannot compute the expected " +
+                                    std::string(measurement_name(vm.tee)) + ": " + e.message);
+    }
+    return measured;
+  }
+
+  // Measures the launch again and stores a changed value before anyone hears of it.
+  Status remeasure(Pod& pod, const vmm::VmConfig& vm) {
+    CONFPOD_ASSIGN_OR_RETURN(std::string measurement, measure(pod.record.name, vm));
+    if (measurement == pod.record.measurement) return ok_status();
+    log_info("pod measurement changed",
+             {{"pod", pod.record.name}, {"from", pod.record.measurement}, {"to", measurement}});
+    store::PodRecord next = pod.record;
+    next.measurement = std::move(measurement);
+    return commit(pod, std::move(next), kChangeMeasurement, false);
+  }
+
   // --- start -------------------------------------------------------------------------------
 
   void begin_start(Pod& pod, Manager::Done done) {
@@ -353,6 +386,12 @@ struct Manager::Impl {
     }
     auto argv = vmm::qemu_argv(*vm);
     if (!argv.ok()) return finish(done, argv.take_error());
+    Status measured = remeasure(pod, *vm);
+    if (!measured.ok()) {
+      log_error("pod not started",
+                {{"pod", pod.record.name}, {"error", measured.error().describe()}});
+      return finish(done, measured);
+    }
     vmm::SupervisorOptions start_options;
     start_options.argv = std::move(*argv);
     start_options.qmp_socket = vm->qmp_socket;
@@ -711,12 +750,22 @@ Result<store::PodRecord> Manager::create_pod(std::string_view spec_toml) {
                                        impl_->options.config.host.allow_insecure_tee));
   if (impl_->find(spec.name) != nullptr)
     return make_error("pods.exists", "a pod named " + spec.name + " already exists");
+  std::string measurement;
+  if (spec.tee != vmm::Tee::kNone) {
+    // The VM it will be launched as: the same firmware, kernel, initrd, command line, vCPUs
+    // and CPU model begin_start hands QEMU.
+    CONFPOD_ASSIGN_OR_RETURN(vmm::VmConfig vm,
+                             spec::vm_config_from_spec(spec, impl_->options.config.host));
+    CONFPOD_TRY(vmm::validate_vm_config(vm));
+    CONFPOD_ASSIGN_OR_RETURN(measurement, impl_->measure(spec.name, vm));
+  }
   store::PodRecord record;
   record.name = spec.name;
   record.tee = vmm::to_string(spec.tee);
   record.spec_toml = spec::to_toml(spec);
   record.state = store::PodState::kCreated;
   record.created_at_us = now_realtime_us();
+  record.measurement = measurement;
   Status inserted = impl_->store.insert_pod(record);
   if (!inserted.ok()) {
     if (inserted.error().code == "store.exists")
@@ -724,7 +773,8 @@ Result<store::PodRecord> Manager::create_pod(std::string_view spec_toml) {
     return inserted.take_error();
   }
   Pod& pod = impl_->add_pod(record);
-  log_info("pod created", {{"pod", record.name}, {"tee", record.tee}});
+  log_info("pod created",
+           {{"pod", record.name}, {"tee", record.tee}, {"measurement", record.measurement}});
   if (impl_->listener != nullptr) impl_->listener->pod_added(pod.record);
   return record;
 }
@@ -836,6 +886,34 @@ Result<std::string> Manager::pod_log(const std::string& name, std::uint64_t max_
   text += serial_header + tail_of_file(paths.serial_log, serial_take);
   return sanitize_utf8(text);
 }
+
+Result<ReferenceValues> Manager::reference_values(std::string_view name) const {
+  Pod* pod = impl_->find(name);
+  if (pod == nullptr) return not_found(name);
+  if (!pod->spec) {
+    return make_error("spec.invalid", "the stored spec of pod " + pod->record.name +
+                                          " no longer parses: " + pod->spec_error);
+  }
+  if (pod->spec->tee == vmm::Tee::kNone)
+    return invalid_state(pod->record, "tee none has no hardware evidence to check");
+  if (pod->record.measurement.empty())
+    return invalid_state(pod->record, "it has no expected measurement yet (start it once)");
+  CONFPOD_ASSIGN_OR_RETURN(vmm::VmConfig vm,
+                           spec::vm_config_from_spec(*pod->spec, impl_->options.config.host));
+  ReferenceValues values;
+  values.tee = pod->spec->tee;
+  values.measurement = pod->record.measurement;
+  if (values.tee == vmm::Tee::kSnp) {
+    values.init_data_digest = to_hex(vm.snp.host_data);
+    values.snp_policy = vm.snp.policy;
+  } else {
+    values.init_data_digest = to_hex(vm.tdx.mrconfigid);
+    values.tdx_attributes = vm.tdx.attributes;
+  }
+  return values;
+}
+
+Measurer::Stats Manager::measurement_stats() const { return impl_->measurer.stats(); }
 
 Error not_found(std::string_view name) {
   return make_error("pods.not_found", "no pod named " + quote_name(name));

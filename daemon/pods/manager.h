@@ -15,6 +15,8 @@
 //   pods.invalid_state   operation not valid in the pod's state (Start on a running pod, ...)
 //   spec.invalid         the spec does not parse (also: larger than spec::kMaxSpecBytes)
 //   vmm.tee_unavailable  the spec's TEE cannot run on this host (also spec.tee)
+//   measure.*            the expected launch measurement cannot be computed from the files
+//                        confpod.toml names (daemon/pods/measurement.h lists the codes)
 //   store.*, vmm.*       from the store / the supervisor (start failures carry QEMU's log tail)
 #pragma once
 
@@ -24,12 +26,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "attest/base/result.h"
 #include "daemon/config/config.h"
+#include "daemon/pods/measurement.h"
 #include "daemon/store/store.h"
 #include "vmm/probe.h"
 #include "vmm/supervisor.h"
@@ -67,6 +71,22 @@ struct ManagerOptions {
   std::chrono::milliseconds qmp_timeout{30000};
   // Supervisor::attach (daemon restart) waits this long per pod.
   std::chrono::milliseconds attach_timeout{5000};
+  // The CPUID signature QEMU gives a "-cpu host" guest, for SNP launch digests; nullopt: this
+  // CPU's (CPUID leaf 1, read when first needed). Tests set it.
+  std::optional<std::uint32_t> host_cpu_signature;
+};
+
+// What a verifier (the KBS) checks a pod's hardware evidence against.
+struct ReferenceValues {
+  vmm::Tee tee = vmm::Tee::kNone;
+  // Hex, as the Measurement property: the SEV-SNP launch digest (report MEASUREMENT) or the
+  // TDX MRTD, computed at CreatePod and again at every start.
+  std::string measurement;
+  // Hex: the init-data digest bound at launch, SNP host_data (SHA-256) or TDX mrconfigid
+  // (SHA-384).
+  std::string init_data_digest;
+  std::uint64_t snp_policy = 0;      // SNP: the guest policy the pod is launched with
+  std::uint64_t tdx_attributes = 0;  // TDX: the TD attributes the pod is launched with
 };
 
 // Log tails are capped at this many bytes whatever the caller asks for.
@@ -101,9 +121,14 @@ class Manager {
   // Blocks for at most attach_timeout per such pod; call once, before serving requests.
   Status recover();
 
-  // Parses, checks the TEE, stores the pod in state "created".
+  // Parses, checks the TEE, computes the expected launch measurement (SNP launch digest or
+  // TDX MRTD of the VM the pod will be launched as; "" for tee none), stores the pod in state
+  // "created". A measurement that cannot be computed refuses the pod (measure.*).
   Result<store::PodRecord> create_pod(std::string_view spec_toml);
-  // Done once the VM runs (QMP up), or with the start error (the pod is then "failed").
+  // Done once the VM runs (QMP up), or with the start error (the pod is then "failed"). The
+  // measurement is computed again first (a cache lookup when the files did not change); a
+  // changed value is stored and announced (kChangeMeasurement) before QEMU starts, and a
+  // failure refuses the start (the pod keeps its state).
   void start_pod(const std::string& name, Done done);
   // ACPI powerdown, SIGKILL after stop_timeout_seconds. Done once the pod has exited.
   void stop_pod(const std::string& name, Done done);
@@ -123,6 +148,13 @@ class Manager {
 
   std::size_t running_count() const;
   const config::DaemonConfig& config() const;
+
+  // The values the KBS registers for a pod. pods.not_found; pods.invalid_state for tee none
+  // (no evidence to check) or a pod without a measurement (stored by a daemon that did not
+  // compute one, until its next start); spec.invalid when its stored spec no longer parses.
+  Result<ReferenceValues> reference_values(std::string_view name) const;
+  // The measurement cache's counters (tests, diagnostics).
+  Measurer::Stats measurement_stats() const;
 
   struct Impl;  // opaque: the pod table, supervisors, worker threads
 

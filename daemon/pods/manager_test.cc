@@ -7,15 +7,28 @@
 #include <sys/wait.h>
 #include <systemd/sd-event.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
 
+#include "attest/base/bytes.h"
+#include "attest/crypto/crypto.h"
+#include "attest/measure/snp_measure.h"
+#include "attest/measure/tdx_measure.h"
+#include "daemon/pods/measurement.h"
+#include "daemon/spec/spec.h"
+#include "daemon/spec/vm_from_spec.h"
 #include "tests/support/bus.h"
+#include "tests/support/fixtures.h"
 #include "tests/support/process.h"
 #include "vmm/probe.h"
+#include "vmm/qemu_argv.h"
 
 namespace confpod::pods {
 namespace {
@@ -167,6 +180,7 @@ TEST_F(PodsTest, CreateValidatesAndPersists) {
   ASSERT_TRUE(created.ok()) << created.error().describe();
   EXPECT_EQ(created->state, PodState::kCreated);
   EXPECT_EQ(created->tee, "none");
+  EXPECT_EQ(created->measurement, "");  // tee none: nothing to measure
   EXPECT_GT(created->created_at_us, 0);
   EXPECT_EQ(created->spec_toml, spec::to_toml(*spec::parse_pod_spec(spec("web"))));
 
@@ -306,6 +320,388 @@ TEST_F(PodsTest, ReattachFailureMarksFailed) {
   ASSERT_TRUE(again);
   EXPECT_EQ(state(*again, "gone"), PodState::kFailed);
   EXPECT_EQ(again->find("gone")->exit_status, -1);
+}
+
+// --- Expected launch measurements -------------------------------------------------------------
+
+// ../shared/fixtures/snp/README.md "snp_only": AmdSev suffix, empty kernel and initrd,
+// -append "console=ttyS0 loglevel=7", 1 EPYC-v4 vCPU, guest features 0x1, QEMU.
+constexpr const char* kSnpOnlyDigest =
+    "6d287813eb5222d770f75005c664e34c204f385ce832cc2ce7d0d6f354454362f390ef83a92046c042e706363b4b"
+    "08fa";
+// ../shared/fixtures/tdx/README.md, case 7: synthetic_tdvf_64k.bin.
+constexpr const char* kSyntheticTdvfMrtd =
+    "1918701c3755294a3e9d5492f555e94d273e3e752123c3d1c1f865c424781d9647c2bdbe3bf7fc84e0a1f6faca14"
+    "34da";
+constexpr const char* kReadmeCmdline = "console=ttyS0 loglevel=7";
+
+// A host that says it can run SEV-SNP and TDX (this one cannot: CreatePod only checks the probe).
+vmm::HostProbe tee_probe() {
+  vmm::HostProbe p;
+  p.dev_kvm = p.dev_sev = true;
+  p.kvm_amd_loaded = true;
+  p.kvm_amd_sev_snp = true;
+  p.kvm_intel_loaded = true;
+  p.kvm_intel_tdx = true;
+  p.cpuid.leaf_present = p.cpuid.sev = p.cpuid.sev_es = p.cpuid.sev_snp = true;
+  p.cpuid.cbitpos = 51;
+  p.cpuid.reduced_phys_bits = 1;
+  p.qemu.binary = "/usr/bin/qemu-system-x86_64";
+  p.qemu.runs = true;
+  p.qemu.has_sev_snp_guest = p.qemu.has_tdx_guest = p.qemu.has_memory_backend_memfd = true;
+  return p;
+}
+
+// Every change the listener hears of, with the record as it was then.
+struct RecordingListener : Listener {
+  std::vector<store::PodRecord> added;
+  std::vector<std::pair<store::PodRecord, unsigned>> changed;
+  void pod_added(const store::PodRecord& pod) override { added.push_back(pod); }
+  void pod_changed(const store::PodRecord& pod, unsigned changes) override {
+    changed.emplace_back(pod, changes);
+  }
+  void pod_removed(const store::PodRecord&) override {}
+};
+
+class PodsMeasureTest : public PodsTest {
+ protected:
+  void SetUp() override {
+    PodsTest::SetUp();
+    with_guest_ = false;
+    kernel_ = dir_.write("vmlinuz", "");
+    initrd_ = dir_.write("initrd.img", "");
+  }
+
+  // SNP and TDX configured with the real fixtures, the README's cmdline and vCPU type.
+  ManagerOptions tee_options() {
+    ManagerOptions o = options(false);
+    o.config.host.accel = "kvm";
+    o.config.host.cpu_model = "EPYC-v4";
+    o.config.host.firmware_snp = testing::fixture_path("snp/ovmf_AmdSev_suffix.bin");
+    o.config.host.firmware_tdx = testing::fixture_path("tdx/synthetic_tdvf_64k.bin");
+    o.config.host.kernel = kernel_;
+    o.config.host.initrd = initrd_;
+    o.config.host.kernel_cmdline = kReadmeCmdline;
+    o.probe = tee_probe();
+    return o;
+  }
+
+  std::string tee_spec(const std::string& name, const std::string& tee, unsigned vcpus = 1) {
+    return "name = \"" + name + "\"\ntee = \"" + tee +
+           "\"\n[vm]\nvcpus = " + std::to_string(vcpus) +
+           "\nmemory_mib = 256\n[[containers]]\nname = \"app\"\n"
+           "image = \"oci-archive:" +
+           image_path_ + "@sha256:" + std::string(64, '0') + "\"\n";
+  }
+
+  // attest/measure called directly on the same inputs the daemon is configured with.
+  static std::string library_snp_digest(const std::string& kernel, const std::string& initrd,
+                                        const std::string& cmdline, std::uint32_t vcpus,
+                                        std::uint32_t signature) {
+    Bytes ovmf = testing::read_fixture("snp/ovmf_AmdSev_suffix.bin");
+    Bytes k = read_file(kernel).value();
+    Bytes i = read_file(initrd).value();
+    measure::SnpParams params;
+    params.vcpus = vcpus;
+    params.vcpu_signature = signature;
+    params.guest_features = 0x1;
+    params.vmm = measure::VmmType::kQemu;
+    auto digest = measure::snp_launch_digest(ovmf, measure::kernel_hashes(k, i, cmdline), params);
+    EXPECT_TRUE(digest.ok()) << digest.error().describe();
+    return digest.ok() ? to_hex(*digest) : "";
+  }
+
+  std::string kernel_, initrd_;
+};
+
+TEST(PodsMeasurement, CpuModelIsTheOneQemuArgvUses) {
+  vmm::VmConfig c;
+  c.name = "m";
+  c.tee = vmm::Tee::kNone;
+  c.allow_insecure_tee = true;
+  c.qmp_socket = "/run/q.sock";
+  c.pidfile = "/run/q.pid";
+  c.serial_log = "/run/s.log";
+  struct Case {
+    const char* accel;
+    const char* model;
+  } cases[] = {{"kvm", ""}, {"tcg", ""}, {"kvm", "EPYC-v4"}, {"tcg", "EPYC-Milan"}};
+  for (const auto& k : cases) {
+    c.accel = k.accel;
+    c.cpu_model = k.model;
+    auto argv = vmm::qemu_argv(c);
+    ASSERT_TRUE(argv.ok()) << argv.error().describe();
+    auto at = std::find(argv->begin(), argv->end(), "-cpu");
+    ASSERT_NE(at, argv->end());
+    EXPECT_EQ(effective_cpu_model(c), *(at + 1)) << k.accel << " " << k.model;
+  }
+}
+
+TEST(PodsMeasurement, HostCpuSignatureAsQemuDecodesIt) {
+  // CPUID leaf 1 EAX of real parts: Rome 23/49/0, Milan 25/1/1, Genoa 25/17/0.
+  EXPECT_EQ(qemu_host_vcpu_signature(0x00830f10), measure::vcpu_signature("EPYC-Rome").value());
+  EXPECT_EQ(qemu_host_vcpu_signature(0x00a00f11), measure::vcpu_signature("EPYC-Milan").value());
+  EXPECT_EQ(qemu_host_vcpu_signature(0x00a10f10), measure::vcpu_signature("EPYC-Genoa").value());
+  // Reserved and processor-type bits do not survive QEMU's decoding.
+  EXPECT_EQ(qemu_host_vcpu_signature(0xf0a03f11), measure::vcpu_signature("EPYC-Milan").value());
+
+  vmm::VmConfig vm;
+  vm.vcpus = 2;
+  vm.accel = "kvm";
+  auto host = snp_params(vm, 0x00a00f11);  // "-cpu host"
+  ASSERT_TRUE(host.ok()) << host.error().describe();
+  EXPECT_EQ(host->vcpu_signature, 0x00a00f11u);
+  EXPECT_EQ(host->vcpus, 2u);
+  EXPECT_EQ(host->guest_features, 0x1u);
+  EXPECT_EQ(host->vmm, measure::VmmType::kQemu);
+  vm.cpu_model = "max";  // under KVM also the host's signature
+  EXPECT_EQ(snp_params(vm, 0x00a00f11)->vcpu_signature, 0x00a00f11u);
+  vm.cpu_model = "EPYC-Genoa";
+  EXPECT_EQ(snp_params(vm, std::nullopt)->vcpu_signature,
+            measure::vcpu_signature("EPYC-Genoa").value());
+  vm.cpu_model = "Skylake-Server";
+  auto unknown = snp_params(vm, 0x00a00f11);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code, "measure.params");
+  EXPECT_NE(unknown.error().message.find("Skylake-Server"), std::string::npos);
+}
+
+TEST_F(PodsMeasureTest, SnpPodGetsTheLaunchDigestOfItsFiles) {
+  auto m = make_manager(tee_options());
+  ASSERT_TRUE(m);
+  RecordingListener listener;
+  m->set_listener(&listener);
+
+  auto created = m->create_pod(tee_spec("secure", "snp"));
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  EXPECT_EQ(created->tee, "snp");
+  EXPECT_EQ(created->measurement, kSnpOnlyDigest);
+  EXPECT_EQ(created->measurement, library_snp_digest(kernel_, initrd_, kReadmeCmdline, 1,
+                                                     measure::vcpu_signature("EPYC-v4").value()));
+  // Announced with the value already in place (InterfacesAdded carries it).
+  ASSERT_EQ(listener.added.size(), 1u);
+  EXPECT_EQ(listener.added[0].measurement, kSnpOnlyDigest);
+
+  // A kernel, initrd and 3 vCPUs that are not the README's: still what the library computes.
+  std::string kernel = dir_.write("vmlinuz-big", std::string(300000, 'k'));
+  std::string initrd = dir_.write("initrd-big", std::string(500000, 'i'));
+  ManagerOptions o = tee_options();
+  o.config.host.kernel = kernel;
+  o.config.host.initrd = initrd;
+  o.config.host.kernel_cmdline = "console=ttyS0 quiet";
+  o.config.host.cpu_model = "EPYC-Genoa";
+  o.config.state_dir = dir_.path() + "/state2";
+  auto m2 = make_manager(o);
+  ASSERT_TRUE(m2);
+  auto big = m2->create_pod(tee_spec("big", "snp", 3));
+  ASSERT_TRUE(big.ok()) << big.error().describe();
+  EXPECT_EQ(big->measurement, library_snp_digest(kernel, initrd, "console=ttyS0 quiet", 3,
+                                                 measure::vcpu_signature("EPYC-Genoa").value()));
+  EXPECT_NE(big->measurement, kSnpOnlyDigest);
+
+  // The stored record survives the daemon.
+  m->set_listener(nullptr);
+  m.reset();
+  auto again = make_manager(tee_options());
+  ASSERT_TRUE(again);
+  ASSERT_NE(again->find("secure"), nullptr);
+  EXPECT_EQ(again->find("secure")->measurement, kSnpOnlyDigest);
+  EXPECT_EQ(*again->find("secure"), *created);
+}
+
+TEST_F(PodsMeasureTest, SnpPodWithCpuHostUsesThisCpusSignature) {
+  ManagerOptions o = tee_options();
+  o.config.host.cpu_model = "";                                 // "-cpu host" under kvm
+  o.host_cpu_signature = qemu_host_vcpu_signature(0x00a00f11);  // a Milan host
+  auto m = make_manager(o);
+  ASSERT_TRUE(m);
+  auto created = m->create_pod(tee_spec("host", "snp", 2));
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  EXPECT_EQ(created->measurement,
+            library_snp_digest(kernel_, initrd_, kReadmeCmdline, 2,
+                               measure::vcpu_signature("EPYC-Milan").value()));
+}
+
+TEST_F(PodsMeasureTest, TdxPodGetsTheMrtdOfItsFirmware) {
+  auto m = make_manager(tee_options());
+  ASSERT_TRUE(m);
+  auto created = m->create_pod(tee_spec("td", "tdx", 2));
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  EXPECT_EQ(created->tee, "tdx");
+  EXPECT_EQ(created->measurement, kSyntheticTdvfMrtd);
+  auto library = measure::tdx_mrtd(testing::read_fixture("tdx/synthetic_tdvf_64k.bin"));
+  ASSERT_TRUE(library.ok());
+  EXPECT_EQ(created->measurement, to_hex(*library));
+
+  m.reset();
+  auto again = make_manager(tee_options());
+  ASSERT_TRUE(again);
+  ASSERT_NE(again->find("td"), nullptr);
+  EXPECT_EQ(again->find("td")->measurement, kSyntheticTdvfMrtd);
+}
+
+TEST_F(PodsMeasureTest, UnmeasurableFirmwareRefusesThePod) {
+  struct Case {
+    std::string firmware_snp, firmware_tdx, cpu_model, tee, code, says;
+  };
+  const std::string missing = dir_.path() + "/no-such-ovmf.fd";
+  const std::string blank = dir_.write("blank.fd", std::string(4096, '\0'));
+  const Case cases[] = {
+      // The firmware file is not there.
+      {missing, "", "EPYC-v4", "snp", "measure.input", missing},
+      {"", missing, "EPYC-v4", "tdx", "measure.input", missing},
+      // Firmware without SEV metadata / TDX metadata.
+      {blank, "", "EPYC-v4", "snp", "measure.ovmf", "pod bad"},
+      {"", testing::fixture_path("snp/ovmf_AmdSev_suffix.bin"), "EPYC-v4", "tdx", "measure.tdvf",
+       "TDX MRTD"},
+      // An OVMF that cannot measure the kernel QEMU is given.
+      {testing::fixture_path("snp/ovmf_OvmfX64_suffix.bin"), "", "EPYC-v4", "snp",
+       "measure.ovmf.kernel_hashes", "SEV-SNP launch digest"},
+      // A CPU model whose VMSA signature is unknown.
+      {testing::fixture_path("snp/ovmf_AmdSev_suffix.bin"), "", "Skylake-Server", "snp",
+       "measure.params", "Skylake-Server"},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    ManagerOptions o = tee_options();
+    o.config.state_dir = dir_.path() + "/state" + std::to_string(n++);
+    o.config.host.firmware_snp = c.firmware_snp;
+    o.config.host.firmware_tdx = c.firmware_tdx;
+    o.config.host.cpu_model = c.cpu_model;
+    auto m = make_manager(o);
+    ASSERT_TRUE(m);
+    auto created = m->create_pod(tee_spec("bad", c.tee));
+    ASSERT_FALSE(created.ok()) << c.code;
+    EXPECT_EQ(created.error().code, c.code) << created.error().describe();
+    EXPECT_NE(created.error().message.find("pod bad: cannot compute the expected"),
+              std::string::npos)
+        << created.error().message;
+    EXPECT_NE(created.error().message.find(c.says), std::string::npos) << created.error().message;
+    EXPECT_EQ(m->find("bad"), nullptr);  // nothing stored
+    EXPECT_TRUE(m->list().empty());
+  }
+}
+
+TEST_F(PodsMeasureTest, SecondPodWithTheSameFilesIsACacheHit) {
+  // Files changed less than a second before they were hashed are hashed again next time;
+  // let the freshly written kernel and initrd settle so the second pod reads nothing.
+  std::this_thread::sleep_for(1100ms);
+  auto m = make_manager(tee_options());
+  ASSERT_TRUE(m);
+  ASSERT_TRUE(m->create_pod(tee_spec("a", "snp")).ok());
+  Measurer::Stats first = m->measurement_stats();
+  EXPECT_EQ(first.cache.misses, 1u);
+  EXPECT_EQ(first.cache.hits, 0u);
+  EXPECT_EQ(first.cache.firmware_loads, 1u);
+  EXPECT_EQ(first.files_hashed, 3u);  // firmware, kernel, initrd
+
+  auto b = m->create_pod(tee_spec("b", "snp"));
+  ASSERT_TRUE(b.ok()) << b.error().describe();
+  EXPECT_EQ(b->measurement, kSnpOnlyDigest);
+  Measurer::Stats second = m->measurement_stats();
+  EXPECT_EQ(second.cache.hits, 1u);
+  EXPECT_EQ(second.cache.misses, 1u);
+  EXPECT_EQ(second.cache.firmware_loads, 1u);
+  EXPECT_EQ(second.files_hashed, 3u);  // no file read again
+  EXPECT_EQ(second.files_unchanged, 3u);
+
+  // TDX likewise: the second pod is a lookup.
+  ASSERT_TRUE(m->create_pod(tee_spec("t1", "tdx")).ok());
+  ASSERT_TRUE(m->create_pod(tee_spec("t2", "tdx")).ok());
+  Measurer::Stats tdx = m->measurement_stats();
+  EXPECT_EQ(tdx.cache.hits, 2u);
+  EXPECT_EQ(tdx.files_hashed, 4u);
+
+  // A changed initrd is seen (re-hashed, new digest); the firmware pages are not hashed again.
+  std::ofstream(initrd_, std::ios::binary | std::ios::trunc) << "new initrd";
+  auto c = m->create_pod(tee_spec("c", "snp"));
+  ASSERT_TRUE(c.ok()) << c.error().describe();
+  EXPECT_NE(c->measurement, kSnpOnlyDigest);
+  EXPECT_EQ(c->measurement, library_snp_digest(kernel_, initrd_, kReadmeCmdline, 1,
+                                               measure::vcpu_signature("EPYC-v4").value()));
+  Measurer::Stats third = m->measurement_stats();
+  EXPECT_EQ(third.files_hashed, 5u);
+  EXPECT_EQ(third.cache.firmware_loads, tdx.cache.firmware_loads);
+}
+
+TEST_F(PodsMeasureTest, StartRecomputesAndAnnouncesAChangedMeasurement) {
+  ManagerOptions o = tee_options();
+  // QEMU is not run for real here: the start fails right after the measurement step.
+  o.config.host.qemu_binary = "/bin/false";
+  auto m = make_manager(o);
+  ASSERT_TRUE(m);
+  RecordingListener listener;
+  m->set_listener(&listener);
+  ASSERT_TRUE(m->create_pod(tee_spec("secure", "snp")).ok());
+  ASSERT_EQ(m->find("secure")->measurement, kSnpOnlyDigest);
+
+  // Unchanged files: no measurement change is announced.
+  Status first = call([&](Manager::Done d) { m->start_pod("secure", d); });
+  EXPECT_FALSE(first.ok());  // /bin/false is no QEMU
+  for (const auto& [record, changes] : listener.changed)
+    EXPECT_EQ(changes & kChangeMeasurement, 0u);
+  EXPECT_EQ(m->find("secure")->measurement, kSnpOnlyDigest);
+
+  // The admin replaces the kernel: the next start measures the new one, stores it, and says so
+  // before the VM is started.
+  std::ofstream(kernel_, std::ios::binary | std::ios::trunc) << "another kernel";
+  std::string expected = library_snp_digest(kernel_, initrd_, kReadmeCmdline, 1,
+                                            measure::vcpu_signature("EPYC-v4").value());
+  listener.changed.clear();
+  Status second = call([&](Manager::Done d) { m->start_pod("secure", d); });
+  EXPECT_FALSE(second.ok());
+  ASSERT_FALSE(listener.changed.empty());
+  EXPECT_EQ(listener.changed[0].second, static_cast<unsigned>(kChangeMeasurement));
+  EXPECT_EQ(listener.changed[0].first.measurement, expected);
+  EXPECT_EQ(listener.changed[0].first.state, PodState::kFailed);  // from the first start
+  EXPECT_EQ(m->find("secure")->measurement, expected);
+  m->set_listener(nullptr);
+  m.reset();
+  auto again = make_manager(o);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->find("secure")->measurement, expected);
+
+  // A kernel that has gone: the start is refused with the measurement error, nothing changes.
+  std::filesystem::remove(kernel_);
+  Status third = call([&](Manager::Done d) { again->start_pod("secure", d); });
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.error().code, "measure.input") << third.error().describe();
+  EXPECT_NE(third.error().message.find(kernel_), std::string::npos);
+  EXPECT_EQ(again->find("secure")->state, PodState::kFailed);
+  EXPECT_EQ(again->find("secure")->measurement, expected);
+}
+
+TEST_F(PodsMeasureTest, ReferenceValuesForTheKbs) {
+  ManagerOptions o = tee_options();
+  o.config.host.allow_insecure_tee = true;
+  o.config.host.accel = "kvm";
+  auto m = make_manager(o);
+  ASSERT_TRUE(m);
+  ASSERT_TRUE(m->create_pod(tee_spec("s", "snp")).ok());
+  ASSERT_TRUE(m->create_pod(tee_spec("t", "tdx")).ok());
+  ASSERT_TRUE(m->create_pod(tee_spec("n", "none")).ok());
+
+  auto snp = m->reference_values("s");
+  ASSERT_TRUE(snp.ok()) << snp.error().describe();
+  EXPECT_EQ(snp->tee, vmm::Tee::kSnp);
+  EXPECT_EQ(snp->measurement, kSnpOnlyDigest);
+  std::string init_data = spec::to_toml(*spec::parse_pod_spec(tee_spec("s", "snp")));
+  EXPECT_EQ(snp->init_data_digest, to_hex(crypto::sha256(as_bytes(init_data))));
+  EXPECT_EQ(snp->snp_policy, o.config.host.snp_policy);
+
+  auto tdx = m->reference_values("t");
+  ASSERT_TRUE(tdx.ok()) << tdx.error().describe();
+  EXPECT_EQ(tdx->tee, vmm::Tee::kTdx);
+  EXPECT_EQ(tdx->measurement, kSyntheticTdvfMrtd);
+  init_data = spec::to_toml(*spec::parse_pod_spec(tee_spec("t", "tdx")));
+  EXPECT_EQ(tdx->init_data_digest, to_hex(crypto::sha384(as_bytes(init_data))));
+  EXPECT_EQ(tdx->tdx_attributes, o.config.host.tdx_attributes);
+
+  auto none = m->reference_values("n");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, "pods.invalid_state");
+  EXPECT_EQ(m->find("n")->measurement, "");
+  EXPECT_EQ(m->reference_values("nope").error().code, "pods.not_found");
 }
 
 }  // namespace
