@@ -1,0 +1,483 @@
+// confpodd under load, against baselines measured in the same run: a real dbus-daemon with a
+// system-bus-like policy and the real confpodd (tests/support/bus.h), 200 tee "none" pods
+// created (not started), an sd-bus client in this process.
+//
+//   ListPods / GetPod: call latency p50/p99 over ITERATIONS calls each, interleaved with the
+//     same number of org.freedesktop.DBus.Peer.Ping calls to confpodd (answered by sd-bus
+//     itself: the round trip through dbus-daemon, no confpod code). ListPods reads the whole
+//     reply (200 entries). Target: ListPods p99 < 5 ms.
+//   RSS: confpodd's VmRSS (/proc/<pid>/status) with the 200 pods, beside its VmRSS before the
+//     first pod. Target < 30 MiB.
+//   StartPod to QEMU: two instants, both from inotify on the pod's runtime directory,
+//     - "QMP socket bound" (the target): the IN_CREATE of <runtime_dir>/pods/<name>/qmp.sock,
+//       which QEMU makes when it sets up its -qmp chardev, i.e. once it was exec'd, linked and
+//       parsed its command line. Daemon side: from just before StartPod is sent until then.
+//       Baseline: fork + execv of the SAME argv (read from /proc/<pid>/cmdline of a pod QEMU
+//       the daemon started) in this process, from just before fork until the same event.
+//     - "exec'd" (report only): daemon side until the IN_MOVED_TO of qemu.pid, which the
+//       supervisor renames into place right after its close-on-exec status pipe reported a
+//       successful execve; baseline until the same kind of pipe reports the execve. Also
+//       printed: when confpodd made the pod's runtime directory (IN_CREATE in pods/), its
+//       first step on disk, after the D-Bus call, authorization and spec to argv.
+//     Runs come in pairs, daemon first in odd pairs and direct first in even ones, so drift on
+//     a shared machine hits both alike. Printed: the median of each side and the median of
+//     the per-pair ratios (robust against load that changes between pairs). Target: < 1.1.
+//
+// Usage: daemon_bench [ITERATIONS] [START_RUNS]   (defaults: 500, 20)
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tests/support/bus.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using confpod::testing::BusPtr;
+using confpod::testing::DaemonOptions;
+using confpod::testing::DaemonProcess;
+using confpod::testing::PrivateBus;
+
+constexpr int kPods = 200;
+constexpr const char* kName = "org.confpod1";
+constexpr const char* kPath = "/org/confpod1";
+constexpr const char* kManager = "org.confpod1.Manager";
+constexpr auto kEventTimeout = std::chrono::seconds(30);
+
+double ms_since(Clock::time_point t0, Clock::time_point t1) {
+  return std::chrono::duration<double, std::milli>(t1 - t0).count();
+}
+
+std::string pod_name(int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "bench-%03d", i);
+  return buf;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// VmRSS of `pid` in MiB.
+double rss_mib(pid_t pid) {
+  std::istringstream status(read_file("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;
+  }
+  throw std::runtime_error("no VmRSS for pid " + std::to_string(pid));
+}
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+  return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
+}
+
+double median(const std::vector<double>& v) { return percentile(v, 50); }
+
+// --- D-Bus client ------------------------------------------------------------------------------
+
+// Calls a confpodd method; throws with the D-Bus error on failure. `fill` appends the arguments.
+template <class Fill>
+sd_bus_message* call(sd_bus* bus, const char* path, const char* interface, const char* member,
+                     Fill fill) {
+  sd_bus_message* m = nullptr;
+  int r = sd_bus_message_new_method_call(bus, &m, kName, path, interface, member);
+  if (r >= 0) r = fill(m);
+  sd_bus_error error = SD_BUS_ERROR_NULL;
+  sd_bus_message* reply = nullptr;
+  if (r >= 0) r = sd_bus_call(bus, m, 60'000'000, &error, &reply);
+  sd_bus_message_unref(m);
+  if (r < 0) {
+    std::string what =
+        std::string(member) + ": " +
+        (error.name ? std::string(error.name) + ": " + (error.message ? error.message : "")
+                    : std::strerror(-r));
+    sd_bus_error_free(&error);
+    throw std::runtime_error(what);
+  }
+  return reply;
+}
+
+sd_bus_message* call_s(sd_bus* bus, const char* member, const std::string& arg) {
+  return call(bus, kPath, kManager, member,
+              [&](sd_bus_message* m) { return sd_bus_message_append(m, "s", arg.c_str()); });
+}
+
+void ping(sd_bus* bus) {
+  sd_bus_message_unref(
+      call(bus, kPath, "org.freedesktop.DBus.Peer", "Ping", [](sd_bus_message*) { return 0; }));
+}
+
+// ListPods, reading every entry of the reply; returns how many there were.
+int list_pods(sd_bus* bus) {
+  sd_bus_message* reply = call(bus, kPath, kManager, "ListPods", [](sd_bus_message*) { return 0; });
+  int n = 0;
+  int r = sd_bus_message_enter_container(reply, 'a', "(ssso)");
+  const char *name, *state, *tee, *path;
+  while (r >= 0 && (r = sd_bus_message_read(reply, "(ssso)", &name, &state, &tee, &path)) > 0) ++n;
+  if (r >= 0) r = sd_bus_message_exit_container(reply);
+  sd_bus_message_unref(reply);
+  if (r < 0) throw std::runtime_error(std::string("ListPods reply: ") + std::strerror(-r));
+  return n;
+}
+
+void get_pod(sd_bus* bus, const std::string& name) {
+  sd_bus_message* reply = call_s(bus, "GetPod", name);
+  const char* path = nullptr;
+  int r = sd_bus_message_read(reply, "o", &path);
+  sd_bus_message_unref(reply);
+  if (r < 0) throw std::runtime_error(std::string("GetPod reply: ") + std::strerror(-r));
+}
+
+// --- inotify -----------------------------------------------------------------------------------
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Times, from inotify, when qmp.sock is bound and qemu.pid is renamed into place in one pod's
+// runtime directory, which may not exist yet (the daemon creates it on the first start).
+class PodDirWatch {
+ public:
+  PodDirWatch(const std::string& pods_dir, const std::string& name, bool want_pidfile)
+      : fd_(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK)),
+        dir_(pods_dir + "/" + name),
+        name_(name),
+        want_pidfile_(want_pidfile) {
+    if (fd_.get() < 0) throw std::runtime_error("inotify_init1 failed");
+    struct stat st {};
+    if (::stat(dir_.c_str(), &st) == 0) {
+      watch_dir();
+    } else if (::inotify_add_watch(fd_.get(), pods_dir.c_str(), IN_CREATE) < 0) {
+      throw std::runtime_error("inotify_add_watch " + pods_dir + ": " + std::strerror(errno));
+    }
+  }
+
+  // Blocks until every wanted event was seen; throws after kEventTimeout.
+  void wait() {
+    auto deadline = Clock::now() + kEventTimeout;
+    while (!done()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) throw std::runtime_error("no QEMU events in " + dir_ + " within 30 s");
+      pollfd pfd{fd_.get(), POLLIN, 0};
+      if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) continue;
+      alignas(inotify_event) char buf[4096];
+      ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+      auto now = Clock::now();
+      for (char* p = buf; n > 0 && p < buf + n;) {
+        auto* event = reinterpret_cast<inotify_event*>(p);
+        std::string file = event->len ? event->name : "";
+        if (event->wd == dir_wd_) {
+          if ((event->mask & IN_CREATE) && file == "qmp.sock" && !qmp_) qmp_ = now;
+          if ((event->mask & IN_MOVED_TO) && file == "qemu.pid" && !pidfile_) pidfile_ = now;
+        } else if (dir_wd_ < 0 && (event->mask & IN_CREATE) && file == name_) {
+          made_ = now;
+          watch_dir();
+          // Whatever appeared before the watch existed: seen now (at the latest).
+          if (!qmp_ && ::access((dir_ + "/qmp.sock").c_str(), F_OK) == 0) qmp_ = now;
+          if (!pidfile_ && ::access((dir_ + "/qemu.pid").c_str(), F_OK) == 0) pidfile_ = now;
+        }
+        p += sizeof(inotify_event) + event->len;
+      }
+    }
+  }
+
+  Clock::time_point qmp() const { return *qmp_; }
+  Clock::time_point pidfile() const { return *pidfile_; }
+  // When the daemon made the pod's runtime directory (unset when it existed already).
+  std::optional<Clock::time_point> made() const { return made_; }
+
+ private:
+  void watch_dir() {
+    dir_wd_ = ::inotify_add_watch(fd_.get(), dir_.c_str(), IN_CREATE | IN_MOVED_TO);
+    if (dir_wd_ < 0)
+      throw std::runtime_error("inotify_add_watch " + dir_ + ": " + std::strerror(errno));
+  }
+  bool done() const { return qmp_ && (!want_pidfile_ || pidfile_); }
+
+  Fd fd_;
+  std::string dir_;
+  std::string name_;
+  bool want_pidfile_;
+  int dir_wd_ = -1;
+  std::optional<Clock::time_point> qmp_, pidfile_, made_;
+};
+
+// argv of a running process.
+std::vector<std::string> cmdline_of(pid_t pid) {
+  std::string raw = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+  std::vector<std::string> argv;
+  for (std::size_t start = 0; start < raw.size();) {
+    std::size_t end = raw.find('\0', start);
+    if (end == std::string::npos) end = raw.size();
+    argv.push_back(raw.substr(start, end - start));
+    start = end + 1;
+  }
+  if (argv.empty()) throw std::runtime_error("empty /proc/" + std::to_string(pid) + "/cmdline");
+  return argv;
+}
+
+// --- StartPod against fork + exec --------------------------------------------------------------
+
+struct StartSample {
+  double exec_ms;     // until QEMU was exec'd
+  double qmp_ms;      // until its QMP socket was bound
+  double mkdir_ms{};  // daemon: until it made the pod's runtime directory (its first file step)
+};
+
+int on_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+  auto* result = static_cast<std::string*>(userdata);
+  const sd_bus_error* error = sd_bus_message_get_error(m);
+  *result = error ? std::string(error->name) + ": " + (error->message ? error->message : "") : "ok";
+  return 0;
+}
+
+// StartPod(name) as a client sends it, timed to the QEMU events; then KillPod. With `argv`,
+// the command line of the QEMU it ran (from /proc/<pid>/cmdline) is stored there.
+StartSample daemon_start(sd_bus* bus, const std::string& pods_dir, const std::string& name,
+                         std::vector<std::string>* argv = nullptr) {
+  PodDirWatch watch(pods_dir, name, true);
+  sd_bus_message* m = nullptr;
+  if (sd_bus_message_new_method_call(bus, &m, kName, kPath, kManager, "StartPod") < 0 ||
+      sd_bus_message_append(m, "s", name.c_str()) < 0)
+    throw std::runtime_error("cannot build StartPod");
+  std::string result;
+  sd_bus_slot* slot = nullptr;
+  auto t0 = Clock::now();
+  int r = sd_bus_call_async(bus, &slot, m, on_reply, &result, 60'000'000);
+  if (r >= 0) r = sd_bus_flush(bus);
+  sd_bus_message_unref(m);
+  if (r < 0) throw std::runtime_error(std::string("StartPod send: ") + std::strerror(-r));
+  watch.wait();
+  // The reply comes once QMP answered; then the VM goes away again.
+  while (result.empty()) {
+    r = sd_bus_process(bus, nullptr);
+    if (r < 0) throw std::runtime_error(std::string("sd_bus_process: ") + std::strerror(-r));
+    if (r == 0 && sd_bus_wait(bus, 60'000'000) < 0) throw std::runtime_error("sd_bus_wait");
+  }
+  sd_bus_slot_unref(slot);
+  if (result != "ok") throw std::runtime_error("StartPod " + name + ": " + result);
+  if (argv != nullptr) {
+    std::string pid = read_file(pods_dir + "/" + name + "/qemu.pid");
+    *argv = cmdline_of(static_cast<pid_t>(std::atoi(pid.c_str())));
+  }
+  sd_bus_message_unref(call_s(bus, "KillPod", name));
+  double mkdir_ms = watch.made() ? ms_since(t0, *watch.made()) : 0;
+  return {ms_since(t0, watch.pidfile()), ms_since(t0, watch.qmp()), mkdir_ms};
+}
+
+// The same QEMU argv started by hand: fork + execv, nothing else.
+StartSample direct_start(const std::vector<std::string>& argv_strings, const std::string& pods_dir,
+                         const std::string& name) {
+  PodDirWatch watch(pods_dir, name, false);
+  std::vector<char*> argv;
+  for (const auto& a : argv_strings) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  int status_pipe[2];
+  if (devnull < 0 || ::pipe2(status_pipe, O_CLOEXEC) != 0)
+    throw std::runtime_error("open /dev/null or pipe2 failed");
+  auto t0 = Clock::now();
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::dup2(devnull, 0);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::execv(argv[0], argv.data());
+    int err = errno;
+    [[maybe_unused]] ssize_t ignored = ::write(status_pipe[1], &err, sizeof err);
+    ::_exit(127);
+  }
+  ::close(status_pipe[1]);
+  int exec_errno = 0;
+  ssize_t n;
+  do {
+    n = ::read(status_pipe[0], &exec_errno, sizeof exec_errno);
+  } while (n < 0 && errno == EINTR);
+  auto t_exec = Clock::now();
+  ::close(status_pipe[0]);
+  ::close(devnull);
+  if (n == static_cast<ssize_t>(sizeof exec_errno)) {
+    ::waitpid(pid, nullptr, 0);
+    throw std::runtime_error("execv " + argv_strings[0] + ": " + std::strerror(exec_errno));
+  }
+  try {
+    watch.wait();
+  } catch (...) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    throw;
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  return {ms_since(t0, t_exec), ms_since(t0, watch.qmp())};
+}
+
+// --- the run -----------------------------------------------------------------------------------
+
+void latency_line(const char* what, const std::vector<double>& subject,
+                  const std::vector<double>& ping, const char* target) {
+  double s99 = percentile(subject, 99), b99 = percentile(ping, 99);
+  std::printf(
+      "%s, %zu calls: p50 %.3f ms  p99 %.3f ms   Peer.Ping baseline p50 %.3f ms  p99 %.3f ms   "
+      "ratio p99 %.2f   (%s)\n",
+      what, subject.size(), percentile(subject, 50), s99, percentile(ping, 50), b99, s99 / b99,
+      target);
+}
+
+int run(int iterations, int start_runs) {
+  PrivateBus bus;
+  DaemonOptions options;
+  options.stop_timeout_seconds = 5;
+  DaemonProcess daemon(bus, options);
+  BusPtr conn = confpod::testing::open_bus(bus);
+  sd_bus* b = conn.get();
+  const std::string pods_dir = daemon.runtime_dir() + "/pods";
+
+  std::string image = daemon.dir() + "/app.tar";
+  std::ofstream(image) << std::string(4096, '\0');
+  auto spec = [&](const std::string& name) {
+    return "name = \"" + name + "\"\ntee = \"none\"\n\n[[containers]]\nname = \"app\"\n" +
+           "image = \"oci-archive:" + image + "@sha256:" + std::string(64, 'a') + "\"\n";
+  };
+
+  ping(b);
+  double rss_idle = rss_mib(daemon.pid());
+  std::vector<double> create_ms;
+  for (int i = 0; i < kPods; ++i) {
+    auto t0 = Clock::now();
+    sd_bus_message_unref(call_s(b, "CreatePod", spec(pod_name(i))));
+    create_ms.push_back(ms_since(t0, Clock::now()));
+  }
+  double rss_pods = rss_mib(daemon.pid());
+  if (int n = list_pods(b); n != kPods)
+    throw std::runtime_error("ListPods returned " + std::to_string(n) + " pods");
+
+  // Warm-up, untimed: the bus paths, the QEMU binary and guest files in the page cache.
+  for (int i = 0; i < 20; ++i) {
+    ping(b);
+    list_pods(b);
+    get_pod(b, pod_name(i));
+  }
+  std::vector<double> list_ms, get_ms, ping_ms;
+  for (int i = 0; i < iterations; ++i) {
+    auto t0 = Clock::now();
+    ping(b);
+    auto t1 = Clock::now();
+    list_pods(b);
+    auto t2 = Clock::now();
+    get_pod(b, pod_name(i % kPods));
+    auto t3 = Clock::now();
+    ping_ms.push_back(ms_since(t0, t1));
+    list_ms.push_back(ms_since(t1, t2));
+    get_ms.push_back(ms_since(t2, t3));
+  }
+
+  // Pod 0, started once untimed, gives the argv; its runtime directory then hosts every
+  // direct run. Pods 1..start_runs are started by the daemon, each once.
+  const std::string reference = pod_name(0);
+  std::vector<std::string> argv;
+  daemon_start(b, pods_dir, reference, &argv);
+  direct_start(argv, pods_dir, reference);
+  std::vector<double> d_exec, d_qmp, s_exec, s_qmp, s_mkdir;
+  for (int i = 1; i <= start_runs; ++i) {
+    auto daemon_run = [&] {
+      StartSample s = daemon_start(b, pods_dir, pod_name(i));
+      s_exec.push_back(s.exec_ms);
+      s_qmp.push_back(s.qmp_ms);
+      s_mkdir.push_back(s.mkdir_ms);
+    };
+    auto direct_run = [&] {
+      StartSample s = direct_start(argv, pods_dir, reference);
+      d_exec.push_back(s.exec_ms);
+      d_qmp.push_back(s.qmp_ms);
+    };
+    if (i % 2) {
+      daemon_run();
+      direct_run();
+    } else {
+      direct_run();
+      daemon_run();
+    }
+  }
+
+  std::printf("confpodd with %d tee-none pods created (not started), private dbus-daemon\n", kPods);
+  latency_line("ListPods (200 entries)", list_ms, ping_ms, "target p99 < 5 ms");
+  latency_line("GetPod", get_ms, ping_ms, "report only");
+  std::printf("CreatePod, %d calls: p50 %.3f ms  p99 %.3f ms   (report only)\n", kPods,
+              percentile(create_ms, 50), percentile(create_ms, 99));
+  std::printf(
+      "confpodd VmRSS with %d pods: %.1f MiB   before the first pod %.1f MiB   ratio %.2f   "
+      "(target < 30 MiB)\n",
+      kPods, rss_pods, rss_idle, rss_pods / rss_idle);
+  auto pair_ratio = [](const std::vector<double>& s, const std::vector<double>& d) {
+    std::vector<double> r;
+    for (std::size_t i = 0; i < s.size(); ++i) r.push_back(s[i] / d[i]);
+    return median(r);
+  };
+  std::printf(
+      "StartPod to QEMU QMP socket bound, %d pairs: median confpodd %.1f ms   direct fork+exec "
+      "%.1f ms   median pair ratio %.3f   (target < 1.1)\n",
+      start_runs, median(s_qmp), median(d_qmp), pair_ratio(s_qmp, d_qmp));
+  std::vector<double> overhead;
+  for (int i = 0; i < start_runs; ++i) overhead.push_back(s_exec[i] - d_exec[i]);
+  std::printf(
+      "StartPod to QEMU exec'd, %d pairs: median confpodd %.2f ms   direct fork+exec %.2f ms   "
+      "median pair ratio %.2f   overhead %.2f ms   (report only; confpodd made the pod "
+      "directory after %.2f ms)\n",
+      start_runs, median(s_exec), median(d_exec), pair_ratio(s_exec, d_exec), median(overhead),
+      median(s_mkdir));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int iterations = argc > 1 ? std::atoi(argv[1]) : 500;
+  int start_runs = argc > 2 ? std::atoi(argv[2]) : 20;
+  if (iterations < 1 || start_runs < 1 || start_runs >= kPods) {
+    std::fprintf(stderr, "daemon_bench: usage: daemon_bench [ITERATIONS] [START_RUNS < %d]\n",
+                 kPods);
+    return 2;
+  }
+  try {
+    return run(iterations, start_runs);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "daemon_bench: %s\n", e.what());
+    return 1;
+  }
+}
