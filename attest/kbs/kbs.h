@@ -1,0 +1,173 @@
+// The Key Broker Service core: the Trustee KBS protocol (RCAR: Request, Challenge,
+// Attestation, Response; protocol version 0.4.0) without a transport. The HTTP server maps
+// POST /kbs/v0/auth to handle_auth (setting the kbs-session-id cookie to Reply::session_id),
+// POST /kbs/v0/attest to handle_attest (cookie value in), GET /kbs/v0/resource/<path> to
+// handle_resource_* (cookie or "Authorization: Bearer"), and serves jwks() at a well-known
+// path. Every request body is hostile: sizes and nesting are bounded and every failure is a
+// Reply with an HTTP status and Trustee's ErrorInformation JSON. Time is an input. The class
+// is thread-safe; evidence verification runs outside its lock. See docs/kbs.md.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attest/base/bytes.h"
+#include "attest/base/result.h"
+#include "attest/base/time.h"
+#include "attest/kbs/jose.h"
+#include "attest/kbs/resources.h"
+#include "attest/snp/report.h"
+#include "attest/tdx/collateral.h"
+#include "attest/tdx/quote.h"
+
+namespace confpod::kbs {
+
+// The protocol version the current guest-components client sends; Trustee accepts only it
+// (0.4.0 changed the Attestation message incompatibly), and so do we.
+inline constexpr std::string_view kProtocolVersion = "0.4.0";
+inline constexpr std::size_t kMaxAuthBody = 64u << 10;
+inline constexpr std::size_t kMaxAttestBody = 4u << 20;
+inline constexpr int kMaxJsonDepth = 32;
+// Prefix of ErrorInformation.type, as Trustee spells it.
+inline constexpr std::string_view kErrorTypePrefix =
+    "https://github.com/confidential-containers/kbs/errors/";
+
+// What a handler returns. On failure `body` is {"type": prefix + kind, "detail"} and
+// `error_code` the confpod error code ("kbs.nonce", "snp.signature", ...).
+struct Reply {
+  int status = 200;
+  std::string body;        // JSON
+  std::string session_id;  // handle_auth: the kbs-session-id cookie value
+  std::string error_code;  // empty on success
+  bool ok() const { return status == 200; }
+};
+
+// What one pod may be: the expected evidence and the resources its spec lists. The daemon
+// registers these when it launches a pod; an admin may add more.
+struct ReferenceValues {
+  std::string pod;
+  std::string tee;  // "snp", "tdx" or "sample"
+  // snp: launch digests (48 bytes), tdx: MRTDs (48 bytes); at least one. sample: ignored.
+  std::vector<Bytes> measurements;
+  // The digest of the pod's init-data as the evidence carries it: snp HOST_DATA (SHA-256,
+  // 32 bytes), tdx MRCONFIGID (SHA-384, 48 bytes), sample SHA-256 of the init-data body the
+  // Attestation message carries (32 bytes).
+  Bytes init_data_digest;
+  std::vector<std::string> resources;  // "<repository>/<type>/<tag>"
+};
+
+// Verified TDX collateral for a quote (fetched from Intel PCS or a cache by the caller).
+using TdxCollateralProvider = std::function<Result<std::shared_ptr<const tdx::VerifiedCollateral>>(
+    const tdx::Quote& quote, UnixSeconds now)>;
+// The DER VCEK/VLEK for an SNP report whose evidence carries no cert_chain.
+using SnpVekProvider = std::function<Result<Bytes>(const snp::Report& report)>;
+
+struct Options {
+  bool allow_insecure = false;  // accept tee "sample" (no hardware); tokens say "insecure"
+  bool allow_debug = false;     // accept debuggable SNP guests / TDs
+  std::size_t max_sessions = 4096;
+  UnixSeconds session_ttl = 300;  // auth -> attest window
+  UnixSeconds token_ttl = 600;    // attested session and token lifetime
+  std::string issuer = "confpod-kbs";
+  std::optional<snp::TcbVersion> snp_min_tcb;
+  std::vector<std::string> tdx_accepted_tcb_statuses = {"UpToDate", "SWHardeningNeeded"};
+  TdxCollateralProvider tdx_collateral;
+  SnpVekProvider snp_vek;
+};
+
+class Kbs {
+ public:
+  Kbs(Options options, TokenKey token_key, std::shared_ptr<ResourceStore> store);
+
+  // POST /kbs/v0/auth. Body: {"version","tee","extra-params"}. Reply: {"nonce",
+  // "extra-params":""} and a new session id.
+  Reply handle_auth(std::string_view body, UnixSeconds now);
+  // POST /kbs/v0/attest with the session's cookie. Body: {"init-data"?, "runtime-data":
+  // {"nonce","tee-pubkey"}, "tee-evidence": {"primary_evidence","additional_evidence"}}.
+  // Reply: {"token": JWT}. A session attests once; its nonce is spent by the first attempt.
+  Reply handle_attest(std::string_view session_id, std::string_view body, UnixSeconds now);
+  // GET /kbs/v0/resource/<path>: the resource as a JWE to the attested tee-pubkey.
+  Reply handle_resource_with_session(std::string_view session_id, std::string_view path,
+                                     UnixSeconds now);
+  Reply handle_resource_with_token(std::string_view bearer_token, std::string_view path,
+                                   UnixSeconds now);
+
+  // The token verification key set ({"keys":[JWK]}).
+  nlohmann::json jwks() const { return token_key_.jwks(); }
+
+  // Replaces the pod's reference values. Error "kbs.reference_values".
+  Status set_reference_values(ReferenceValues values);
+  void remove_reference_values(std::string_view pod);
+
+  std::size_t session_count() const;
+
+  // What attestation established (exposed for the HTTP layer's logs and for tests).
+  struct Attested {
+    std::string pod;
+    std::string tee;
+    Bytes measurement;
+    Bytes init_data_digest;
+    std::shared_ptr<const TeeKey> key;
+  };
+
+ private:
+  struct Session {
+    std::string tee;
+    std::string nonce;
+    UnixSeconds expires = 0;
+    enum class State { kChallenged, kAttesting, kAttested } state = State::kChallenged;
+    Attested attested;
+  };
+  // What verified evidence says, before the pod lookup.
+  struct Facts {
+    std::string tee;
+    Bytes measurement;
+    Bytes init_data_digest;
+    bool insecure = false;
+    nlohmann::json claims;  // tcb and other claims for the token
+  };
+
+  Reply auth_impl(std::string_view body, UnixSeconds now);
+  Reply attest_impl(std::string_view session_id, std::string_view body, UnixSeconds now);
+  Reply session_resource_impl(std::string_view session_id, std::string_view path, UnixSeconds now);
+  Reply token_resource_impl(std::string_view bearer_token, std::string_view path, UnixSeconds now);
+  void drop_session(std::string_view session_id);
+  Result<Facts> verify_evidence(const std::string& tee, const nlohmann::json& evidence,
+                                const Bytes& expected_report_data,
+                                const std::optional<std::string>& init_data_body,
+                                UnixSeconds now) const;
+  Result<Facts> verify_snp(const nlohmann::json& evidence, const Bytes& expected,
+                           UnixSeconds now) const;
+  Result<Facts> verify_tdx(const nlohmann::json& evidence, const Bytes& expected,
+                           UnixSeconds now) const;
+  Result<Facts> verify_sample(const nlohmann::json& evidence, const Bytes& expected,
+                              const std::optional<std::string>& init_data_body) const;
+  Reply release(const Attested& who, std::string_view path);
+  void purge_expired_locked(UnixSeconds now);
+
+  Options options_;
+  TokenKey token_key_;
+  std::shared_ptr<ResourceStore> store_;
+  mutable std::mutex mu_;
+  std::map<std::string, Session, std::less<>> sessions_;
+  std::map<std::string, ReferenceValues, std::less<>> pods_;
+};
+
+// The report_data a TEE must carry for a challenge, as Trustee's client computes it: SHA-384
+// of the RFC 8785 (JCS) form of {"additional-evidence", "nonce", "tee-pubkey"} (48 bytes).
+// Hardware TEEs carry it zero-padded to 64 bytes; the sample TEE carries the 48 bytes.
+Bytes runtime_data_digest(const std::string& nonce, const TeeKey& key,
+                          const std::string& additional_evidence);
+
+// Parses untrusted JSON with a size and nesting bound, never throwing. Errors
+// "kbs.body.too_large", "kbs.json.depth", "kbs.json.syntax".
+Result<nlohmann::json> parse_bounded_json(std::string_view text, std::size_t max_size);
+
+}  // namespace confpod::kbs
