@@ -8,12 +8,6 @@
 namespace confpod::vmm {
 namespace {
 
-std::string hex64(std::uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 // A tiny indenting writer: every value goes through xml_escape, so no input can close an
 // element or attribute early.
 class XmlWriter {
@@ -178,12 +172,12 @@ Result<std::string> libvirt_domain_xml(const VmConfig& c) {
            attr("type", "sev-snp") + attr("kernelHashes", c.snp.kernel_hashes ? "yes" : "no"));
     w.text("cbitpos", std::to_string(c.snp.cbitpos));
     w.text("reducedPhysBits", std::to_string(c.snp.reduced_phys_bits));
-    w.text("policy", hex64(c.snp.policy));
+    w.text("policy", hex_number(c.snp.policy));
     w.text("hostData", to_base64(c.snp.host_data));
     w.close("launchSecurity");
   } else if (c.tee == Tee::kTdx) {
     w.open("launchSecurity", attr("type", "tdx"));
-    w.text("policy", hex64(c.tdx.attributes));
+    w.text("policy", hex_number(c.tdx.attributes));
     w.text("mrConfigId", to_base64(c.tdx.mrconfigid));
     if (!c.tdx.quote_generation_socket.empty())
       w.empty("quoteGenerationService", attr("path", c.tdx.quote_generation_socket));

@@ -103,22 +103,12 @@ Status check_devices(const VmConfig& c) {
 
 std::string memory_size(unsigned mib) { return std::to_string(mib) + "M"; }
 
-std::string hex64(std::uint64_t v) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  do {
-    out.insert(out.begin(), digits[v & 0xf]);
-    v >>= 4;
-  } while (v != 0);
-  return "0x" + out;
-}
-
 // The SEV-SNP launch object (QEMU qapi/qom.json SevSnpGuestProperties + SevCommonProperties).
 std::string snp_object(const VmConfig& c) {
   std::string o = "sev-snp-guest,id=sev0";
   o += ",cbitpos=" + std::to_string(c.snp.cbitpos);
   o += ",reduced-phys-bits=" + std::to_string(c.snp.reduced_phys_bits);
-  o += ",policy=" + hex64(c.snp.policy);
+  o += ",policy=" + hex_number(c.snp.policy);
   if (c.snp.kernel_hashes) o += ",kernel-hashes=on";
   o += ",host-data=" + to_base64(c.snp.host_data);
   return o;
@@ -195,7 +185,7 @@ Status validate_vm_config(const VmConfig& c) {
       if (c.snp.kernel_hashes && c.kernel.empty())
         return config_error("kernel", "snp.kernel_hashes needs direct kernel boot (kernel)");
       if ((c.snp.policy & kSnpPolicyDebug) && !c.allow_debug)
-        return config_error("debug", "snp.policy " + hex64(c.snp.policy) +
+        return config_error("debug", "snp.policy " + hex_number(c.snp.policy) +
                                          " allows debugging (bit 19); needs allow_debug");
       if (is_all_zero(c.snp.host_data))
         return config_error("init_data", "snp.host_data is all zero: no init-data is bound");
@@ -204,7 +194,7 @@ Status validate_vm_config(const VmConfig& c) {
       if (c.accel != "kvm") return config_error("accel", "tee tdx needs accel kvm");
       if (c.firmware.empty()) return config_error("firmware", "tee tdx needs firmware (TDVF)");
       if ((c.tdx.attributes & kTdxAttributeDebug) && !c.allow_debug)
-        return config_error("debug", "tdx.attributes " + hex64(c.tdx.attributes) +
+        return config_error("debug", "tdx.attributes " + hex_number(c.tdx.attributes) +
                                          " allow debugging (bit 0); needs allow_debug");
       if (is_all_zero(c.tdx.mrconfigid))
         return config_error("init_data", "tdx.mrconfigid is all zero: no init-data is bound");

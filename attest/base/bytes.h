@@ -17,6 +17,9 @@ using ByteView = std::span<const std::uint8_t>;
 
 // Lower-case hex of the bytes.
 std::string to_hex(ByteView bytes);
+// A number as "0x" + lower-case hex without leading zeros ("0x30000", "0x0"), the way QEMU,
+// libvirt and our error messages spell policies, addresses and sizes.
+std::string hex_number(std::uint64_t value);
 // Accepts upper or lower case, no separators, optional "0x" prefix. Error code "hex.invalid".
 Result<Bytes> from_hex(std::string_view hex);
 

@@ -5,6 +5,13 @@
 namespace confpod {
 namespace {
 
+TEST(Hex, NumbersWithoutLeadingZeros) {
+  EXPECT_EQ(hex_number(0), "0x0");
+  EXPECT_EQ(hex_number(0x30000), "0x30000");
+  EXPECT_EQ(hex_number(0xFFFFFFFFF000ull), "0xfffffffff000");
+  EXPECT_EQ(hex_number(~0ull), "0xffffffffffffffff");
+}
+
 TEST(Hex, RoundTripsAndRejectsBadInput) {
   Bytes data = {0x00, 0x01, 0xab, 0xff};
   EXPECT_EQ(to_hex(data), "0001abff");

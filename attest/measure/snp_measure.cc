@@ -19,16 +19,6 @@ constexpr std::uint64_t kVmsaGpa = 0xFFFFFFFFF000ull;
 // image from asking for billions of page updates.
 constexpr std::uint64_t kMaxMetadataBytes = 256ull << 20;
 
-std::string hexnum(std::uint64_t v) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  do {
-    out.insert(out.begin(), kDigits[v & 0xf]);
-    v >>= 4;
-  } while (v != 0);
-  return "0x" + out;
-}
-
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -85,7 +75,7 @@ Status check_params(const SnpParams& params) {
     return make_error(kParams, "vCPU count " + std::to_string(params.vcpus) + " is outside 1.." +
                                    std::to_string(kMaxVcpus));
   if ((params.guest_features & 1) == 0)
-    return make_error(kParams, "guest features " + hexnum(params.guest_features) +
+    return make_error(kParams, "guest features " + hex_number(params.guest_features) +
                                    " lack bit 0 (SNPActive), which every SNP VMSA has");
   return ok_status();
 }
@@ -105,16 +95,16 @@ Result<SevMetadataSection> parse_section(ByteView item, std::size_t index) {
       s.type = static_cast<SevSectionType>(type);
       break;
     default:
-      return make_error(kOvmf, where + " has unknown type " + hexnum(type));
+      return make_error(kOvmf, where + " has unknown type " + hex_number(type));
   }
   if (s.gpa % kPage != 0 || s.size % kPage != 0 || s.size == 0)
     return make_error(kOvmf, where + " (" + std::string(section_name(s.type)) + ") at " +
-                                 hexnum(s.gpa) + " size " + hexnum(s.size) +
+                                 hex_number(s.gpa) + " size " + hex_number(s.size) +
                                  " is not a non-empty run of whole 4 KiB pages");
   if ((s.type == SevSectionType::kSnpSecrets || s.type == SevSectionType::kCpuid) &&
       s.size != kPage)
     return make_error(kOvmf, where + " (" + std::string(section_name(s.type)) + ") has size " +
-                                 hexnum(s.size) + ", expected one page (0x1000)");
+                                 hex_number(s.size) + ", expected one page (0x1000)");
   return s;
 }
 
@@ -177,7 +167,7 @@ Result<OvmfSevInfo> parse_ovmf_sev(ByteView ovmf) {
                                  " data bytes, expected 4");
   const std::uint32_t from_end = load_le32(meta->data.data());
   if (from_end > ovmf.size() || from_end < 16)
-    return make_error(kOvmf, "SEV metadata offset " + hexnum(from_end) +
+    return make_error(kOvmf, "SEV metadata offset " + hex_number(from_end) +
                                  " from the end does not fit the " + std::to_string(ovmf.size()) +
                                  "-byte image");
   const std::size_t start = ovmf.size() - from_end;
@@ -376,9 +366,9 @@ Result<Sha384Digest> snp_launch_digest_from(const Sha384Digest& ovmf_digest,
                                                           " bytes, less than " +
                                                           std::to_string(kSevHashesTableSize));
     if ((ovmf.hashes_table_gpa & (kPage - 1)) + kSevHashesTableSize > kPage)
-      return make_error(
-          "measure.ovmf.kernel_hashes",
-          "SEV hashes table at " + hexnum(ovmf.hashes_table_gpa) + " would cross a page boundary");
+      return make_error("measure.ovmf.kernel_hashes", "SEV hashes table at " +
+                                                          hex_number(ovmf.hashes_table_gpa) +
+                                                          " would cross a page boundary");
   }
   if (ovmf.ap_reset_eip == 0 && params.vcpus > 1)
     return make_error(kOvmf,
@@ -407,9 +397,10 @@ Result<Sha384Digest> snp_launch_digest_from(const Sha384Digest& ovmf_digest,
         }
         if (s.size != kPage || (ovmf.hashes_table_gpa & ~std::uint32_t(kPage - 1)) != s.gpa)
           return make_error("measure.ovmf.kernel_hashes",
-                            "SNP_KERNEL_HASHES section at " + hexnum(s.gpa) + " size " +
-                                hexnum(s.size) + " is not the one page holding the SEV hashes " +
-                                "table at " + hexnum(ovmf.hashes_table_gpa));
+                            "SNP_KERNEL_HASHES section at " + hex_number(s.gpa) + " size " +
+                                hex_number(s.size) +
+                                " is not the one page holding the SEV hashes " + "table at " +
+                                hex_number(ovmf.hashes_table_gpa));
         {
           std::array<std::uint8_t, kPage> page{};
           const auto table = sev_hashes_table(*kernel);

@@ -20,16 +20,6 @@ constexpr std::size_t kSectionSize = 32;
 constexpr std::uint64_t kMaxAddedBytes = 1ull << 30;
 constexpr std::uint64_t kMaxGpa = 1ull << 52;
 
-std::string hexnum(std::uint64_t v) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  do {
-    out.insert(out.begin(), kDigits[v & 0xf]);
-    v >>= 4;
-  } while (v != 0);
-  return "0x" + out;
-}
-
 std::string describe(std::size_t index, const TdvfSection& s) {
   return "TDVF section " + std::to_string(index) + " (" + std::string(to_string(s.type)) + ")";
 }
@@ -37,29 +27,30 @@ std::string describe(std::size_t index, const TdvfSection& s) {
 Status check_section(std::size_t index, const TdvfSection& s, std::uint64_t image_size) {
   const std::string where = describe(index, s);
   if ((s.attributes & ~(kTdvfAttrMrExtend | kTdvfAttrPageAug)) != 0)
-    return make_error(kTdvf, where + " has reserved attribute bits set: " + hexnum(s.attributes));
+    return make_error(kTdvf,
+                      where + " has reserved attribute bits set: " + hex_number(s.attributes));
   if ((s.attributes & kTdvfAttrMrExtend) && (s.attributes & kTdvfAttrPageAug))
     return make_error(kTdvf, where +
                                  " is both MR.EXTEND and PAGE.AUG; an AUG page is never "
                                  "measured");
   if (s.memory_address % kPage != 0 || s.memory_data_size % kPage != 0)
-    return make_error(kTdvf, where + " memory " + hexnum(s.memory_address) + " size " +
-                                 hexnum(s.memory_data_size) + " is not 4 KiB aligned");
+    return make_error(kTdvf, where + " memory " + hex_number(s.memory_address) + " size " +
+                                 hex_number(s.memory_data_size) + " is not 4 KiB aligned");
   if (s.memory_address >= kMaxGpa || s.memory_data_size > kMaxGpa - s.memory_address)
-    return make_error(kTdvf, where + " memory " + hexnum(s.memory_address) + " size " +
-                                 hexnum(s.memory_data_size) + " exceeds the 52-bit GPA space");
+    return make_error(kTdvf, where + " memory " + hex_number(s.memory_address) + " size " +
+                                 hex_number(s.memory_data_size) + " exceeds the 52-bit GPA space");
   if (std::uint64_t{s.data_offset} + s.raw_data_size > image_size)
-    return make_error(kTdvf, where + " data [" + hexnum(s.data_offset) + ", +" +
-                                 hexnum(s.raw_data_size) + ") lies outside the " +
+    return make_error(kTdvf, where + " data [" + hex_number(s.data_offset) + ", +" +
+                                 hex_number(s.raw_data_size) + ") lies outside the " +
                                  std::to_string(image_size) + "-byte image");
   if (s.raw_data_size > s.memory_data_size)
-    return make_error(kTdvf, where + " has " + hexnum(s.raw_data_size) + " bytes of data for " +
-                                 hexnum(s.memory_data_size) + " bytes of memory");
+    return make_error(kTdvf, where + " has " + hex_number(s.raw_data_size) + " bytes of data for " +
+                                 hex_number(s.memory_data_size) + " bytes of memory");
   if ((s.type == TdvfSectionType::kBfv || s.type == TdvfSectionType::kCfv) && s.raw_data_size == 0)
     return make_error(kTdvf, where + " carries no data; firmware volumes must");
   if ((s.attributes & kTdvfAttrMrExtend) && s.raw_data_size != s.memory_data_size)
-    return make_error(kTdvf, where + " is MR.EXTEND with " + hexnum(s.raw_data_size) +
-                                 " bytes of data for " + hexnum(s.memory_data_size) +
+    return make_error(kTdvf, where + " is MR.EXTEND with " + hex_number(s.raw_data_size) +
+                                 " bytes of data for " + hex_number(s.memory_data_size) +
                                  " bytes of memory; the extended contents would be undefined");
   return ok_status();
 }
@@ -100,7 +91,7 @@ Result<std::vector<TdvfSection>> parse_tdvf_metadata(ByteView image) {
                            table.u32(kTdxMetadataOffsetGuid, "TDX metadata offset", kTdvf));
   if (from_end > image.size() || from_end < kDescriptorHeader ||
       image.size() - from_end < sizeof(Guid))
-    return make_error(kTdvf, "TDX metadata offset " + hexnum(from_end) +
+    return make_error(kTdvf, "TDX metadata offset " + hex_number(from_end) +
                                  " from the end does not fit the " + std::to_string(image.size()) +
                                  "-byte image");
   const std::size_t start = image.size() - from_end;
@@ -163,7 +154,7 @@ Result<std::vector<TdvfSection>> parse_tdvf_metadata(ByteView image) {
     const TdvfSection& next = sections[order[k]];
     if (prev.memory_address + prev.memory_data_size > next.memory_address)
       return make_error(kTdvf, describe(order[k - 1], prev) + " and " + describe(order[k], next) +
-                                   " overlap at " + hexnum(next.memory_address));
+                                   " overlap at " + hex_number(next.memory_address));
   }
   return sections;
 }
