@@ -1,6 +1,6 @@
 // confpodd: the confpod host daemon (docs/daemon.md, docs/dbus-api.md).
 //
-//   confpodd [--config PATH] [--bus-address ADDRESS] [--manage-group NAME]
+//   confpodd [--config PATH] [--bus-address ADDRESS] [--manage-group NAME] [--kbs-only]
 //
 // One sd-event loop: the D-Bus connection, signals, QEMU exit watches (pidfds), restart
 // timers and the systemd watchdog all run on it. SIGTERM/SIGINT end the loop and leave every
@@ -17,11 +17,15 @@
 #include <memory>
 #include <string>
 
+#include "attest/kbs/kbs.h"
 #include "daemon/bus/auth.h"
+#include "daemon/bus/broker.h"
 #include "daemon/bus/service.h"
 #include "daemon/config/config.h"
+#include "daemon/kbs/service.h"
 #include "daemon/pods/log.h"
 #include "daemon/pods/manager.h"
+#include "daemon/store/resource_store.h"
 #include "vmm/probe.h"
 
 namespace {
@@ -47,6 +51,7 @@ struct Options {
   std::string config_path{confpod::config::kDefaultConfigPath};
   std::string bus_address;  // empty: the system bus (honours DBUS_SYSTEM_BUS_ADDRESS)
   std::string manage_group = "confpod";
+  bool kbs_only = false;  // serve only the KBS (and the Broker): no QEMU probe, no pods
 };
 
 int fail(const std::string& what, int r) {
@@ -85,9 +90,9 @@ int run(const Options& opts) {
   std::error_code ec;
   std::filesystem::create_directories(config->host.runtime_dir, ec);
   confpod::pods::ManagerOptions manager_options;
-  manager_options.probe = confpod::vmm::probe_host(probe_options);
+  if (!opts.kbs_only) manager_options.probe = confpod::vmm::probe_host(probe_options);
   manager_options.config = *config;
-  if (!manager_options.probe.qemu.runs)
+  if (!opts.kbs_only && !manager_options.probe.qemu.runs)
     log_warning("QEMU does not run", {{"binary", config->host.qemu_binary},
                                       {"error", manager_options.probe.qemu.error}});
 
@@ -142,11 +147,57 @@ int run(const Options& opts) {
     return 1;
   }
 
+  // --- KBS core and its admin interface (org.confpod1.Broker). Resources live in the pod
+  // database (schema 2, 0600); the signing key in state_dir/kbs-signing-key.pem (0600). The
+  // HTTP server and the pods' reference values (daemon/kbs) use this `kbs` and `resources`.
+  const std::string state_dir = config->state_dir;
+  auto opened_resources = confpod::store::SqliteResourceStore::open(state_dir + "/confpod.db");
+  if (!opened_resources.ok()) {
+    log_error("cannot open the resource store", {{"error", opened_resources.error().describe()}});
+    return 1;
+  }
+  std::shared_ptr<confpod::store::SqliteResourceStore> resources =
+      std::move(opened_resources).value();
+  auto signing_key =
+      confpod::kbs_http::load_or_create_signing_key(state_dir + "/kbs-signing-key.pem");
+  if (!signing_key.ok()) {
+    log_error("cannot load the KBS signing key", {{"error", signing_key.error().describe()}});
+    return 1;
+  }
+  confpod::kbs::Options kbs_options;
+  kbs_options.allow_insecure = config->host.allow_insecure_tee;
+  confpod::kbs::Kbs kbs(std::move(kbs_options), std::move(signing_key).value(), resources);
+  confpod::bus::Broker broker(kbs, *resources, auth);
+  if (auto added = confpod::bus::add_broker(bus.get(), broker); !added.ok()) {
+    log_error("cannot register D-Bus objects", {{"error", added.error().describe()}});
+    return 1;
+  }
+  // --- end KBS
+
   // Re-attach to the VMs that ran when the previous daemon ended (blocks briefly per pod,
   // before we serve anything).
-  auto recovered = pods.recover();
+  auto recovered = opts.kbs_only ? confpod::ok_status() : pods.recover();
   if (!recovered.ok()) {
     log_error("cannot load pods", {{"error", recovered.error().describe()}});
+    return 1;
+  }
+  // The pods' reference values follow the pod table (created, measured, started, removed).
+  confpod::kbs_http::PodSync pod_sync(kbs, pods, config->host.allow_insecure_tee);
+  if (!opts.kbs_only) {
+    pods.add_listener(&pod_sync);
+    pod_sync.sync_all();
+  }
+  std::unique_ptr<confpod::kbs_http::Server> kbs_server;
+  if (config->kbs.enabled) {
+    auto started =
+        confpod::kbs_http::Server::start(kbs, confpod::kbs_http::server_options(config->kbs));
+    if (!started.ok()) {
+      log_error("cannot serve the KBS", {{"error", started.error().describe()}});
+      return 1;
+    }
+    kbs_server = std::move(started).value();
+  } else if (opts.kbs_only) {
+    log_error("--kbs-only with [kbs] enabled = false: nothing to serve");
     return 1;
   }
 
@@ -162,6 +213,8 @@ int run(const Options& opts) {
   log_info("confpodd stopping; VMs keep running");
   // Objects off the bus first, then the manager (joins in-flight start/stop workers), then
   // the connection (flushed and closed by its deleter).
+  if (kbs_server) kbs_server->stop();
+  pods.remove_listener(&pod_sync);
   service->reset();
   manager->reset();
   return r < 0 ? 1 : 0;
@@ -178,6 +231,8 @@ int main(int argc, char** argv) {
   app.add_option("--manage-group", opts.manage_group,
                  "group whose members may change pods (besides root)")
       ->capture_default_str();
+  app.add_flag("--kbs-only", opts.kbs_only,
+               "serve only the Key Broker Service and its D-Bus admin interface (no pods)");
   CLI11_PARSE(app, argc, argv);
   return run(opts);
 }

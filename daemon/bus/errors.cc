@@ -17,6 +17,10 @@ BusError to_bus_error(const Error& error) {
   // The code (measure.input, measure.ovmf, ...) stays in the message: it says which part.
   if (code.starts_with("measure.")) return {kErrorTeeUnavailable, error.describe()};
   if (code == "pods.invalid_state") return {kErrorInvalidState, error.message};
+  if (code == "kbs.resource.path" || code == "kbs.resource.size")
+    return {kErrorInvalidResource, error.message};
+  if (code == "kbs.resource.not_found") return {kErrorNoSuchResource, error.message};
+  if (code == "kbs.reference_values") return {kErrorInvalidArgs, error.message};
   if (code == "bus.access_denied") return {kErrorAccessDenied, error.message};
   return {kErrorFailed, error.describe()};
 }

@@ -5,6 +5,9 @@
 //   spec.invalid                               org.confpod1.Error.InvalidSpec
 //   vmm.tee_unavailable, spec.tee, measure.*   org.confpod1.Error.TeeUnavailable
 //   pods.invalid_state                         org.confpod1.Error.InvalidState
+//   kbs.resource.path, kbs.resource.size       org.confpod1.Error.InvalidResource
+//   kbs.resource.not_found                     org.confpod1.Error.NoSuchResource
+//   kbs.reference_values                       org.freedesktop.DBus.Error.InvalidArgs
 //   bus.access_denied                          org.freedesktop.DBus.Error.AccessDenied
 //   anything else                              org.freedesktop.DBus.Error.Failed
 //
@@ -26,6 +29,9 @@ inline constexpr const char* kErrorPodExists = "org.confpod1.Error.PodExists";
 inline constexpr const char* kErrorInvalidSpec = "org.confpod1.Error.InvalidSpec";
 inline constexpr const char* kErrorTeeUnavailable = "org.confpod1.Error.TeeUnavailable";
 inline constexpr const char* kErrorInvalidState = "org.confpod1.Error.InvalidState";
+inline constexpr const char* kErrorInvalidResource = "org.confpod1.Error.InvalidResource";
+inline constexpr const char* kErrorNoSuchResource = "org.confpod1.Error.NoSuchResource";
+inline constexpr const char* kErrorInvalidArgs = "org.freedesktop.DBus.Error.InvalidArgs";
 inline constexpr const char* kErrorAccessDenied = "org.freedesktop.DBus.Error.AccessDenied";
 inline constexpr const char* kErrorFailed = "org.freedesktop.DBus.Error.Failed";
 

@@ -269,6 +269,24 @@ std::optional<std::string> listen_problem(std::string_view s) {
   return std::nullopt;
 }
 
+// 127.0.0.0/8 as a dotted quad, [::1] or localhost (the KBS may serve plain HTTP there).
+bool is_loopback_listen(std::string_view s) {
+  const std::size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  std::string_view host = s.substr(0, colon);
+  if (host == "localhost" || host == "[::1]") return true;
+  if (host.substr(0, 4) != "127.") return false;
+  int dots = 0;
+  for (char c : host) {
+    if (c == '.') {
+      ++dots;
+    } else if (c < '0' || c > '9') {
+      return false;
+    }
+  }
+  return dots == 3;
+}
+
 // A Linux interface name: IFNAMSIZ-1 bytes, no '/', ':' or whitespace.
 bool is_ifname(std::string_view s) {
   if (s.empty() || s.size() > 15 || s == "." || s == "..") return false;
@@ -358,12 +376,28 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
 
   CONFPOD_ASSIGN_OR_RETURN(const toml::table* kbs, sub_table(root, "kbs"));
   if (kbs != nullptr) {
-    CONFPOD_TRY(check_keys(*kbs, "kbs", {"enabled", "listen"}));
+    CONFPOD_TRY(
+        check_keys(*kbs, "kbs", {"enabled", "listen", "tls_cert", "tls_key", "allow_plain_http"}));
     CONFPOD_TRY(get_bool(*kbs, "kbs", "enabled", c.kbs.enabled));
     CONFPOD_TRY(get_string(*kbs, "kbs", "listen", c.kbs.listen, 260));
     if (const toml::node* n = kbs->get("listen")) {
       if (auto problem = listen_problem(c.kbs.listen))
         return invalid(line_of(*n), "kbs.listen", *problem + ", got \"" + c.kbs.listen + "\"");
+    }
+    CONFPOD_TRY(get_path(*kbs, "kbs", "tls_cert", c.kbs.tls_cert, true));
+    CONFPOD_TRY(get_path(*kbs, "kbs", "tls_key", c.kbs.tls_key, true));
+    CONFPOD_TRY(get_bool(*kbs, "kbs", "allow_plain_http", c.kbs.allow_plain_http));
+    if (c.kbs.tls_cert.empty() != c.kbs.tls_key.empty()) {
+      const toml::node* n = kbs->get(c.kbs.tls_cert.empty() ? "tls_key" : "tls_cert");
+      return invalid(line_of(*n), c.kbs.tls_cert.empty() ? "kbs.tls_key" : "kbs.tls_cert",
+                     "tls_cert and tls_key must be set together");
+    }
+    if (c.kbs.enabled && c.kbs.tls_cert.empty() && !c.kbs.allow_plain_http &&
+        !is_loopback_listen(c.kbs.listen)) {
+      const toml::node* n = kbs->get("listen");
+      return invalid(n ? line_of(*n) : line_of(*kbs), "kbs.listen",
+                     "plain HTTP off loopback exposes session cookies and tokens: set tls_cert "
+                     "and tls_key, listen on loopback, or set allow_plain_http = true");
     }
   }
 

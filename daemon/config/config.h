@@ -18,6 +18,11 @@ namespace confpod::config {
 struct KbsConfig {
   bool enabled = true;
   std::string listen = "127.0.0.1:8080";  // host:port the embedded KBS serves on
+  // HTTPS: PEM certificate chain and private key (both or neither). Without them the KBS
+  // serves plain HTTP, which is refused off loopback unless allow_plain_http.
+  std::string tls_cert;
+  std::string tls_key;
+  bool allow_plain_http = false;
 };
 
 struct NetworkConfig {

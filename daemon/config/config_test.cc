@@ -38,8 +38,10 @@ std::string dump(const DaemonConfig& c) {
     << "\nreduced_phys_bits=" << h.reduced_phys_bits << "\nsnp_policy=" << h.snp_policy
     << "\ntdx_attributes=" << h.tdx_attributes << "\ntdx_qgs_socket=" << h.tdx_qgs_socket
     << "\nallow_insecure_tee=" << h.allow_insecure_tee << "\nkbs.enabled=" << c.kbs.enabled
-    << "\nkbs.listen=" << c.kbs.listen << "\nnetwork.mode=" << c.network.mode
-    << "\nnetwork.bridge=" << c.network.bridge << "\nnetwork.subnet=" << c.network.subnet << "\n";
+    << "\nkbs.listen=" << c.kbs.listen << "\nkbs.tls_cert=" << c.kbs.tls_cert
+    << "\nkbs.tls_key=" << c.kbs.tls_key << "\nkbs.allow_plain_http=" << c.kbs.allow_plain_http
+    << "\nnetwork.mode=" << c.network.mode << "\nnetwork.bridge=" << c.network.bridge
+    << "\nnetwork.subnet=" << c.network.subnet << "\n";
   return o.str();
 }
 
@@ -72,6 +74,9 @@ const std::vector<std::string> kAllKeys = {"state_dir",
                                            "tdx.qgs_socket",
                                            "kbs.enabled",
                                            "kbs.listen",
+                                           "kbs.tls_cert",
+                                           "kbs.tls_key",
+                                           "kbs.allow_plain_http",
                                            "network.mode",
                                            "network.bridge",
                                            "network.subnet"};
@@ -144,6 +149,9 @@ qgs_socket = "/var/run/tdx-qgs/qgs.socket"
 [kbs]
 enabled = false
 listen = "[::1]:9443"
+tls_cert = "/etc/confpod/kbs.crt"
+tls_key = "/etc/confpod/kbs.key"
+allow_plain_http = true
 
 [network]
 mode = "bridge"
@@ -174,6 +182,9 @@ subnet = "172.20.0.0/16"
   e.host.tdx_qgs_socket = "/var/run/tdx-qgs/qgs.socket";
   e.kbs.enabled = false;
   e.kbs.listen = "[::1]:9443";
+  e.kbs.tls_cert = "/etc/confpod/kbs.crt";
+  e.kbs.tls_key = "/etc/confpod/kbs.key";
+  e.kbs.allow_plain_http = true;
   e.network.mode = "bridge";
   e.network.bridge = "br-pods";
   e.network.subnet = "172.20.0.0/16";
@@ -200,9 +211,27 @@ TEST(Config, InlineTablesAndEmptyOptionalPathsAreAccepted) {
 TEST(Config, ListenAcceptsNamesAndAddresses) {
   for (const char* listen :
        {"0.0.0.0:443", "kbs.example.org:8080", "[fd00::1]:1", "localhost:65535"}) {
-    DaemonConfig c = parse_ok(std::string("[kbs]\nlisten = \"") + listen + "\"\n");
+    DaemonConfig c =
+        parse_ok(std::string("[kbs]\nallow_plain_http = true\nlisten = \"") + listen + "\"\n");
     EXPECT_EQ(c.kbs.listen, listen);
   }
+}
+
+TEST(Config, PlainHttpOnlyOnLoopbackUnlessAllowed) {
+  // Loopback may serve plain HTTP.
+  for (const char* listen : {"127.0.0.1:8080", "127.1.2.3:1", "[::1]:80", "localhost:9"})
+    EXPECT_EQ(parse_ok(std::string("[kbs]\nlisten = \"") + listen + "\"\n").kbs.listen, listen);
+  // Off loopback: TLS, or the explicit opt-in, or the KBS disabled.
+  DaemonConfig tls = parse_ok(
+      "[kbs]\nlisten = \"0.0.0.0:443\"\ntls_cert = \"/etc/k.crt\"\ntls_key = \"/etc/k.key\"\n");
+  EXPECT_EQ(tls.kbs.tls_cert, "/etc/k.crt");
+  EXPECT_EQ(tls.kbs.tls_key, "/etc/k.key");
+  EXPECT_FALSE(tls.kbs.allow_plain_http);
+  EXPECT_TRUE(
+      parse_ok("[kbs]\nlisten = \"10.0.0.1:80\"\nallow_plain_http = true\n").kbs.allow_plain_http);
+  EXPECT_FALSE(parse_ok("[kbs]\nenabled = false\nlisten = \"10.0.0.1:80\"\n").kbs.enabled);
+  // Empty paths mean "not set".
+  EXPECT_EQ(parse_ok("[kbs]\ntls_cert = \"\"\ntls_key = \"\"\n").kbs.tls_cert, "");
 }
 
 struct BadCase {
@@ -286,6 +315,20 @@ const BadCase kBadCases[] = {
      "port must be 1..65535"},
     {"listen ipv6 without brackets", "[kbs]\nlisten = \"::1:80\"\n", 2, "kbs.listen",
      "host must be"},
+    {"plain http off loopback", "[kbs]\n\nlisten = \"0.0.0.0:8080\"\n", 3, "kbs.listen",
+     "allow_plain_http = true"},
+    {"plain http on a name", "[kbs]\nlisten = \"kbs.example.org:80\"\n", 2, "kbs.listen",
+     "plain HTTP off loopback"},
+    {"127 prefix that is a name", "[kbs]\nlisten = \"127.example.org:80\"\n", 2, "kbs.listen",
+     "plain HTTP off loopback"},
+    {"cert without key", "[kbs]\ntls_cert = \"/etc/k.crt\"\n", 2, "kbs.tls_cert",
+     "must be set together"},
+    {"key without cert", "[kbs]\n\ntls_key = \"/etc/k.key\"\n", 3, "kbs.tls_key",
+     "must be set together"},
+    {"relative cert", "[kbs]\ntls_cert = \"kbs.crt\"\ntls_key = \"/k\"\n", 2, "kbs.tls_cert",
+     "must be an absolute path"},
+    {"plain http as string", "[kbs]\nallow_plain_http = \"yes\"\n", 2, "kbs.allow_plain_http",
+     "must be a boolean"},
     {"libvirt uri without scheme", "libvirt_uri = \"system\"\n", 1, "libvirt_uri",
      "must be a libvirt URI"},
     {"cpu model with options", "cpu_model = \"EPYC,+avx\"\n", 1, "cpu_model",

@@ -316,4 +316,52 @@ Result<nlohmann::json> Client::pod_properties(const std::string& path) {
   return read_json(reply.get());
 }
 
+Status Client::set_resource(const std::string& path, const std::vector<std::uint8_t>& value) {
+  BusError error;
+  sd_bus_message* raw = nullptr;
+  int r = sd_bus_message_new_method_call(bus_.get(), &raw, kBusName, kManagerPath, kBrokerInterface,
+                                         "SetResource");
+  MessagePtr call(raw);
+  if (r >= 0) r = sd_bus_message_sensitive(call.get());
+  if (r >= 0) r = sd_bus_message_append(call.get(), "s", path.c_str());
+  if (r >= 0) r = sd_bus_message_append_array(call.get(), 'y', value.data(), value.size());
+  if (r < 0) return make_error(kConnectError, std::string("SetResource: ") + std::strerror(-r));
+  sd_bus_message* reply_raw = nullptr;
+  r = sd_bus_call(bus_.get(), call.get(), 0, error.get(), &reply_raw);
+  MessagePtr reply(reply_raw);
+  if (r < 0) return error.to_error(r, "SetResource");
+  return ok_status();
+}
+
+Status Client::delete_resource(const std::string& path) {
+  BusError error;
+  sd_bus_message* raw = nullptr;
+  int r = sd_bus_call_method(bus_.get(), kBusName, kManagerPath, kBrokerInterface, "DeleteResource",
+                             error.get(), &raw, "s", path.c_str());
+  MessagePtr reply(raw);
+  if (r < 0) return error.to_error(r, "DeleteResource");
+  return ok_status();
+}
+
+Result<std::vector<std::string>> Client::list_resources() {
+  BusError error;
+  sd_bus_message* raw = nullptr;
+  int r = sd_bus_call_method(bus_.get(), kBusName, kManagerPath, kBrokerInterface, "ListResources",
+                             error.get(), &raw, "");
+  MessagePtr reply(raw);
+  if (r < 0) return error.to_error(r, "ListResources");
+  char** strv = nullptr;
+  r = sd_bus_message_read_strv(reply.get(), &strv);
+  std::vector<std::string> out;
+  if (strv != nullptr) {
+    for (char** p = strv; *p != nullptr; ++p) {
+      out.emplace_back(*p);
+      std::free(*p);
+    }
+    std::free(strv);
+  }
+  if (r < 0) return reply_error("ListResources", r);
+  return out;
+}
+
 }  // namespace confpod::ctl

@@ -25,6 +25,7 @@ inline constexpr const char* kBusName = "org.confpod1";
 inline constexpr const char* kManagerPath = "/org/confpod1";
 inline constexpr const char* kManagerInterface = "org.confpod1.Manager";
 inline constexpr const char* kPodInterface = "org.confpod1.Pod";
+inline constexpr const char* kBrokerInterface = "org.confpod1.Broker";
 
 // The code of errors that mean "could not reach the bus" rather than "the daemon said no".
 inline constexpr const char* kConnectError = "ctl.connect";
@@ -66,6 +67,11 @@ class Client {
   // type (integers stay integers of their signedness, arrays/structs become arrays, string
   // dictionaries objects).
   Result<nlohmann::json> pod_properties(const std::string& path);
+
+  // org.confpod1.Broker: SetResource, DeleteResource, ListResources.
+  Status set_resource(const std::string& path, const std::vector<std::uint8_t>& value);
+  Status delete_resource(const std::string& path);
+  Result<std::vector<std::string>> list_resources();
 
  private:
   explicit Client(std::unique_ptr<sd_bus, BusUnref> bus) : bus_(std::move(bus)) {}

@@ -12,6 +12,7 @@
 #include "daemon/ctl/launch.h"
 #include "daemon/ctl/measure.h"
 #include "daemon/ctl/pods.h"
+#include "daemon/ctl/secrets.h"
 #include "daemon/ctl/verify.h"
 
 int main(int argc, char** argv) {
@@ -139,6 +140,19 @@ int main(int argc, char** argv) {
   logs->add_flag("-f,--follow", logs_args.follow,
                  "Keep printing new output until the pod exits (or Ctrl-C)");
 
+  std::string secret_path;
+  std::string secret_file;
+  CLI::App* secret = app.add_subcommand("secret", "Manage the KBS resources (secrets)");
+  secret->require_subcommand(1);
+  CLI::App* secret_put =
+      secret->add_subcommand("put", "Store a resource from FILE, or stdin for -, at most 1 MiB");
+  secret_put->add_option("PATH", secret_path, "Resource path <repository>/<type>/<tag>")
+      ->required();
+  secret_put->add_option("FILE", secret_file, "File with the value, or - for stdin")->required();
+  CLI::App* secret_rm = secret->add_subcommand("rm", "Delete a resource");
+  secret_rm->add_option("PATH", secret_path, "Resource path")->required();
+  CLI::App* secret_ls = secret->add_subcommand("ls", "List resource paths (never values)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -171,5 +185,9 @@ int main(int argc, char** argv) {
   if (*ps) return confpod::ctl::pod_list(bus_args, ps_json, std::cout, std::cerr);
   if (*inspect) return confpod::ctl::pod_inspect(bus_args, pod_name, std::cout, std::cerr);
   if (*logs) return confpod::ctl::pod_logs(bus_args, logs_args, std::cout, std::cerr);
+  if (*secret_put)
+    return confpod::ctl::secret_put(bus_args, secret_path, secret_file, std::cout, std::cerr);
+  if (*secret_rm) return confpod::ctl::secret_remove(bus_args, secret_path, std::cout, std::cerr);
+  if (*secret_ls) return confpod::ctl::secret_list(bus_args, std::cout, std::cerr);
   return confpod::ctl::kExitUsage;
 }

@@ -208,6 +208,7 @@ struct Manager::Impl {
   store::Store store;
   Measurer measurer;  // one cache of expected measurements for the daemon's lifetime
   Listener* listener = nullptr;
+  std::vector<Listener*> more_listeners;
   std::map<std::string, std::unique_ptr<Pod>, std::less<>> pods;
   std::uint64_t next_pod_id = 1;
 
@@ -332,6 +333,8 @@ struct Manager::Impl {
     }
     pod.record = std::move(next);
     if (listener != nullptr && changes != 0) listener->pod_changed(pod.record, changes);
+    if (changes != 0)
+      for (Listener* l : more_listeners) l->pod_changed(pod.record, changes);
     return written.ok() ? ok_status() : written;
   }
 
@@ -642,6 +645,7 @@ struct Manager::Impl {
       return;
     }
     if (listener != nullptr) listener->pod_removed(pod.record);
+    for (Listener* l : more_listeners) l->pod_removed(pod.record);
     spec::PodPaths paths = paths_of(pod);
     std::error_code ec;
     std::filesystem::remove_all(paths.dir, ec);
@@ -693,6 +697,10 @@ Result<std::unique_ptr<Manager>> Manager::create(sd_event* event, ManagerOptions
 }
 
 void Manager::set_listener(Listener* listener) { impl_->listener = listener; }
+
+void Manager::add_listener(Listener* listener) { impl_->more_listeners.push_back(listener); }
+
+void Manager::remove_listener(Listener* listener) { std::erase(impl_->more_listeners, listener); }
 
 const config::DaemonConfig& Manager::config() const { return impl_->config(); }
 
@@ -776,6 +784,7 @@ Result<store::PodRecord> Manager::create_pod(std::string_view spec_toml) {
   log_info("pod created",
            {{"pod", record.name}, {"tee", record.tee}, {"measurement", record.measurement}});
   if (impl_->listener != nullptr) impl_->listener->pod_added(pod.record);
+  for (Listener* l : impl_->more_listeners) l->pod_added(pod.record);
   return record;
 }
 

@@ -115,6 +115,10 @@ class Manager {
   Manager& operator=(const Manager&) = delete;
 
   void set_listener(Listener* listener);
+  // Further listeners (the KBS's reference values), told after the main one, in the order
+  // added. Each must outlive the Manager or be removed first.
+  void add_listener(Listener* listener);
+  void remove_listener(Listener* listener);
 
   // Loads every pod from the store; re-attaches to the QEMU of pods that were starting,
   // running or stopping (running again on success, failed with ExitStatus -1 otherwise).

@@ -363,6 +363,35 @@ struct RecordingListener : Listener {
   void pod_removed(const store::PodRecord&) override {}
 };
 
+// A second listener (the KBS's reference values) hears what the main one hears.
+TEST_F(PodsTest, AddedListenersHearAddAndRemove) {
+  with_guest_ = false;
+  auto m = make_manager(options());
+  ASSERT_TRUE(m);
+  RecordingListener main, second;
+  struct Removals : RecordingListener {
+    std::vector<std::string> removed;
+    void pod_removed(const store::PodRecord& pod) override { removed.push_back(pod.name); }
+  } third;
+  m->set_listener(&main);
+  m->add_listener(&second);
+  m->add_listener(&third);
+  ASSERT_TRUE(m->create_pod(spec("web")).ok());
+  ASSERT_EQ(second.added.size(), 1u);
+  EXPECT_EQ(second.added[0].name, "web");
+  ASSERT_EQ(third.added.size(), 1u);
+  ASSERT_TRUE(call([&](Manager::Done d) { m->remove_pod("web", false, d); }).ok());
+  EXPECT_EQ(third.removed, std::vector<std::string>{"web"});
+  // Removed listeners hear nothing more.
+  m->remove_listener(&second);
+  ASSERT_TRUE(m->create_pod(spec("db")).ok());
+  EXPECT_EQ(second.added.size(), 1u);
+  EXPECT_EQ(third.added.size(), 2u);
+  EXPECT_EQ(main.added.size(), 2u);
+  m->set_listener(nullptr);
+  m->remove_listener(&third);
+}
+
 class PodsMeasureTest : public PodsTest {
  protected:
   void SetUp() override {

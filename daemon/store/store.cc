@@ -1,8 +1,13 @@
 #include "daemon/store/store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 namespace confpod::store {
@@ -44,6 +49,13 @@ constexpr Migration kMigrations[] = {
      "  exit_status INTEGER,"
      "  measurement TEXT NOT NULL"
      ") STRICT, WITHOUT ROWID;"},
+    // The KBS resources (SqliteResourceStore, resource_store.h). A rowid table: values are
+    // up to 1 MiB, too large for the b-tree keys of WITHOUT ROWID.
+    {2,
+     "CREATE TABLE resources ("
+     "  path TEXT PRIMARY KEY NOT NULL,"
+     "  value BLOB NOT NULL"
+     ") STRICT;"},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 
@@ -206,6 +218,33 @@ Status check_identity(sqlite3* db, const std::string& path) {
   return ok_status();
 }
 
+// The file holds secrets (the KBS resources): it, and the -wal/-shm files SQLite creates with
+// the mode of the database file, are 0600 whatever the umask, and an existing file that is
+// readable by others (an older confpod, a copy) is narrowed before anything is read.
+Status restrict_mode(const std::string& path) {
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const std::string file = path + suffix;
+    const bool main_file = *suffix == '\0';
+    const int flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC | (main_file ? O_CREAT : 0);
+    const int fd = ::open(file.c_str(), flags, 0600);
+    if (fd < 0) {
+      if (!main_file && errno == ENOENT) continue;
+      return make_error("store.open", file + ": " + std::strerror(errno));
+    }
+    struct stat st {};
+    int rc = ::fstat(fd, &st);
+    if (rc == 0 && !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      return make_error("store.open", file + ": not a regular file");
+    }
+    if (rc == 0 && (st.st_mode & 0777) != 0600) rc = ::fchmod(fd, 0600);
+    const int saved = errno;
+    ::close(fd);
+    if (rc != 0) return make_error("store.open", file + ": chmod 0600: " + std::strerror(saved));
+  }
+  return ok_status();
+}
+
 Status migrate(sqlite3* db, const std::string& path) {
   for (const Migration& m : kMigrations) {
     const std::string what = path + ": migration to schema " + std::to_string(m.version);
@@ -286,6 +325,7 @@ Store::~Store() = default;
 Result<Store> Store::open(const std::string& path) {
   auto impl = std::make_unique<Impl>();
   impl->path = path;
+  CONFPOD_TRY(restrict_mode(path));
   sqlite3* raw = nullptr;
   // NOFOLLOW: the state file is never reached through a symlink someone else planted.
   const int flags =

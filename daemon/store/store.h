@@ -30,18 +30,20 @@ struct PodRecord {
   std::string tee;        // "none" | "snp" | "tdx"
   std::string spec_toml;  // the canonical TOML (spec::to_toml), exactly as created
   PodState state = PodState::kCreated;
-  std::int64_t created_at_us = 0;                 // CLOCK_REALTIME, microseconds
-  std::optional<std::int64_t> started_at_us;      // last start
-  std::optional<std::int64_t> exit_status;        // last exit: code, or 128+signal
-  std::string measurement;                        // expected launch measurement, hex; "" for none
+  std::int64_t created_at_us = 0;             // CLOCK_REALTIME, microseconds
+  std::optional<std::int64_t> started_at_us;  // last start
+  std::optional<std::int64_t> exit_status;    // last exit: code, or 128+signal
+  std::string measurement;                    // expected launch measurement, hex; "" for none
   bool operator==(const PodRecord&) const = default;
 };
 
-inline constexpr int kSchemaVersion = 1;
+// 1: pods. 2: resources (the KBS secrets, daemon/store/resource_store.h).
+inline constexpr int kSchemaVersion = 2;
 
 class Store {
  public:
-  // Opens (creating if missing) the database file, sets WAL + synchronous=FULL + a busy
+  // Opens (creating if missing, mode 0600; an existing file and its -wal/-shm are narrowed to
+  // 0600) the database file, sets WAL + synchronous=FULL + a busy
   // timeout, and migrates the schema to kSchemaVersion.
   static Result<Store> open(const std::string& path);
 

@@ -1,0 +1,46 @@
+// org.confpod1.Broker at /org/confpod1 (docs/dbus-api.md, "Broker"): the admin face of the
+// embedded KBS. SetResource / DeleteResource / ListResources manage the secrets in the
+// resource store; SetReferenceValues registers what a pod's evidence must show. All four go
+// through the Authorizer, ListResources included: resource names say which workloads hold
+// which secrets. Values are never logged and never echoed in errors.
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include <memory>
+#include <vector>
+
+#include "attest/base/result.h"
+#include "attest/kbs/kbs.h"
+#include "attest/kbs/resources.h"
+#include "daemon/bus/auth.h"
+
+namespace confpod::bus {
+
+inline constexpr const char* kBrokerInterface = "org.confpod1.Broker";
+
+class Broker {
+ public:
+  // `kbs` and `store` must outlive the Broker; `store` is the one the Kbs releases from.
+  Broker(kbs::Kbs& kbs, kbs::ResourceStore& store, AuthPolicy auth);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+ private:
+  friend Status add_broker(sd_bus* bus, Broker& broker);
+  struct Handlers;
+  struct SlotUnref {
+    void operator()(sd_bus_slot* slot) const { sd_bus_slot_unref(slot); }
+  };
+  kbs::Kbs& kbs_;
+  kbs::ResourceStore& store_;
+  Authorizer auth_;
+  std::unique_ptr<sd_bus_slot, SlotUnref> slot_;
+};
+
+// Registers the Broker's vtable at /org/confpod1 on `bus` (does not request the name); the
+// registration ends with the Broker. Error bus.setup.
+Status add_broker(sd_bus* bus, Broker& broker);
+
+}  // namespace confpod::bus
