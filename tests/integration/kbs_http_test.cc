@@ -193,5 +193,38 @@ TEST_F(KbsHttpDaemonTest, HostileRequestsGetErrorInformationAndTheDaemonKeepsRun
   EXPECT_EQ(daemon.terminate(), 0) << daemon.log();
 }
 
+// A KBS on its own (a trusted machine): no QEMU probe, no pods, the KBS and the Broker only.
+TEST_F(KbsHttpDaemonTest, KbsOnlyServesTheKbsAndTheBroker) {
+  port_ = free_port();
+  testing::DaemonOptions options;
+  options.kbs_toml =
+      "[kbs]\nenabled = true\nlisten = \"127.0.0.1:" + std::to_string(port_) + "\"\n";
+  options.extra_args = {"--kbs-only"};
+  testing::DaemonProcess daemon(bus_, options);
+  ASSERT_TRUE(wait_serving()) << daemon.log();
+  // No QEMU was probed, so no pod can run here: creating one says what is missing.
+  auto create = testing::busctl(
+      bus_, {"call", kName, kPath, kManager, "CreatePod", "s", pod_spec(daemon, "web")});
+  EXPECT_NE(create.exit_code, 0);
+  EXPECT_NE(create.err.find("does not run"), std::string::npos) << create.err;
+
+  auto stored = testing::busctl(
+      bus_, {"call", kName, kPath, kBroker, "SetResource", "say", "site/keys/one", "1", "65"});
+  ASSERT_EQ(stored.exit_code, 0) << stored.err;
+  auto listed = testing::busctl(bus_, {"call", kName, kPath, kBroker, "ListResources"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("site/keys/one"), std::string::npos) << listed.out;
+  auto pods = testing::busctl(bus_, {"call", kName, kPath, kManager, "ListPods"});
+  EXPECT_EQ(pods.out, "a(ssso) 0\n") << pods.err;
+
+  // The protocol answers: a challenge for a well-formed request.
+  httplib::Client cli("127.0.0.1", port_);
+  auto auth = cli.Post("/kbs/v0/auth", R"({"version":"0.4.0","tee":"sample","extra-params":""})",
+                       "application/json");
+  ASSERT_TRUE(auth);
+  EXPECT_EQ(auth->status, 200) << auth->body;
+  EXPECT_NE(auth->body.find("nonce"), std::string::npos) << auth->body;
+}
+
 }  // namespace
 }  // namespace confpod

@@ -230,7 +230,8 @@ DaemonProcess::DaemonProcess(const PrivateBus& bus, DaemonOptions opts)
        << "guest_initrd = " << toml_string(image.initrd) << "\n"
        << "kernel_cmdline = \"console=ttyS0 quiet panic=-1\"\n"
        << opts_.extra_toml << "\n"
-       << "\n[kbs]\nenabled = false\n";
+       << "\n"
+       << opts_.kbs_toml;
   std::ofstream(config_path()) << toml.str();
   spawn();
   wait_for_name();

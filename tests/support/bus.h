@@ -70,6 +70,8 @@ struct DaemonOptions {
   // guest_initrd, kernel_cmdline) and before its [kbs] table: other top-level keys, or
   // tables (TOML ends the top level at the first table header).
   std::string extra_toml;
+  // The [kbs] table of the generated confpod.toml (the KBS is off unless a test turns it on).
+  std::string kbs_toml = "[kbs]\nenabled = false\n";
   // Extra command-line arguments for confpodd.
   std::vector<std::string> extra_args;
   // Seconds StopPod waits for the guest before SIGKILL (confpod.toml stop_timeout_seconds).
