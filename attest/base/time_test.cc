@@ -47,8 +47,8 @@ TEST(Rfc3339, FormatsEveryInt64) {
   EXPECT_EQ(format_rfc3339(-1), "1969-12-31T23:59:59Z");
   EXPECT_EQ(format_rfc3339(-86400), "1969-12-31T00:00:00Z");
   EXPECT_EQ(format_rfc3339(-86401), "1969-12-30T23:59:59Z");
-  for (UnixSeconds t : {std::numeric_limits<UnixSeconds>::min(),
-                        std::numeric_limits<UnixSeconds>::max()}) {
+  for (UnixSeconds t :
+       {std::numeric_limits<UnixSeconds>::min(), std::numeric_limits<UnixSeconds>::max()}) {
     std::string text = format_rfc3339(t);
     EXPECT_EQ(text.substr(text.size() - 1), "Z") << text;
     EXPECT_NE(text.find('T'), std::string::npos) << text;

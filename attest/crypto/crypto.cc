@@ -215,9 +215,9 @@ Status check_validity(X509* cert, UnixSeconds at) {
     return t == kNever || t == kAlways ? std::string("(unreadable time)") : format_rfc3339(t);
   };
   if (at < from || at > until)
-    return make_error("crypto.cert_validity", "certificate '" + subject_name(cert) +
-                                                  "' is valid " + bound(from) + " .. " +
-                                                  bound(until) + ", not at " + format_rfc3339(at));
+    return make_error("crypto.cert_validity", "certificate '" + subject_name(cert) + "' is valid " +
+                                                  bound(from) + " .. " + bound(until) +
+                                                  ", not at " + format_rfc3339(at));
   return ok_status();
 }
 
