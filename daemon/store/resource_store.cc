@@ -4,41 +4,18 @@
 
 #include <utility>
 
+#include "daemon/store/sqlite_handles.h"
 #include "daemon/store/store.h"
 
 namespace confpod::store {
 namespace {
 
+using sqlite::bind_text;
+using sqlite::DbPtr;
+using sqlite::StmtPtr;
+using sqlite::StmtUse;
+
 constexpr int kBusyTimeoutMs = 5000;
-
-struct DbClose {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-struct StmtFinalize {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbClose>;
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
-
-// Resets and unbinds a statement when the operation using it ends, however it ends.
-class StmtUse {
- public:
-  explicit StmtUse(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  StmtUse(const StmtUse&) = delete;
-  StmtUse& operator=(const StmtUse&) = delete;
-  ~StmtUse() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  sqlite3_stmt* get() const { return stmt_; }
-
- private:
-  sqlite3_stmt* stmt_;
-};
-
-int bind_text(sqlite3_stmt* stmt, int index, std::string_view text) {
-  return sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
-}
 
 }  // namespace
 

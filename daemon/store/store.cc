@@ -10,23 +10,19 @@
 #include <cstring>
 #include <utility>
 
+#include "daemon/store/sqlite_handles.h"
+
 namespace confpod::store {
 namespace {
+
+using sqlite::bind_text;
+using sqlite::DbPtr;
+using sqlite::StmtPtr;
+using sqlite::StmtUse;
 
 // 'cpod': marks the file as ours, so another program's SQLite file is refused, not migrated.
 constexpr std::int32_t kApplicationId = 0x63706f64;
 constexpr int kBusyTimeoutMs = 5000;
-
-struct DbClose {
-  // close_v2: a connection with a statement still alive is closed when that statement goes,
-  // instead of leaking.
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-struct StmtFinalize {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbClose>;
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
 
 // One forward step of the schema. Applied with PRAGMA user_version = version in one
 // transaction, so a crash mid-migration leaves the previous version intact.
@@ -155,27 +151,6 @@ class Transaction {
   explicit Transaction(sqlite3* db) : db_(db) {}
   sqlite3* db_;
 };
-
-// Resets and unbinds a cached statement when the operation using it ends, however it ends.
-class StmtUse {
- public:
-  explicit StmtUse(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  StmtUse(const StmtUse&) = delete;
-  StmtUse& operator=(const StmtUse&) = delete;
-  ~StmtUse() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  sqlite3_stmt* get() const { return stmt_; }
-
- private:
-  sqlite3_stmt* stmt_;
-};
-
-int bind_text(sqlite3_stmt* stmt, int index, std::string_view text) {
-  // SQLITE_STATIC: every bound string outlives the step (StmtUse resets before it goes).
-  return sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
-}
 
 int bind_optional(sqlite3_stmt* stmt, int index, const std::optional<std::int64_t>& value) {
   return value ? sqlite3_bind_int64(stmt, index, *value) : sqlite3_bind_null(stmt, index);
