@@ -41,7 +41,7 @@ bool has_type(const std::vector<std::string>& types, const std::string& name) {
   return std::binary_search(types.begin(), types.end(), name);
 }
 
-QemuProbe probe_qemu(const std::string& binary, const std::string& scratch_dir) {
+QemuProbe probe_qemu_once(const std::string& binary, const std::string& scratch_dir) {
   QemuProbe q;
   q.binary = binary;
   std::string base = scratch_dir;
@@ -95,6 +95,24 @@ QemuProbe probe_qemu(const std::string& binary, const std::string& scratch_dir) 
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   return q;
+}
+
+// The daemon probes once at start-up and refuses every pod of a TEE the probe found missing,
+// so one transient failure (a QMP greeting late on a loaded host) must not decide for the
+// daemon's whole life: try up to three times and keep every attempt's error.
+QemuProbe probe_qemu(const std::string& binary, const std::string& scratch_dir) {
+  constexpr int kAttempts = 3;
+  std::string errors;
+  for (int attempt = 1;; ++attempt) {
+    QemuProbe q = probe_qemu_once(binary, scratch_dir);
+    if (q.runs) return q;
+    if (!errors.empty()) errors += "; ";
+    errors += "attempt " + std::to_string(attempt) + ": " + q.error;
+    if (attempt == kAttempts) {
+      q.error = errors;
+      return q;
+    }
+  }
 }
 
 }  // namespace

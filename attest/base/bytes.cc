@@ -84,16 +84,24 @@ template <class Container>
 Result<Container> read_whole(const std::string& path, std::size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error("file.read", "cannot open " + path + ": " + std::strerror(errno));
+  // Read to EOF rather than trusting the size: /proc and /sys files report 0 or 4096 whatever
+  // they hold. A regular file's size still sizes the buffer up front.
+  Container out;
   in.seekg(0, std::ios::end);
   std::streamoff size = in.tellg();
-  if (size < 0) return make_error("file.read", "cannot size " + path);
-  if (static_cast<std::uint64_t>(size) > max_bytes)
-    return make_error("file.read", path + " is " + std::to_string(size) + " bytes, more than the " +
-                                       std::to_string(max_bytes) + " allowed");
   in.seekg(0, std::ios::beg);
-  Container out(static_cast<std::size_t>(size), 0);
-  if (size > 0 && !in.read(reinterpret_cast<char*>(out.data()), size))
-    return make_error("file.read", "short read of " + path);
+  if (size > 0 && static_cast<std::uint64_t>(size) <= max_bytes)
+    out.reserve(static_cast<std::size_t>(size));
+  char chunk[65536];
+  while (in) {
+    in.read(chunk, sizeof chunk);
+    const auto got = static_cast<std::size_t>(in.gcount());
+    if (out.size() + got > max_bytes)
+      return make_error("file.read", path + " holds more than the " + std::to_string(max_bytes) +
+                                         " bytes allowed");
+    out.insert(out.end(), chunk, chunk + got);
+  }
+  if (in.bad()) return make_error("file.read", "cannot read " + path);
   return out;
 }
 }  // namespace

@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <set>
 
 #include "attest/kbs/snp_report_json.h"
 #include "attest/snp/appraisal.h"
@@ -189,7 +190,7 @@ void Kbs::purge_expired_locked(UnixSeconds now) {
   }
 }
 
-Status Kbs::set_reference_values(ReferenceValues v) {
+Status Kbs::set_reference_values(ReferenceValues v, Source source) {
   auto bad = [](const std::string& m) { return make_error("kbs.reference_values", m); };
   if (!valid_name(v.pod)) return bad("pod name must be 1..128 of [A-Za-z0-9._-]");
   std::size_t digest_size = 0;
@@ -216,14 +217,36 @@ Status Kbs::set_reference_values(ReferenceValues v) {
   }
   std::lock_guard lock(mu_);
   std::string name = v.pod;
-  pods_[name] = std::move(v);
+  pods_[static_cast<std::size_t>(source)][name] = std::move(v);
   return ok_status();
 }
 
-void Kbs::remove_reference_values(std::string_view pod) {
+void Kbs::remove_reference_values(std::string_view pod, Source source) {
   std::lock_guard lock(mu_);
-  auto it = pods_.find(pod);
-  if (it != pods_.end()) pods_.erase(it);
+  auto& layer = pods_[static_cast<std::size_t>(source)];
+  auto it = layer.find(pod);
+  if (it != layer.end()) layer.erase(it);
+}
+
+namespace {
+// Whether `rv` accepts evidence of `tee` with these values.
+bool accepts(const ReferenceValues& rv, const std::string& tee, const Bytes& init_data_digest,
+             const Bytes& measurement) {
+  if (rv.tee != tee || rv.init_data_digest != init_data_digest) return false;
+  return rv.tee == "sample" || std::find(rv.measurements.begin(), rv.measurements.end(),
+                                         measurement) != rv.measurements.end();
+}
+}  // namespace
+
+bool Kbs::evict_oldest_attested_locked() {
+  auto oldest = sessions_.end();
+  for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+    if (it->second.state != Session::State::kAttested) continue;
+    if (oldest == sessions_.end() || it->second.expires < oldest->second.expires) oldest = it;
+  }
+  if (oldest == sessions_.end()) return false;
+  sessions_.erase(oldest);
+  return true;
 }
 
 // Auth ----------------------------------------------------------------------------------------
@@ -313,9 +336,13 @@ Reply Kbs::auth_impl(std::string_view body, UnixSeconds now) {
     return error_reply(500, kAttestationError, make_error("kbs.random", "no randomness"));
   std::lock_guard lock(mu_);
   if (sessions_.size() >= options_.max_sessions) purge_expired_locked(now);
-  if (sessions_.size() >= options_.max_sessions)
+  // Full of live sessions: an attested one can go (its client has a token); a table full of
+  // unfinished challenges is a flood, and new clients wait for those to expire.
+  if (sessions_.size() >= options_.max_sessions && !evict_oldest_attested_locked())
     return error_reply(503, kAttestationError,
-                       make_error("kbs.session.limit", "too many open sessions"));
+                       make_error("kbs.session.limit", "too many open sessions (" +
+                                                           std::to_string(options_.max_sessions) +
+                                                           ") waiting for attestation"));
   Reply r;
   r.body = nlohmann::json{{"nonce", s.nonce}, {"extra-params", ""}}.dump();
   r.session_id = id;
@@ -400,17 +427,17 @@ Reply Kbs::attest_impl(std::string_view session_id, std::string_view body, UnixS
   if (it == sessions_.end())
     return error_reply(401, kAttestationError,
                        make_error("kbs.session.unknown", "session vanished during attestation"));
-  // The pod whose reference values this evidence meets.
+  // The pod whose reference values (either layer) this evidence meets.
   const ReferenceValues* match = nullptr;
-  int matches = 0;
-  for (const auto& [name, rv] : pods_) {
-    if (rv.tee != facts->tee || rv.init_data_digest != facts->init_data_digest) continue;
-    if (rv.tee != "sample" && std::find(rv.measurements.begin(), rv.measurements.end(),
-                                        facts->measurement) == rv.measurements.end())
-      continue;
-    match = &rv;
-    ++matches;
+  std::set<std::string_view> matched_pods;
+  for (const auto& layer : pods_) {
+    for (const auto& [name, rv] : layer) {
+      if (!accepts(rv, facts->tee, facts->init_data_digest, facts->measurement)) continue;
+      match = &rv;
+      matched_pods.insert(name);
+    }
   }
+  const std::size_t matches = matched_pods.size();
   if (matches != 1) {
     sessions_.erase(it);
     return error_reply(
@@ -601,19 +628,23 @@ Reply Kbs::release(const Attested& who, std::string_view path) {
   if (!path_ok.ok()) return error_reply(404, kInvalidRequestPath, path_ok.error());
   {
     std::lock_guard lock(mu_);
-    auto pod = pods_.find(who.pod);
     // The pod must still exist and still accept what was attested (reference values can be
-    // replaced or removed after a token was issued).
-    if (pod == pods_.end() || pod->second.tee != who.tee ||
-        pod->second.init_data_digest != who.init_data_digest ||
-        (who.tee != "sample" &&
-         std::find(pod->second.measurements.begin(), pod->second.measurements.end(),
-                   who.measurement) == pod->second.measurements.end()))
+    // replaced or removed after a token was issued), in a layer that lists the resource.
+    bool accepted = false, listed = false;
+    for (const auto& layer : pods_) {
+      auto pod = layer.find(who.pod);
+      if (pod == layer.end() ||
+          !accepts(pod->second, who.tee, who.init_data_digest, who.measurement))
+        continue;
+      accepted = true;
+      const auto& resources = pod->second.resources;
+      if (std::find(resources.begin(), resources.end(), path) != resources.end()) listed = true;
+    }
+    if (!accepted)
       return error_reply(
           403, kPolicyDeny,
           make_error("kbs.policy.stale", "pod '" + who.pod + "' no longer accepts this evidence"));
-    const auto& listed = pod->second.resources;
-    if (std::find(listed.begin(), listed.end(), path) == listed.end())
+    if (!listed)
       return error_reply(
           403, kPolicyDeny,
           make_error("kbs.policy.resource",

@@ -8,6 +8,7 @@
 // is thread-safe; evidence verification runs outside its lock. See docs/kbs.md.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <map>
 #include <memory>
@@ -102,9 +103,16 @@ class Kbs {
   // The token verification key set ({"keys":[JWK]}).
   nlohmann::json jwks() const { return token_key_.jwks(); }
 
-  // Replaces the pod's reference values. Error "kbs.reference_values".
-  Status set_reference_values(ReferenceValues values);
-  void remove_reference_values(std::string_view pod);
+  // Who set a pod's reference values: the daemon, for the pods it launches (replaced at every
+  // change of the pod), or an admin through org.confpod1.Broker (e.g. measurements computed on
+  // a trusted machine). The two layers are kept apart, so the daemon's updates never erase an
+  // admin's values; evidence that meets either layer is the pod's, and the resources released
+  // are the ones the layer it met lists.
+  enum class Source { kDaemon = 0, kAdmin = 1 };
+
+  // Replaces the pod's reference values of that source. Error "kbs.reference_values".
+  Status set_reference_values(ReferenceValues values, Source source = Source::kDaemon);
+  void remove_reference_values(std::string_view pod, Source source = Source::kDaemon);
 
   std::size_t session_count() const;
 
@@ -151,13 +159,17 @@ class Kbs {
                               const std::optional<std::string>& init_data_body) const;
   Reply release(const Attested& who, std::string_view path);
   void purge_expired_locked(UnixSeconds now);
+  // Drops the attested session that expires first (its client keeps its token, which the
+  // resource endpoint takes as a bearer token). False when no session is attested.
+  bool evict_oldest_attested_locked();
 
   Options options_;
   TokenKey token_key_;
   std::shared_ptr<ResourceStore> store_;
   mutable std::mutex mu_;
   std::map<std::string, Session, std::less<>> sessions_;
-  std::map<std::string, ReferenceValues, std::less<>> pods_;
+  // Indexed by Source.
+  std::array<std::map<std::string, ReferenceValues, std::less<>>, 2> pods_;
 };
 
 // The report_data a TEE must carry for a challenge, as Trustee's client computes it: SHA-384

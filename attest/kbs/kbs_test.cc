@@ -457,6 +457,74 @@ TEST_F(KbsTest, SessionTableIsBounded) {
   EXPECT_EQ(kbs_->session_count(), 1u);
 }
 
+TEST_F(KbsTest, FullTableEvictsTheOldestAttestedSessionWhoseTokenStillWorks) {
+  Options o;
+  o.max_sessions = 2;
+  make_kbs(o);
+  auto tee_key = testing::make_ec_tee_key();
+  auto [first, nonce1] = auth("sample", kNow);
+  Reply att1 =
+      kbs_->handle_attest(first, sample_attestation(nonce1, tee_key.jwk, kInitData).dump(), kNow);
+  ASSERT_EQ(att1.status, 200) << att1.body;
+  std::string token1 = json::parse(att1.body)["token"];
+  auto [second, nonce2] = auth("sample", kNow + 1);
+  ASSERT_EQ(kbs_->handle_attest(second, sample_attestation(nonce2, tee_key.jwk, kInitData).dump(),
+                                kNow + 1)
+                .status,
+            200);
+  // Full of attested sessions: a new client gets in; the oldest session goes.
+  auto [third, nonce3] = auth("sample", kNow + 2);
+  EXPECT_FALSE(third.empty());
+  EXPECT_EQ(kbs_->session_count(), 2u);
+  expect_error(kbs_->handle_resource_with_session(first, "default/db/password", kNow + 3), 401,
+               "TokenNotFound", "kbs.session.unknown");
+  EXPECT_EQ(kbs_->handle_resource_with_session(second, "default/db/password", kNow + 3).status,
+            200);
+  // The evicted client still holds its token.
+  EXPECT_EQ(kbs_->handle_resource_with_token(token1, "default/db/password", kNow + 3).status, 200);
+  // A table of unfinished challenges is a flood: nothing is evicted for it.
+  auto [fourth, nonce4] = auth("sample", kNow + 4);  // evicts `second`, the last attested one
+  (void)fourth;
+  expect_error(kbs_->handle_auth(auth_body("sample"), kNow + 5), 503, "AttestationError",
+               "kbs.session.limit");
+}
+
+TEST_F(KbsTest, AdminValuesSurviveTheDaemonsUpdatesAndAreAcceptedBesideThem) {
+  // The daemon's layer for "web" (make_kbs) binds kInitData; an admin adds a second
+  // init-data digest for the same pod with a resource of its own.
+  const std::string admin_init_data = "# computed on a trusted machine\n";
+  ReferenceValues admin;
+  admin.pod = "web";
+  admin.tee = "sample";
+  admin.init_data_digest = crypto::sha256(as_bytes(admin_init_data));
+  admin.resources = {"default/db/other"};
+  ASSERT_TRUE(kbs_->set_reference_values(admin, Kbs::Source::kAdmin).ok());
+  // The daemon re-registers its own values (the pod changed): the admin layer stays.
+  ReferenceValues daemon;
+  daemon.pod = "web";
+  daemon.tee = "sample";
+  daemon.init_data_digest = crypto::sha256(as_bytes(kInitData));
+  daemon.resources = {"default/db/password"};
+  ASSERT_TRUE(kbs_->set_reference_values(daemon).ok());
+
+  auto tee_key = testing::make_ec_tee_key();
+  auto [sid, nonce] = auth("sample");
+  ASSERT_EQ(
+      kbs_->handle_attest(sid, sample_attestation(nonce, tee_key.jwk, admin_init_data).dump(), kNow)
+          .status,
+      200);
+  // Met the admin layer: its resource, not the daemon layer's.
+  EXPECT_EQ(kbs_->handle_resource_with_session(sid, "default/db/other", kNow).status, 200);
+  expect_error(kbs_->handle_resource_with_session(sid, "default/db/password", kNow), 403,
+               "PolicyDeny", "kbs.policy.resource");
+  // The daemon removing its layer does not remove the admin's.
+  kbs_->remove_reference_values("web");
+  EXPECT_EQ(kbs_->handle_resource_with_session(sid, "default/db/other", kNow).status, 200);
+  kbs_->remove_reference_values("web", Kbs::Source::kAdmin);
+  expect_error(kbs_->handle_resource_with_session(sid, "default/db/other", kNow), 403, "PolicyDeny",
+               "kbs.policy.stale");
+}
+
 TEST_F(KbsTest, ReferenceValuesAreChecked) {
   ReferenceValues rv;
   rv.pod = "db";

@@ -190,7 +190,7 @@ struct Broker::Handlers {
     auto parsed = std::make_shared<Result<kbs::ReferenceValues>>(std::move(values));
     return b->auth_.authorize(m, error, [b, parsed](sd_bus_message* call, sd_bus_error* err) {
       if (!parsed->ok()) return set_bus_error(err, parsed->error());
-      Status s = b->kbs_.set_reference_values(std::move(*parsed).value());
+      Status s = b->kbs_.set_reference_values(std::move(*parsed).value(), kbs::Kbs::Source::kAdmin);
       if (!s.ok()) return set_bus_error(err, s.error());
       return sd_bus_reply_method_return(call, nullptr);
     });

@@ -377,7 +377,8 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
   CONFPOD_ASSIGN_OR_RETURN(const toml::table* kbs, sub_table(root, "kbs"));
   if (kbs != nullptr) {
     CONFPOD_TRY(
-        check_keys(*kbs, "kbs", {"enabled", "listen", "tls_cert", "tls_key", "allow_plain_http"}));
+        check_keys(*kbs, "kbs",
+                   {"enabled", "listen", "tls_cert", "tls_key", "allow_plain_http", "guest_url"}));
     CONFPOD_TRY(get_bool(*kbs, "kbs", "enabled", c.kbs.enabled));
     CONFPOD_TRY(get_string(*kbs, "kbs", "listen", c.kbs.listen, 260));
     if (const toml::node* n = kbs->get("listen")) {
@@ -387,6 +388,11 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
     CONFPOD_TRY(get_path(*kbs, "kbs", "tls_cert", c.kbs.tls_cert, true));
     CONFPOD_TRY(get_path(*kbs, "kbs", "tls_key", c.kbs.tls_key, true));
     CONFPOD_TRY(get_bool(*kbs, "kbs", "allow_plain_http", c.kbs.allow_plain_http));
+    CONFPOD_TRY(get_string(*kbs, "kbs", "guest_url", c.kbs.guest_url, 260));
+    if (const toml::node* n = kbs->get("guest_url");
+        n && !c.kbs.guest_url.starts_with("http://") && !c.kbs.guest_url.starts_with("https://"))
+      return invalid(line_of(*n), "kbs.guest_url",
+                     "must start with http:// or https://, got \"" + c.kbs.guest_url + "\"");
     if (c.kbs.tls_cert.empty() != c.kbs.tls_key.empty()) {
       const toml::node* n = kbs->get(c.kbs.tls_cert.empty() ? "tls_key" : "tls_cert");
       return invalid(line_of(*n), c.kbs.tls_cert.empty() ? "kbs.tls_key" : "kbs.tls_cert",
@@ -399,6 +405,15 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
                      "plain HTTP off loopback exposes session cookies and tokens: set tls_cert "
                      "and tls_key, listen on loopback, or set allow_plain_http = true");
     }
+  }
+
+  // The URL pods use for the KBS: set, or the embedded KBS as QEMU user networking shows the
+  // host's loopback to a guest (10.0.2.2).
+  if (!c.kbs.guest_url.empty()) {
+    h.kbs_guest_url = c.kbs.guest_url;
+  } else if (c.kbs.enabled) {
+    const std::string port = c.kbs.listen.substr(c.kbs.listen.rfind(':') + 1);
+    h.kbs_guest_url = (c.kbs.tls_cert.empty() ? "http://10.0.2.2:" : "https://10.0.2.2:") + port;
   }
 
   CONFPOD_ASSIGN_OR_RETURN(const toml::table* network, sub_table(root, "network"));

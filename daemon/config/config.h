@@ -23,6 +23,10 @@ struct KbsConfig {
   std::string tls_cert;
   std::string tls_key;
   bool allow_plain_http = false;
+  // The KBS URL pods are given in their init-data. Empty: the embedded KBS as a guest on QEMU
+  // user networking reaches it (http(s)://10.0.2.2:<listen port>). Set it when the KBS runs
+  // elsewhere (confpodd --kbs-only on a trusted machine) or guests use bridge networking.
+  std::string guest_url;
 };
 
 struct NetworkConfig {

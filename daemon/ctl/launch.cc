@@ -21,6 +21,9 @@ spec::HostDefaults preview_host_defaults(vmm::Tee tee) {
   host.firmware_tdx = "/usr/share/confpod/firmware/OVMF.tdx.fd";
   host.kernel = "/usr/share/confpod/guest/vmlinuz";
   host.initrd = "/usr/share/confpod/guest/initrd.img";
+  // What confpodd derives from the default [kbs] listen (127.0.0.1:8080) for guests on QEMU
+  // user networking: part of the init-data, so of the bound digest.
+  host.kbs_guest_url = "http://10.0.2.2:8080";
   if (tee == vmm::Tee::kNone) {
     // Only a development host runs tee "none", and then under TCG; the argv says so.
     host.accel = "tcg";

@@ -11,6 +11,7 @@
 
 #include "attest/crypto/crypto.h"
 #include "daemon/pods/log.h"
+#include "daemon/spec/init_data.h"
 #include "daemon/spec/spec.h"
 
 namespace confpod::kbs_http {
@@ -85,9 +86,10 @@ Result<kbs::ReferenceValues> pod_reference_values(const pods::Manager& pods, std
   if (spec.tee == vmm::Tee::kNone) {
     if (!allow_insecure)
       return make_error("pods.invalid_state", "tee none has no evidence to check");
-    // Pods carry no init-data yet: the sample evidence binds the empty init-data body.
+    // No hardware binds anything; the KBS checks the init-data body the sample evidence
+    // carries against the pod's own document (docs/init-data.md).
     v.tee = "sample";
-    v.init_data_digest = crypto::sha256(ByteView());
+    v.init_data_digest = crypto::sha256(as_bytes(spec::init_data_text(spec, pods.config().host)));
     return v;
   }
   CONFPOD_ASSIGN_OR_RETURN(pods::ReferenceValues ref, pods.reference_values(name));

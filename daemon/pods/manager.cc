@@ -19,7 +19,9 @@
 #include <system_error>
 #include <thread>
 
+#include "daemon/pods/guest_link.h"
 #include "daemon/pods/log.h"
+#include "daemon/spec/init_data.h"
 #include "daemon/spec/spec.h"
 #include "daemon/spec/vm_from_spec.h"
 #include "vmm/qemu_argv.h"
@@ -190,6 +192,7 @@ struct Pod {
   vmm::UniqueFd pidfd;
   EventSourcePtr exit_watch;
   EventSourcePtr restart_timer;
+  std::unique_ptr<GuestLink> link;  // the agent channel while the VM runs
 
   bool job = false;                // a worker thread is starting QEMU / owns the supervisor
   bool stop_requested = false;     // Stop/Kill/Remove(force): ends "exited", never restarted
@@ -447,6 +450,15 @@ struct Manager::Impl {
 
   // The supervisor is in pod.sup: watch it and announce "running".
   void running(Pod& pod, bool fresh_start) {
+    if (pod.spec) {
+      GuestLinkOptions link_options;
+      spec::PodPaths paths = paths_of(pod);
+      link_options.socket_path = paths.agent_socket;
+      link_options.dir = paths.dir;
+      link_options.init_data = spec::init_data_text(*pod.spec, options.config.host);
+      link_options.reattach = !fresh_start;
+      pod.link = std::make_unique<GuestLink>(std::move(link_options));
+    }
     int fd = open_pidfd(pod.sup->pid());
     if (fd >= 0) {
       pod.pidfd.reset(fd);
@@ -521,6 +533,18 @@ struct Manager::Impl {
     std::int64_t status = exit_status_of(info);
     if (status == -1 && pod.sigkill_sent) status = 128 + SIGKILL;
     bool clean = info.cause == vmm::ExitCause::kGuestShutdown;
+    // The agent's word on how the containers ended beats QEMU's (a guest that powers off
+    // after a failed container is a clean QEMU exit but a failed pod).
+    std::optional<std::int64_t> agent_status;
+    if (pod.link) {
+      pod.link->drain(std::chrono::milliseconds(2000));
+      agent_status = pod.link->pod_exit_status();
+      pod.link.reset();
+    }
+    if (agent_status && !pod.sigkill_sent) {
+      status = *agent_status;
+      clean = *agent_status == 0;
+    }
     store::PodRecord next = pod.record;
     next.state = pod.stop_requested || clean ? store::PodState::kExited : store::PodState::kFailed;
     next.exit_status = status;
@@ -879,20 +903,45 @@ Result<std::string> Manager::pod_log(const std::string& name, std::uint64_t max_
   Pod* pod = impl_->find(name);
   if (pod == nullptr) return not_found(name);
   spec::PodPaths paths = impl_->paths_of(*pod);
-  const std::string qemu_header = "==> qemu.log <==\n";
-  const std::string serial_header = "==> serial.log <==\n";
-  std::uint64_t cap = std::min(max_bytes, kMaxLogBytes);
-  std::uint64_t headers = qemu_header.size() + serial_header.size();
-  std::uint64_t avail = cap > headers ? cap - headers : 0;
-  std::uint64_t qemu_size = file_size_or_zero(qemu_log_path(paths));
-  std::uint64_t serial_size = file_size_or_zero(paths.serial_log);
-  // Half each; what one file does not need goes to the other.
-  std::uint64_t qemu_take = std::min(qemu_size, avail / 2);
-  std::uint64_t serial_take = std::min(serial_size, avail - qemu_take);
-  qemu_take = std::min(qemu_size, avail - serial_take);
-  std::string text = qemu_header + tail_of_file(qemu_log_path(paths), qemu_take);
-  if (!text.empty() && text.back() != '\n') text += '\n';
-  text += serial_header + tail_of_file(paths.serial_log, serial_take);
+  // QEMU and the console first, then what the agent said, then the containers' own output.
+  struct Part {
+    std::string header, path;
+    std::uint64_t size = 0, take = 0;
+  };
+  std::vector<Part> parts = {{"==> qemu.log <==\n", qemu_log_path(paths)},
+                             {"==> serial.log <==\n", paths.serial_log},
+                             {"==> agent.log <==\n", GuestLink::agent_log(paths.dir)},
+                             {"==> containers.log <==\n", GuestLink::containers_log(paths.dir)}};
+  std::uint64_t avail = std::min(max_bytes, kMaxLogBytes);
+  for (Part& p : parts) {
+    p.size = file_size_or_zero(p.path);
+    avail = avail > p.header.size() ? avail - p.header.size() : 0;
+  }
+  // Fair shares: a file that needs less than its share leaves the rest to the others.
+  std::size_t open_parts = 0;
+  for (const Part& p : parts) open_parts += p.size > 0 ? 1 : 0;
+  bool changed = true;
+  while (changed && open_parts > 0) {
+    changed = false;
+    std::uint64_t share = avail / open_parts;
+    for (Part& p : parts) {
+      if (p.take == p.size) continue;
+      if (p.size - p.take <= share) {
+        avail -= p.size - p.take;
+        p.take = p.size;
+        --open_parts;
+        changed = true;
+      }
+    }
+    if (!changed)
+      for (Part& p : parts)
+        if (p.take < p.size) p.take += share, avail -= share;
+  }
+  std::string text;
+  for (const Part& p : parts) {
+    if (!text.empty() && text.back() != '\n') text += '\n';
+    text += p.header + tail_of_file(p.path, p.take);
+  }
   return sanitize_utf8(text);
 }
 

@@ -22,6 +22,7 @@
 #include "attest/measure/snp_measure.h"
 #include "attest/measure/tdx_measure.h"
 #include "daemon/pods/measurement.h"
+#include "daemon/spec/init_data.h"
 #include "daemon/spec/spec.h"
 #include "daemon/spec/vm_from_spec.h"
 #include "tests/support/bus.h"
@@ -87,10 +88,10 @@ class PodsTest : public ::testing::Test {
   }
 
   std::string spec(const std::string& name, const std::string& restart = "no") {
+    // The real hello image as a long-lived service: the guest agent verifies and runs it, so
+    // the pod stays up until it is stopped.
     return "name = \"" + name + "\"\ntee = \"none\"\nrestart = \"" + restart +
-           "\"\n[vm]\nvcpus = 1\nmemory_mib = 256\n[[containers]]\nname = \"app\"\n"
-           "image = \"oci-archive:" +
-           image_path_ + "@sha256:" + std::string(64, '0') + "\"\n";
+           "\"\n[vm]\nvcpus = 1\nmemory_mib = 256\n" + testing::serving_container_toml();
   }
 
   // Runs the loop until `done` or the deadline.
@@ -714,7 +715,8 @@ TEST_F(PodsMeasureTest, ReferenceValuesForTheKbs) {
   ASSERT_TRUE(snp.ok()) << snp.error().describe();
   EXPECT_EQ(snp->tee, vmm::Tee::kSnp);
   EXPECT_EQ(snp->measurement, kSnpOnlyDigest);
-  std::string init_data = spec::to_toml(*spec::parse_pod_spec(tee_spec("s", "snp")));
+  std::string init_data =
+      spec::init_data_text(*spec::parse_pod_spec(tee_spec("s", "snp")), m->config().host);
   EXPECT_EQ(snp->init_data_digest, to_hex(crypto::sha256(as_bytes(init_data))));
   EXPECT_EQ(snp->snp_policy, o.config.host.snp_policy);
 
@@ -722,7 +724,7 @@ TEST_F(PodsMeasureTest, ReferenceValuesForTheKbs) {
   ASSERT_TRUE(tdx.ok()) << tdx.error().describe();
   EXPECT_EQ(tdx->tee, vmm::Tee::kTdx);
   EXPECT_EQ(tdx->measurement, kSyntheticTdvfMrtd);
-  init_data = spec::to_toml(*spec::parse_pod_spec(tee_spec("t", "tdx")));
+  init_data = spec::init_data_text(*spec::parse_pod_spec(tee_spec("t", "tdx")), m->config().host);
   EXPECT_EQ(tdx->init_data_digest, to_hex(crypto::sha384(as_bytes(init_data))));
   EXPECT_EQ(tdx->tdx_attributes, o.config.host.tdx_attributes);
 

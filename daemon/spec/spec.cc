@@ -324,8 +324,8 @@ Result<Port> parse_port(const toml::table& t, const std::string& p) {
 }
 
 Result<PodSpec> parse_root(const toml::table& root) {
-  CONFPOD_TRY(
-      check_keys(root, "", {"name", "tee", "restart", "vm", "containers", "secrets", "ports"}));
+  CONFPOD_TRY(check_keys(
+      root, "", {"name", "tee", "restart", "allow_exec", "vm", "containers", "secrets", "ports"}));
   PodSpec spec;
   CONFPOD_ASSIGN_OR_RETURN(spec.name, required_string(root, "", "name"));
   if (!is_pod_name(spec.name))
@@ -354,6 +354,11 @@ Result<PodSpec> parse_root(const toml::table& root) {
     else
       return invalid(line_of(*root.get("restart")), "restart",
                      "must be no, on-failure or always, got \"" + *restart + "\"");
+  }
+
+  if (const toml::node* n = root.get("allow_exec")) {
+    if (!n->is_boolean()) return wrong_type(*n, "allow_exec", "a boolean (true or false)");
+    spec.allow_exec = n->as_boolean()->get();
   }
 
   if (const toml::node* vm_node = root.get("vm")) {
@@ -472,6 +477,7 @@ std::string to_toml(const PodSpec& spec) {
   out += "name = " + quote(spec.name) + "\n";
   out += "tee = " + quote(vmm::to_string(spec.tee)) + "\n";
   out += "restart = " + quote(to_string(spec.restart)) + "\n";
+  out += std::string("allow_exec = ") + (spec.allow_exec ? "true" : "false") + "\n";
   out += "\n[vm]\n";
   out += "vcpus = " + std::to_string(spec.vm.vcpus) + "\n";
   out += "memory_mib = " + std::to_string(spec.vm.memory_mib) + "\n";

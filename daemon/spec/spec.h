@@ -60,6 +60,9 @@ struct PodSpec {
   std::string name;
   vmm::Tee tee = vmm::Tee::kNone;  // required in the TOML: never defaulted
   RestartPolicy restart = RestartPolicy::kNo;
+  // Whether the host may run extra commands in the pod's containers (the agent refuses exec
+  // requests otherwise). Part of init-data, so the tenant's choice, not the host's.
+  bool allow_exec = false;
   VmResources vm;
   std::vector<Container> containers;
   std::vector<Secret> secrets;

@@ -80,6 +80,7 @@ TEST(PodSpec, FullSpecKeepsEveryValue) {
   PodSpec s = parse_ok(read_text(data_dir() / "good/full.toml"));
   EXPECT_EQ(s.tee, vmm::Tee::kTdx);
   EXPECT_EQ(s.restart, RestartPolicy::kAlways);
+  EXPECT_TRUE(s.allow_exec);
   EXPECT_EQ(s.vm.vcpus, 256u);
   EXPECT_EQ(s.vm.memory_mib, 1048576u);
   ASSERT_EQ(s.containers.size(), 2u);
@@ -187,6 +188,7 @@ TEST(PodSpec, CanonicalTomlIsExact) {
             "name = \"payroll\"\n"
             "tee = \"snp\"\n"
             "restart = \"on-failure\"\n"
+            "allow_exec = false\n"
             "\n[vm]\nvcpus = 2\nmemory_mib = 2048\n"
             "\n[[containers]]\nname = \"app\"\n"
             "image = \"oci-archive:/srv/images/app.tar@" +

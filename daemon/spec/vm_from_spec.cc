@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "attest/crypto/crypto.h"
+#include "daemon/spec/init_data.h"
 
 namespace confpod::spec {
 
@@ -42,6 +43,9 @@ Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefault
                                           " asks for tee none, which this host does not allow "
                                           "(allow_insecure_tee in confpod.toml)");
       c.firmware = host.firmware_none;
+      c.kernel_cmdline += (c.kernel_cmdline.empty() ? "" : " ") +
+                          std::string("confpod.init_data_digest=") +
+                          to_hex(crypto::sha256(as_bytes(init_data)));
       break;
     case vmm::Tee::kSnp: {
       if (host.firmware_snp.empty())
@@ -80,7 +84,7 @@ Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefault
     disk.path = spec.containers[i].image.path;
     disk.read_only = true;
     disk.format = "raw";
-    disk.serial = "image" + std::to_string(i);
+    disk.serial = image_disk_serial(i);
     c.disks.push_back(std::move(disk));
   }
 
@@ -95,7 +99,12 @@ Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefault
 }
 
 Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefaults& host) {
-  return vm_config_from_spec(spec, host, to_toml(spec));
+  // The agent refuses init-data it cannot accept; refuse such a pod here, at create.
+  guest::InitData init_data = init_data_from_spec(spec, host);
+  if (Status valid = guest::validate_init_data(init_data); !valid.ok())
+    return make_error("spec.invalid", "the pod's init-data would be refused by the guest: " +
+                                          valid.error().message);
+  return vm_config_from_spec(spec, host, guest::to_json(init_data));
 }
 
 }  // namespace confpod::spec

@@ -31,6 +31,12 @@ struct HostDefaults {
   std::uint64_t tdx_attributes = 0x10000000;  // SEPT_VE_DISABLE, no debug
   std::string tdx_qgs_socket;                 // Intel QGS unix socket; empty: none
   bool allow_insecure_tee = false;            // confpod.toml allow_insecure_tee
+  // What the guest is told in init-data (daemon/spec/init_data.h): the KBS URL it reaches
+  // (empty: pods with secrets cannot get them) and its network. The defaults are QEMU user
+  // networking's: the guest is 10.0.2.15, the host (and its loopback) is 10.0.2.2.
+  std::string kbs_guest_url;
+  std::string guest_address = "10.0.2.15/24";
+  std::string guest_gateway = "10.0.2.2";
 };
 
 // The per-pod paths, all under <runtime_dir>/pods/<name>/ (daemon creates the directory).
@@ -45,15 +51,17 @@ PodPaths pod_paths(const std::string& runtime_dir, const std::string& pod_name);
 
 inline constexpr std::string_view kAgentChannelName = "org.confpod.agent.0";
 
-// Binds SHA-256(init_data) as SNP host_data and SHA-384(init_data) as TDX mrconfigid.
+// Binds SHA-256(init_data) as SNP host_data and SHA-384(init_data) as TDX mrconfigid; for tee
+// none, which has no hardware to bind anything, it puts confpod.init_data_digest=<SHA-256 hex>
+// on the kernel command line so the agent runs the same check (proving nothing: the host
+// writes both).
 // Each container image archive becomes a read-only raw virtio disk with serial "image<i>";
 // ports become user-mode forwards. Errors: "spec.tee" (tee none not allowed on this host or
 // host not set up for the TEE), "spec.host" (bad host defaults).
 Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefaults& host,
                                           std::string_view init_data);
 
-// Same, with the canonical TOML of the spec (to_toml) as the init-data, until the guest agent
-// defines its init-data document.
+// Same, with the pod's init-data document (init_data_text) as the init-data.
 Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefaults& host);
 
 }  // namespace confpod::spec

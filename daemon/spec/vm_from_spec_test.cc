@@ -7,6 +7,7 @@
 
 #include "attest/base/bytes.h"
 #include "attest/crypto/crypto.h"
+#include "daemon/spec/init_data.h"
 #include "vmm/qemu_argv.h"
 
 namespace confpod::spec {
@@ -71,11 +72,11 @@ TEST(VmFromSpec, SnpBindsSha256OfInitData) {
   EXPECT_TRUE(vmm::qemu_argv(*c).ok());
 }
 
-TEST(VmFromSpec, TdxBindsSha384OfCanonicalSpecByDefault) {
+TEST(VmFromSpec, TdxBindsSha384OfTheInitDataDocumentByDefault) {
   PodSpec spec = example(vmm::Tee::kTdx);
   auto c = vm_config_from_spec(spec, host());
   ASSERT_TRUE(c.ok()) << c.error().describe();
-  Bytes want = crypto::sha384(as_bytes(to_toml(spec)));
+  Bytes want = crypto::sha384(as_bytes(init_data_text(spec, host())));
   EXPECT_TRUE(std::equal(want.begin(), want.end(), c->tdx.mrconfigid.begin()));
   EXPECT_EQ(c->firmware, "/usr/share/ovmf/OVMF.inteltdx.fd");
   EXPECT_EQ(c->tdx.attributes, 0x10000000u);

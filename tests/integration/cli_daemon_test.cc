@@ -23,16 +23,12 @@ using testing::DaemonProcess;
 using testing::PrivateBus;
 using testing::ProcessResult;
 using testing::run_process;
+using testing::serving_container_toml;
 using testing::TempDir;
 
-constexpr const char* kDigest =
-    "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-// A tee "none" spec whose one container image is `archive`. The host hands the archive to
-// QEMU as a read-only disk, so it must exist; its digest is the guest's business.
-std::string spec(const std::string& name, const std::string& archive) {
-  return "name = \"" + name + "\"\ntee = \"none\"\n\n[[containers]]\nname = \"app\"\n" +
-         "image = \"oci-archive:" + archive + "@" + kDigest + "\"\n";
+// A tee-none pod whose container (the hello image as a long-lived service) runs until stopped.
+std::string spec(const std::string& name) {
+  return "name = \"" + name + "\"\ntee = \"none\"\n\n" + serving_container_toml();
 }
 
 std::vector<std::string> lines(const std::string& text) {
@@ -91,10 +87,9 @@ class CliDaemon : public ::testing::Test {
     return j;
   }
 
-  // A spec file for pod `name` in specs_, with an image archive that exists.
+  // A spec file for pod `name` in specs_ (`extra`: more tables after the container's).
   std::string write_spec(const std::string& name, const std::string& extra = "") {
-    std::string archive = specs_.write("app.tar", std::string(4096, '\0'));
-    return specs_.write(name + ".toml", spec(name, archive) + extra);
+    return specs_.write(name + ".toml", spec(name) + extra);
   }
 
   TempDir specs_;

@@ -10,6 +10,7 @@
 
 #include "attest/base/bytes.h"
 #include "attest/crypto/crypto.h"
+#include "daemon/spec/init_data.h"
 #include "daemon/spec/spec.h"
 #include "tests/support/process.h"
 
@@ -46,12 +47,19 @@ std::string arg_after(const std::vector<std::string>& argv, const std::string& f
 }
 
 // The init-data the argv must bind: the canonical TOML of the parsed spec.
+// The pod's init-data document as qemu-argv derives it (the default KBS URL for guests).
+std::string pod_init_data(const spec::PodSpec& pod) {
+  spec::HostDefaults host;
+  host.kbs_guest_url = "http://10.0.2.2:8080";
+  return spec::init_data_text(pod, host);
+}
+
 std::string canonical_init_data(const std::string& path) {
   auto text = read_text_file(path);
   EXPECT_TRUE(text.ok());
   auto pod = spec::parse_pod_spec(*text);
   EXPECT_TRUE(pod.ok()) << pod.error().describe();
-  return spec::to_toml(*pod);
+  return pod_init_data(*pod);
 }
 
 ByteView view(const std::string& s) {
@@ -84,13 +92,13 @@ TEST(CliQemuArgv, TeeOverrideToTdxBindsInitDataAsMrConfigId) {
   EXPECT_TRUE(arg_after(argv, "-object", "sev-snp-guest").empty());
   std::string tdx = arg_after(argv, "-object", "tdx-guest");
   ASSERT_FALSE(tdx.empty()) << r.out;
-  // The override changes the tee, so the bound init-data is the spec with tee = "tdx".
+  // The override changes the tee, so the bound init-data is the pod's with tee = "tdx".
   auto text = read_text_file(spec_file("good/payroll.toml"));
   ASSERT_TRUE(text.ok());
   auto pod = spec::parse_pod_spec(*text);
   ASSERT_TRUE(pod.ok());
   pod->tee = vmm::Tee::kTdx;
-  std::string mrconfigid = to_base64(crypto::sha384(view(spec::to_toml(*pod))));
+  std::string mrconfigid = to_base64(crypto::sha384(view(pod_init_data(*pod))));
   EXPECT_NE(tdx.find(mrconfigid), std::string::npos) << tdx;
 }
 

@@ -19,6 +19,8 @@
 
 #include "attest/kbs/kbs_test_util.h"
 #include "daemon/kbs/test_client.h"
+#include "daemon/spec/init_data.h"
+#include "daemon/spec/spec.h"
 #include "tests/support/bus.h"
 #include "tests/support/process.h"
 
@@ -76,6 +78,15 @@ std::string decrypt(const std::string& private_pem, const std::string& jwe) {
 
 class KbsHttpDaemonTest : public ::testing::Test {
  protected:
+  // The init-data document confpodd derives for `spec` (its KBS URL from our port).
+  std::string pod_init_data(const std::string& spec) const {
+    auto parsed = spec::parse_pod_spec(spec);
+    EXPECT_TRUE(parsed.ok()) << parsed.error().describe();
+    spec::HostDefaults host;
+    host.kbs_guest_url = "http://10.0.2.2:" + std::to_string(port_);
+    return parsed.ok() ? spec::init_data_text(*parsed, host) : "";
+  }
+
   // The harness writes "[kbs] enabled = false"; turn the KBS on at a free loopback port and
   // restart the daemon with it.
   void enable_kbs(testing::DaemonProcess& daemon) {
@@ -120,8 +131,11 @@ TEST_F(KbsHttpDaemonTest, SampleHandshakeReleasesTheSecretOfATeeNonePod) {
 
   httplib::Client cli("127.0.0.1", port_);
   auto tee_key = kbs::testing::make_ec_tee_key();
-  // Pods carry no init-data yet: the sample guest binds an empty body.
-  Handshake h = sample_handshake(cli, tee_key.jwk, "", kResource);
+  // The sample guest sends the pod's init-data document, as its agent would.
+  const std::string init_data = pod_init_data(pod_spec(daemon, "web"));
+  Handshake empty = sample_handshake(cli, tee_key.jwk, "", kResource);
+  EXPECT_EQ(empty.attest, 401) << "init-data other than the pod's must not attest";
+  Handshake h = sample_handshake(cli, tee_key.jwk, init_data, kResource);
   ASSERT_TRUE(h.ok()) << h.auth << " " << h.attest << " " << h.resource << " " << h.error
                       << daemon.log();
   EXPECT_EQ(decrypt(tee_key.private_pem, h.resource_body), kSecret);
@@ -139,7 +153,7 @@ TEST_F(KbsHttpDaemonTest, SampleHandshakeReleasesTheSecretOfATeeNonePod) {
   EXPECT_EQ(again.Get(std::string(kbs_http::kJwksPath))->body, jwks);
   // Re-registered from the store after the restart.
   auto tee_key2 = kbs::testing::make_ec_tee_key();
-  Handshake h2 = sample_handshake(again, tee_key2.jwk, "", kResource);
+  Handshake h2 = sample_handshake(again, tee_key2.jwk, init_data, kResource);
   ASSERT_TRUE(h2.ok()) << h2.error;
   EXPECT_EQ(decrypt(tee_key2.private_pem, h2.resource_body), kSecret);
 
@@ -147,7 +161,7 @@ TEST_F(KbsHttpDaemonTest, SampleHandshakeReleasesTheSecretOfATeeNonePod) {
   auto removed = testing::busctl(
       bus_, {"call", kName, "/org/confpod1/pod/web", "org.confpod1.Pod", "Remove", "b", "false"});
   ASSERT_EQ(removed.exit_code, 0) << removed.err;
-  Handshake gone = sample_handshake(again, tee_key2.jwk, "", kResource);
+  Handshake gone = sample_handshake(again, tee_key2.jwk, init_data, kResource);
   EXPECT_EQ(gone.attest, 401);
   EXPECT_EQ(error_kind(gone.error), "PolicyDeny") << gone.error;
   auto stale = again.Get("/kbs/v0/resource/" + kResource, httplib::Headers{{"Cookie", h2.cookie}});

@@ -1,6 +1,7 @@
-// Boots the real test guest (guest/image) under QEMU TCG through the Supervisor: the guest's
-// hello arrives on the virtio-serial channel, system_powerdown powers it off through ACPI,
-// and a supervisor killed with SIGKILL is replaced by one that re-attaches.
+// Boots the real guest (guest/image: init + agent) under QEMU TCG through the Supervisor: the
+// agent's hello frame arrives on the virtio-serial channel, system_powerdown powers it off
+// through ACPI while it still waits for init-data, and a supervisor killed with SIGKILL is
+// replaced by one that re-attaches.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -11,6 +12,8 @@
 #include <map>
 #include <sstream>
 
+#include "guest/protocol/messages.h"
+#include "tests/support/bus.h"
 #include "tests/support/process.h"
 #include "vmm/channel.h"
 #include "vmm/config.h"
@@ -25,22 +28,16 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kAgentPort = "org.confpod.agent.0";
 
-struct GuestImage {
-  std::string initrd, kernel, kernel_version;
-};
+using testing::GuestImage;
 
-// Builds (or finds in the cache) the initramfs; the script keys its cache on every input.
-GuestImage build_guest_image() {
-  auto result =
-      testing::run_process({CONFPOD_BUILD_INITRAMFS, "--out-dir", CONFPOD_GUEST_IMAGE_DIR});
-  EXPECT_EQ(result.exit_code, 0) << result.err;
-  std::map<std::string, std::string> values;
-  std::istringstream lines(result.out);
-  for (std::string line; std::getline(lines, line);) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) values[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return {values["initrd"], values["kernel"], values["kernel_version"]};
+// The agent's first frame: hello, protocol version 1.
+void expect_hello(Result<std::string> frame, const std::string& serial_log) {
+  ASSERT_TRUE(frame.ok()) << frame.error().describe() << "\nserial:\n" << serial_log;
+  auto hello = guest::parse_guest_message(*frame);
+  ASSERT_TRUE(hello.ok()) << hello.error().describe();
+  EXPECT_EQ(hello->kind, guest::GuestMessage::Kind::kHello);
+  EXPECT_EQ(hello->version, guest::kProtocolVersion);
+  EXPECT_TRUE(hello->agent.starts_with("confpod-agent")) << hello->agent;
 }
 
 struct BootSetup {
@@ -86,7 +83,7 @@ bool process_running(pid_t pid) {
 }
 
 TEST(VmBoot, HelloOnTheChannelThenAcpiPowerdown) {
-  GuestImage image = build_guest_image();
+  GuestImage image = testing::guest_image();
   ASSERT_FALSE(image.initrd.empty());
   testing::TempDir dir;
   BootSetup setup = boot_setup(dir, image);
@@ -98,13 +95,11 @@ TEST(VmBoot, HelloOnTheChannelThenAcpiPowerdown) {
   auto t_qmp = Clock::now();
   auto channel = GuestChannel::connect(setup.config.channels[0].socket_path, 10s);
   ASSERT_TRUE(channel.ok()) << channel.error().describe();
-  auto hello = channel->read_line(50s);
+  auto hello = channel->read_frame(50s);
   auto t_hello = Clock::now();
-  ASSERT_TRUE(hello.ok()) << hello.error().describe() << "\nserial:\n"
-                          << read_text(setup.config.serial_log);
-  EXPECT_EQ(*hello, "confpod-guest hello " + image.kernel_version);
+  expect_hello(std::move(hello), read_text(setup.config.serial_log));
 
-  // The guest's init waits on the ACPI power button; system_powerdown presses it.
+  // The agent watches the ACPI power button from the start; system_powerdown presses it.
   auto exit = sup->stop(20s);
   auto t_exit = Clock::now();
   ASSERT_TRUE(exit.ok()) << exit.error().describe();
@@ -120,7 +115,7 @@ TEST(VmBoot, HelloOnTheChannelThenAcpiPowerdown) {
 }
 
 TEST(VmBoot, ReattachAfterTheSupervisorIsKilled) {
-  GuestImage image = build_guest_image();
+  GuestImage image = testing::guest_image();
   ASSERT_FALSE(image.initrd.empty());
   testing::TempDir dir;
   BootSetup setup = boot_setup(dir, image);
@@ -162,8 +157,7 @@ TEST(VmBoot, ReattachAfterTheSupervisorIsKilled) {
   // Wait for the guest to be up (its init handles the power button from then on).
   auto channel = GuestChannel::connect(setup.config.channels[0].socket_path, 10s);
   ASSERT_TRUE(channel.ok()) << channel.error().describe();
-  auto hello = channel->read_line(50s);
-  ASSERT_TRUE(hello.ok()) << hello.error().describe();
+  expect_hello(channel->read_frame(50s), read_text(setup.config.serial_log));
 
   auto exit = sup->stop(20s);
   ASSERT_TRUE(exit.ok()) << exit.error().describe();

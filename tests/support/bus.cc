@@ -1,7 +1,10 @@
 #include "tests/support/bus.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -112,7 +115,8 @@ std::string bus_config(const std::string& socket_path) {
 }  // namespace
 
 GuestImage guest_image() {
-  auto result = run_process({CONFPOD_BUILD_INITRAMFS, "--out-dir", CONFPOD_GUEST_IMAGE_DIR});
+  auto result = run_process({CONFPOD_BUILD_INITRAMFS, "--out-dir", CONFPOD_GUEST_IMAGE_DIR,
+                             "--agent", CONFPOD_AGENT_BINARY});
   if (result.exit_code != 0) throw std::runtime_error("build-initramfs failed: " + result.err);
   std::map<std::string, std::string> values;
   std::istringstream lines(result.out);
@@ -124,6 +128,50 @@ GuestImage guest_image() {
   if (image.initrd.empty() || image.kernel.empty())
     throw std::runtime_error("build-initramfs printed no initrd/kernel: " + result.out);
   return image;
+}
+
+OciImage hello_image(const std::string& path) {
+  auto result = run_process({CONFPOD_HELLO_BUILD_IMAGE, "--out", path});
+  if (result.exit_code != 0) throw std::runtime_error("build-image failed: " + result.err);
+  OciImage image;
+  std::istringstream lines(result.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("archive=")) image.archive = line.substr(8);
+    if (line.starts_with("digest=")) image.digest = line.substr(7);
+  }
+  if (image.archive.empty() || !image.digest.starts_with("sha256:"))
+    throw std::runtime_error("build-image printed no archive/digest: " + result.out);
+  return image;
+}
+
+const OciImage& shared_hello_image() {
+  static const TempDir dir;
+  static const OciImage image = hello_image(dir.path() + "/hello.tar");
+  return image;
+}
+
+std::string serving_container_toml(const std::string& name) {
+  const OciImage& image = shared_hello_image();
+  return "[[containers]]\nname = \"" + name + "\"\nimage = \"oci-archive:" + image.archive + "@" +
+         image.digest + "\"\ncommand = [\"/bin/sh\", \"-c\", \"trap 'exit 0' TERM; echo " +
+         kServingReady + "; while :; do sleep 1; done\"]\n";
+}
+
+int free_loopback_port() {
+  struct Socket {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ~Socket() {
+      if (fd >= 0) ::close(fd);
+    }
+  } sock;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (sock.fd < 0 || ::bind(sock.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(sock.fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw std::runtime_error(std::string("cannot bind a loopback port: ") + std::strerror(errno));
+  return ntohs(a.sin_port);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -33,6 +33,27 @@ struct GuestImage {
 // Throws std::runtime_error when the image cannot be built.
 GuestImage guest_image();
 
+// examples/hello/build-image: the busybox "hello" OCI image archive, written to `path`.
+struct OciImage {
+  std::string archive;  // absolute path
+  std::string digest;   // "sha256:<hex>", the manifest digest to pin
+};
+// Throws std::runtime_error when the script fails.
+OciImage hello_image(const std::string& path);
+
+// The hello image built once per test process (into a directory removed at exit).
+const OciImage& shared_hello_image();
+
+// A [[containers]] table that runs the shared hello image's busybox as a long-lived service:
+// it prints "ready" (into the pod's containers.log), then runs until SIGTERM, on which it
+// exits 0 (so a graceful StopPod ends with ExitStatus 0).
+std::string serving_container_toml(const std::string& name = "app");
+// The line the serving container prints once it runs.
+inline constexpr const char* kServingReady = "ready";
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int free_loopback_port();
+
 class PrivateBus {
  public:
   PrivateBus();

@@ -1,0 +1,35 @@
+#include "daemon/spec/init_data.h"
+
+namespace confpod::spec {
+
+std::string image_disk_serial(std::size_t index) { return "image" + std::to_string(index); }
+
+guest::InitData init_data_from_spec(const PodSpec& spec, const HostDefaults& host) {
+  guest::InitData d;
+  d.pod = spec.name;
+  d.tee = vmm::to_string(spec.tee);
+  if (!spec.secrets.empty()) d.kbs_url = host.kbs_guest_url;
+  d.network.interface = "eth0";
+  d.network.address = host.guest_address;
+  d.network.gateway = host.guest_gateway;
+  for (std::size_t i = 0; i < spec.containers.size(); ++i) {
+    const Container& c = spec.containers[i];
+    guest::InitContainer ic;
+    ic.name = c.name;
+    ic.image.digest = c.image.digest;
+    ic.image.disk = image_disk_serial(i);
+    ic.command = c.command;
+    ic.env = c.env;
+    ic.workdir = c.workdir;
+    d.containers.push_back(std::move(ic));
+  }
+  for (const Secret& s : spec.secrets) d.secrets.push_back({s.resource, s.path});
+  d.allow_exec = spec.allow_exec;
+  return d;
+}
+
+std::string init_data_text(const PodSpec& spec, const HostDefaults& host) {
+  return guest::to_json(init_data_from_spec(spec, host));
+}
+
+}  // namespace confpod::spec

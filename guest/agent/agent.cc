@@ -1,0 +1,729 @@
+#include "guest/agent/agent.h"
+
+#include <dirent.h>
+#include <linux/input.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <vector>
+
+#include "attest/base/bytes.h"
+#include "attest/crypto/crypto.h"
+#include "guest/agent/container.h"
+#include "guest/agent/network.h"
+#include "guest/kbs_client/kbs_client.h"
+#include "guest/oci/archive.h"
+#include "guest/protocol/init_data.h"
+#include "guest/protocol/messages.h"
+
+namespace confpod::guest::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using vmm::UniqueFd;
+
+constexpr const char* kDefaultPath =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+// Bytes read from one output pipe after its process exited, so a writer that keeps the pipe
+// open (a background child of an exec) cannot hold the loop.
+constexpr int kMaxDrainChunks = 16;
+
+// Host-supplied text as it may appear in a log line: printable ASCII, bounded.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (char c : text.substr(0, 128)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (text.size() > 128) out += "...";
+  return out;
+}
+
+void log(const std::string& message) {
+  std::fprintf(stderr, "confpod-agent: %s\n", message.c_str());
+  std::fflush(stderr);
+}
+
+std::string under_root(const std::string& root, const std::string& path) {
+  if (root.empty() || root == "/") return path;
+  return (root.back() == '/' ? root.substr(0, root.size() - 1) : root) + path;
+}
+
+// The init-data tee as the evidence provider names it.
+std::string provider_tee_for(const std::string& init_data_tee) {
+  return init_data_tee == "none" ? "sample" : init_data_tee;
+}
+
+bool safe_name(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
+struct PodContainer {
+  std::string name;
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  std::string workdir;
+  std::string user;
+  pid_t pid = -1;
+  bool running = false;
+};
+
+struct Child {
+  bool is_exec = false;
+  std::string container;
+  std::uint64_t exec_id = 0;
+  UniqueFd out;
+  UniqueFd err;
+};
+
+std::vector<std::string> merged_env(const std::vector<std::string>& image_env,
+                                    const std::map<std::string, std::string>& overrides) {
+  std::vector<std::string> env = image_env;
+  for (const auto& [key, value] : overrides) {
+    bool replaced = false;
+    for (auto& entry : env) {
+      if (entry.substr(0, entry.find('=')) == key) {
+        entry = key + "=" + value;
+        replaced = true;
+      }
+    }
+    if (!replaced) env.push_back(key + "=" + value);
+  }
+  bool has_path = false;
+  for (const auto& entry : env) has_path = has_path || entry.rfind("PATH=", 0) == 0;
+  if (!has_path) env.push_back(kDefaultPath);
+  return env;
+}
+
+}  // namespace
+
+struct Agent::Impl {
+  UniqueFd channel;
+  AgentOptions opts;
+  FrameDecoder decoder;
+  bool channel_open = true;
+  bool channel_failed = false;  // the decoder gave up: further bytes are discarded
+  // channel_reconnects: the host is away until this instant (nothing is read before it).
+  Clock::time_point channel_resume{};
+  bool host_away_logged = false;
+  bool send_broken = false;
+  UniqueFd sigfd;
+
+  std::unique_ptr<EvidenceProvider> provider;
+  std::string raw_init_data;
+  InitData init;
+  std::vector<SecretFile> secrets;
+  std::vector<PodContainer> containers;
+  std::map<pid_t, Child> children;
+
+  bool stopping = false;
+  bool killed = false;
+  Clock::time_point kill_deadline{};
+  std::optional<int> first_failure;
+
+  // --- channel ---------------------------------------------------------------------------
+  void send(const GuestMessage& message) {
+    if (send_broken) return;
+    std::string frame = encode_frame(to_payload(message));
+    std::size_t off = 0;
+    while (off < frame.size()) {
+      ssize_t n = ::send(channel.get(), frame.data() + off, frame.size() - off, MSG_NOSIGNAL);
+      if (n < 0 && errno == ENOTSOCK)
+        n = ::write(channel.get(), frame.data() + off, frame.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        log(std::string("channel write failed: ") + std::strerror(errno) + "; no more frames");
+        send_broken = true;
+        return;
+      }
+      off += static_cast<std::size_t>(n);
+    }
+  }
+
+  void send_status(const std::string& state, const std::string& detail = "") {
+    GuestMessage m;
+    m.kind = GuestMessage::Kind::kStatus;
+    m.state = state;
+    m.detail = detail;
+    log("status " + state + (detail.empty() ? "" : " (" + detail + ")"));
+    send(m);
+  }
+
+  void send_error(const std::string& code, const std::string& message) {
+    GuestMessage m;
+    m.kind = GuestMessage::Kind::kError;
+    m.code = code;
+    m.detail = message;
+    log("error " + code + ": " + printable(message));
+    send(m);
+  }
+
+  // Reads what the channel has into the decoder; false on EOF or a read error.
+  bool read_channel() {
+    char buf[64 << 10];
+    for (;;) {
+      ssize_t n = ::read(channel.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      if (!channel_failed) decoder.feed(std::string_view(buf, static_cast<std::size_t>(n)));
+      return true;
+    }
+  }
+
+  // --- setup -----------------------------------------------------------------------------
+  int finish(int status) {
+    GuestMessage m;
+    m.kind = GuestMessage::Kind::kPodExit;
+    m.status = status;
+    log("pod exit status " + std::to_string(status));
+    send(m);
+    if (opts.allow_poweroff) {
+      log("powering off");
+      ::sync();
+      if (::reboot(RB_POWER_OFF) != 0) log(std::string("reboot: ") + std::strerror(errno));
+    }
+    return status;
+  }
+
+  int fail_setup(const std::string& code, const std::string& message) {
+    send_error(code, message);
+    return finish(kPodSetupFailed);
+  }
+
+  // The first host frame, within the timeout; it must be init-data.
+  Result<std::string> wait_init_data() {
+    auto deadline = Clock::now() + opts.init_data_timeout;
+    for (;;) {
+      auto next = decoder.next();
+      if (!next.ok())
+        return make_error("agent.protocol", "before init-data: " + next.error().describe());
+      if (next->has_value()) {
+        auto message = parse_host_message(**next);
+        if (!message.ok())
+          return make_error("agent.protocol",
+                            "first host frame refused: " + message.error().describe());
+        if (message->kind != HostMessage::Kind::kInitData)
+          return make_error("agent.protocol", "the first host frame must be init-data");
+        return std::move(message->init_data);
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0)
+        return make_error(
+            "agent.init_data.timeout",
+            "no init-data within " + std::to_string(opts.init_data_timeout.count()) + " ms");
+      // The host channel (unless the host is away) and the power button: a stop requested
+      // before init-data arrives must still power the VM off.
+      pollfd fds[2] = {{channel.get(), POLLIN, 0}, {opts.power_button.get(), POLLIN, 0}};
+      const bool away = Clock::now() < channel_resume;
+      if (away) fds[0].fd = -1;
+      if (!opts.power_button) fds[1].fd = -1;
+      auto wait = left;
+      if (away)
+        wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(channel_resume -
+                                                                                    Clock::now()) +
+                                  std::chrono::milliseconds(1));
+      int r = ::poll(fds, 2, static_cast<int>(wait.count()));
+      if (r < 0 && errno != EINTR)
+        return make_error("agent.protocol", std::string("poll: ") + std::strerror(errno));
+      if (r <= 0) continue;
+      if (fds[1].revents != 0) {
+        on_power_button();
+        if (stopping) return make_error("agent.stopped", "powered off before init-data arrived");
+      }
+      if (fds[0].revents != 0 && !read_channel()) {
+        if (!opts.channel_reconnects)
+          return make_error("agent.protocol", "channel closed before init-data");
+        host_away();
+      }
+    }
+  }
+
+  // The host side of a virtio port went away: start over with a fresh stream when it is back.
+  void host_away() {
+    if (!host_away_logged) log("the host is not connected to the channel; waiting for it");
+    host_away_logged = true;
+    decoder = FrameDecoder();
+    channel_failed = false;
+    channel_resume = Clock::now() + opts.channel_retry;
+  }
+
+  // The init-data digest is checked against the launch-bound value before a single byte of
+  // it is parsed: a host that altered it gets nothing but this error.
+  Status verify_digest() {
+    const bool tdx = provider->tee() == "tdx";
+    Bytes got = crypto::digest(tdx ? crypto::Hash::kSha384 : crypto::Hash::kSha256,
+                               as_bytes(raw_init_data));
+    auto bound = provider->init_data_digest();
+    if (!bound.ok()) return make_error("agent.evidence", bound.error().describe());
+    if (*bound != got)
+      return make_error("agent.init_data.mismatch",
+                        std::string("init-data ") + (tdx ? "SHA-384 " : "SHA-256 ") + to_hex(got) +
+                            " differs from the digest bound at launch " + to_hex(*bound));
+    return ok_status();
+  }
+
+  Status fetch_secrets() {
+    if (init.secrets.empty()) return ok_status();
+    std::unique_ptr<KbsClient> client;
+    if (!opts.secret_source) {
+      if (init.kbs_url.empty())
+        return make_error("agent.kbs", "init-data has secrets but no kbs_url");
+      KbsClientOptions options;
+      options.url = init.kbs_url;
+      client = std::make_unique<KbsClient>(options, *provider);
+      if (auto s = client->attest(raw_init_data); !s.ok())
+        return make_error("agent.kbs", "attest: " + s.error().describe());
+      send_status("attested", init.kbs_url);
+    }
+    for (const auto& secret : init.secrets) {
+      auto bytes =
+          client ? client->get_resource(secret.resource) : opts.secret_source(secret.resource);
+      if (!bytes.ok())
+        return make_error("agent.kbs",
+                          "resource " + secret.resource + ": " + bytes.error().describe());
+      // Names and sizes only: secret values never reach a log or the channel.
+      log("secret " + secret.resource + " (" + std::to_string(bytes->size()) + " bytes) for " +
+          secret.path);
+      secrets.push_back({secret.path, SecretBytes(std::move(*bytes))});
+    }
+    return ok_status();
+  }
+
+  Result<std::string> disk_path(const std::string& serial) {
+    if (auto it = opts.disks.find(serial); it != opts.disks.end()) return it->second;
+    return find_disk_by_serial(opts.root, serial);
+  }
+
+  Status prepare_images() {
+    for (const auto& c : init.containers) {
+      if (!safe_name(c.name))
+        return make_error("agent.image", "unusable container name \"" + printable(c.name) + "\"");
+      CONFPOD_ASSIGN_OR_RETURN(std::string disk, disk_path(c.image.disk));
+      fs::path dir = fs::path(opts.state_dir) / "containers" / c.name;
+      fs::path rootfs = dir / "rootfs";
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      if (ec) return make_error("agent.image", "mkdir " + dir.string() + ": " + ec.message());
+      if (opts.mount_state_tmpfs &&
+          ::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") != 0)
+        return make_error("agent.image",
+                          "mount tmpfs " + dir.string() + ": " + std::strerror(errno));
+      fs::create_directory(rootfs, ec);
+      if (ec || !fs::is_empty(rootfs, ec))
+        return make_error("agent.image", rootfs.string() + " is not a new empty directory");
+      auto config = oci::verify_and_unpack(disk, c.image.digest, rootfs.string());
+      if (!config.ok())
+        return make_error("agent.image", "container " + c.name + " (" + c.image.digest +
+                                             " on disk " + c.image.disk +
+                                             "): " + config.error().describe());
+      PodContainer pc;
+      pc.name = c.name;
+      pc.argv = c.command;
+      if (pc.argv.empty()) {
+        pc.argv = config->entrypoint;
+        pc.argv.insert(pc.argv.end(), config->cmd.begin(), config->cmd.end());
+      }
+      if (pc.argv.empty())
+        return make_error("agent.image", "container " + c.name +
+                                             ": neither init-data nor the image gives a command");
+      pc.env = merged_env(config->env, c.env);
+      // init-data's workdir defaults to "/": only another value overrides the image's.
+      pc.workdir = (!c.workdir.empty() && c.workdir != "/") ? c.workdir
+                   : config->working_dir.empty()            ? std::string("/")
+                                                            : config->working_dir;
+      pc.user = config->user;
+      containers.push_back(std::move(pc));
+      send_status("image-verified", c.name + " " + c.image.digest);
+    }
+    return ok_status();
+  }
+
+  Status start_all() {
+    for (auto& pc : containers) {
+      ContainerSpec spec;
+      spec.name = pc.name;
+      spec.hostname = init.pod;
+      spec.rootfs = (fs::path(opts.state_dir) / "containers" / pc.name / "rootfs").string();
+      spec.argv = pc.argv;
+      spec.env = pc.env;
+      spec.workdir = pc.workdir;
+      spec.user = pc.user;
+      spec.secrets = secrets;
+      CONFPOD_ASSIGN_OR_RETURN(Process p, start_container(spec));
+      pc.pid = p.pid;
+      pc.running = true;
+      Child child;
+      child.container = pc.name;
+      child.out = std::move(p.stdout_fd);
+      child.err = std::move(p.stderr_fd);
+      children.emplace(p.pid, std::move(child));
+      send_status("container-started", pc.name);
+    }
+    return ok_status();
+  }
+
+  void kill_all(int sig) {
+    for (const auto& pc : containers)
+      if (pc.running) ::kill(pc.pid, sig);
+  }
+
+  // --- event loop ------------------------------------------------------------------------
+  // Reads one chunk from a pipe and forwards it; false when the pipe is finished.
+  bool pump(UniqueFd& fd, const std::string& container, const char* stream) {
+    if (!fd) return false;
+    std::string buf(kMaxOutputChunk, '\0');
+    ssize_t n;
+    do {
+      n = ::read(fd.get(), buf.data(), buf.size());
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN) return true;
+    if (n <= 0) {
+      fd.reset();
+      return false;
+    }
+    buf.resize(static_cast<std::size_t>(n));
+    GuestMessage m;
+    m.kind = GuestMessage::Kind::kOutput;
+    m.container = container;
+    m.stream = stream;
+    m.data = std::move(buf);
+    send(m);
+    return true;
+  }
+
+  static bool readable(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
+  }
+
+  // What an exited process left in its pipes; bounded (see kMaxDrainChunks).
+  void drain_one(UniqueFd& fd, const std::string& container, const char* stream) {
+    for (int i = 0; i < kMaxDrainChunks && fd && readable(fd.get()); ++i)
+      if (!pump(fd, container, stream)) break;
+  }
+
+  void drain(Child& c) {
+    drain_one(c.out, c.container, "stdout");
+    drain_one(c.err, c.container, "stderr");
+  }
+
+  void on_exit(pid_t pid, int status) {
+    auto it = children.find(pid);
+    if (it == children.end()) return;  // an orphan re-parented to us (PID 1): reaped, done
+    Child child = std::move(it->second);
+    children.erase(it);
+    drain(child);
+    if (child.is_exec) {
+      GuestMessage r;
+      r.kind = GuestMessage::Kind::kResponse;
+      r.id = child.exec_id;
+      r.ok = status == 0;
+      r.detail = "exit status " + std::to_string(status);
+      send(r);
+      return;
+    }
+    for (auto& pc : containers)
+      if (pc.pid == pid) pc.running = false;
+    if (status != 0 && !first_failure) first_failure = status;
+    log("container " + child.container + " exited with status " + std::to_string(status));
+    GuestMessage m;
+    m.kind = GuestMessage::Kind::kExit;
+    m.container = child.container;
+    m.status = status;
+    send(m);
+  }
+
+  void reap() {
+    signalfd_siginfo info;
+    while (::read(sigfd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    }
+    for (;;) {
+      int status = 0;
+      pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) break;
+      on_exit(pid, exit_status(status));
+    }
+  }
+
+  void begin_shutdown(const std::string& why) {
+    if (stopping) return;
+    stopping = true;
+    log("shutdown: " + why);
+    kill_deadline = Clock::now() + opts.stop_grace;
+    kill_all(SIGTERM);
+  }
+
+  void handle_exec(const HostMessage& message) {
+    GuestMessage r;
+    r.kind = GuestMessage::Kind::kResponse;
+    r.id = message.id;
+    r.ok = false;
+    if (!init.allow_exec) {
+      r.detail = "exec is not allowed by init-data";
+      log("refused exec into " + printable(message.container) + ": not allowed by init-data");
+      send(r);
+      return;
+    }
+    if (stopping) {
+      r.detail = "the pod is stopping";
+      send(r);
+      return;
+    }
+    const PodContainer* target = nullptr;
+    for (const auto& pc : containers)
+      if (pc.name == message.container && pc.running) target = &pc;
+    if (target == nullptr) {
+      r.detail = "no running container named \"" + printable(message.container) + "\"";
+      send(r);
+      return;
+    }
+    auto p =
+        exec_in_container(target->pid, message.command, target->env, target->workdir, target->user);
+    if (!p.ok()) {
+      r.detail = p.error().describe();
+      send(r);
+      return;
+    }
+    log("exec " + std::to_string(message.id) + " in " + target->name);
+    Child child;
+    child.is_exec = true;
+    child.container = target->name;
+    child.exec_id = message.id;
+    child.out = std::move(p->stdout_fd);
+    child.err = std::move(p->stderr_fd);
+    children.emplace(p->pid, std::move(child));
+  }
+
+  void handle_frame(const std::string& payload) {
+    auto message = parse_host_message(payload);
+    if (!message.ok()) {
+      send_error("agent.protocol", "ignored a host frame: " + message.error().describe());
+      return;
+    }
+    switch (message->kind) {
+      case HostMessage::Kind::kInitData:
+        send_error("agent.protocol", "init-data was already received; ignored another one");
+        return;
+      case HostMessage::Kind::kExec:
+        handle_exec(*message);
+        return;
+      case HostMessage::Kind::kShutdown:
+        begin_shutdown("the host asked");
+        return;
+    }
+  }
+
+  void on_channel_readable() {
+    if (!read_channel()) {
+      if (opts.channel_reconnects) {
+        host_away();
+        return;
+      }
+      channel_open = false;
+      if (auto s = decoder.finish(); !s.ok() && !channel_failed)
+        log("channel: " + s.error().describe());
+      begin_shutdown("the channel closed");
+      return;
+    }
+    while (!channel_failed) {
+      auto next = decoder.next();
+      if (!next.ok()) {
+        // The stream cannot be resynchronised after a bad length: discard the rest.
+        channel_failed = true;
+        send_error("agent.protocol",
+                   next.error().describe() + "; host frames are ignored from now on");
+        return;
+      }
+      if (!next->has_value()) return;
+      handle_frame(**next);
+    }
+  }
+
+  void on_power_button() {
+    input_event events[16];
+    ssize_t n = ::read(opts.power_button.get(), events, sizeof events);
+    if (n <= 0) {
+      if (n == 0 || (errno != EAGAIN && errno != EINTR)) opts.power_button.reset();
+      return;
+    }
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n) / sizeof(input_event); ++i)
+      if (events[i].type == EV_KEY && events[i].code == KEY_POWER && events[i].value == 1)
+        begin_shutdown("power button");
+  }
+
+  bool any_running() const {
+    for (const auto& pc : containers)
+      if (pc.running) return true;
+    return false;
+  }
+
+  void loop() {
+    while (any_running()) {
+      struct PipeRef {
+        pid_t pid;
+        bool is_err;
+      };
+      std::vector<pollfd> fds;
+      std::vector<PipeRef> refs;
+      fds.push_back({sigfd.get(), POLLIN, 0});
+      int channel_index = -1, button_index = -1;
+      const bool host_is_away = Clock::now() < channel_resume;
+      if (channel_open && !host_is_away) {
+        channel_index = static_cast<int>(fds.size());
+        fds.push_back({channel.get(), POLLIN, 0});
+      }
+      if (opts.power_button) {
+        button_index = static_cast<int>(fds.size());
+        fds.push_back({opts.power_button.get(), POLLIN, 0});
+      }
+      const std::size_t first_pipe = fds.size();
+      for (const auto& [pid, c] : children) {
+        if (c.out) {
+          fds.push_back({c.out.get(), POLLIN, 0});
+          refs.push_back({pid, false});
+        }
+        if (c.err) {
+          fds.push_back({c.err.get(), POLLIN, 0});
+          refs.push_back({pid, true});
+        }
+      }
+      int timeout = -1;
+      if (stopping && !killed) {
+        auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(kill_deadline - Clock::now());
+        timeout = static_cast<int>(std::max<long long>(0, left.count()));
+      }
+      if (channel_open && host_is_away) {
+        auto back =
+            std::chrono::duration_cast<std::chrono::milliseconds>(channel_resume - Clock::now());
+        int back_ms = static_cast<int>(std::max<long long>(0, back.count())) + 1;
+        timeout = timeout < 0 ? back_ms : std::min(timeout, back_ms);
+      }
+      int r = ::poll(fds.data(), fds.size(), timeout);
+      if (r < 0 && errno != EINTR) {
+        log(std::string("poll: ") + std::strerror(errno));
+        kill_all(SIGKILL);
+        reap();
+        continue;
+      }
+      if (stopping && !killed && Clock::now() >= kill_deadline) {
+        log("grace period over: SIGKILL");
+        kill_all(SIGKILL);
+        killed = true;
+      }
+      if (r <= 0) continue;
+      // Output first, so a process's last words go out before its exit frame.
+      for (std::size_t i = first_pipe; i < fds.size(); ++i) {
+        if (fds[i].revents == 0) continue;
+        auto it = children.find(refs[i - first_pipe].pid);
+        if (it == children.end()) continue;
+        Child& c = it->second;
+        if (refs[i - first_pipe].is_err)
+          pump(c.err, c.container, "stderr");
+        else
+          pump(c.out, c.container, "stdout");
+      }
+      if (fds[0].revents != 0) reap();
+      if (channel_index >= 0 && fds[channel_index].revents != 0) on_channel_readable();
+      if (button_index >= 0 && fds[button_index].revents != 0) on_power_button();
+    }
+  }
+
+  int run() {
+    GuestMessage hello;
+    hello.kind = GuestMessage::Kind::kHello;
+    hello.version = kProtocolVersion;
+    hello.agent = kAgentName;
+    send(hello);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    sigfd = UniqueFd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+    if (!sigfd)
+      return fail_setup("agent.internal", std::string("signalfd: ") + std::strerror(errno));
+
+    auto raw = wait_init_data();
+    if (!raw.ok()) return fail_setup(raw.error().code, raw.error().message);
+    raw_init_data = std::move(*raw);
+
+    auto detected = opts.evidence ? opts.evidence(opts.root) : detect_evidence_provider(opts.root);
+    if (!detected.ok()) return fail_setup("agent.evidence", detected.error().describe());
+    provider = std::move(*detected);
+
+    if (auto s = verify_digest(); !s.ok()) return fail_setup(s.error().code, s.error().message);
+    auto parsed = parse_init_data(raw_init_data);
+    if (!parsed.ok()) return fail_setup("agent.init_data.invalid", parsed.error().describe());
+    init = std::move(*parsed);
+    if (provider_tee_for(init.tee) != provider->tee())
+      return fail_setup("agent.tee.mismatch", "init-data tee \"" + init.tee +
+                                                  "\" but this guest's evidence is \"" +
+                                                  provider->tee() + "\"");
+    send_status("init-data-verified", "pod " + init.pod);
+
+    if (opts.configure_network && !init.network.address.empty()) {
+      if (auto s =
+              configure_network(init.network.interface, init.network.address, init.network.gateway);
+          !s.ok())
+        return fail_setup("agent.network", s.error().message);
+      log("network " + init.network.interface + " " + init.network.address);
+    }
+    if (auto s = fetch_secrets(); !s.ok()) return fail_setup("agent.kbs", s.error().message);
+    if (!init.secrets.empty())
+      send_status("secrets-ready", std::to_string(secrets.size()) + " secrets");
+    if (auto s = prepare_images(); !s.ok()) return fail_setup("agent.image", s.error().message);
+    if (auto s = start_all(); !s.ok()) {
+      send_error("agent.container", s.error().describe());
+      kill_all(SIGKILL);
+      while (any_running()) {
+        pollfd p{sigfd.get(), POLLIN, 0};
+        ::poll(&p, 1, 1000);
+        reap();
+      }
+      return finish(kPodSetupFailed);
+    }
+    // The agent's own copy is no longer needed once every container holds its tmpfs copy.
+    secrets.clear();
+    loop();
+    return finish(first_failure.value_or(0));
+  }
+};
+
+Agent::Agent(UniqueFd channel, AgentOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->channel = std::move(channel);
+  impl_->opts = std::move(options);
+}
+
+Agent::~Agent() = default;
+
+int Agent::run() { return impl_->run(); }
+
+Result<std::string> find_disk_by_serial(const std::string& root, const std::string& serial) {
+  std::string sys_block = under_root(root, "/sys/block");
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(sys_block, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.rfind("vd", 0) != 0) continue;
+    auto text = read_text_file((entry.path() / "serial").string(), 256);
+    if (!text.ok()) continue;
+    std::string value = *text;
+    while (!value.empty() && (value.back() == '\n' || value.back() == ' ' || value.back() == '\0'))
+      value.pop_back();
+    if (value == serial) return under_root(root, "/dev/" + name);
+  }
+  return make_error("agent.image",
+                    "no virtio disk with serial \"" + printable(serial) + "\" in " + sys_block);
+}
+
+}  // namespace confpod::guest::agent

@@ -1,0 +1,97 @@
+// One container process: a child in its own mount, PID, UTS and IPC namespaces, pivoted into
+// an unpacked image rootfs, with /proc, a minimal /dev and the pod's secrets on tmpfs mounts
+// that exist only in the container's mount namespace.
+//
+// The rootfs comes from an image verified against init-data (guest/oci), so its content is
+// the tenant's; still, everything the child mounts inside it (proc, dev, secret directories)
+// is mounted after pivot_root, so symlinks in the image resolve inside the new root and can
+// never redirect a mount or a secret onto the agent's own filesystem.
+//
+// Errors: "container.start" (pipes, clone, or a failure in the child before exec, with the
+// child's message, e.g. "pivot_root: Invalid argument"), "container.exec" (exec into a
+// running container).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attest/base/bytes.h"
+#include "attest/base/result.h"
+#include "vmm/unique_fd.h"
+
+namespace confpod::guest::agent {
+
+// Secret bytes that are wiped when they die (they live in the agent's memory only).
+class SecretBytes {
+ public:
+  SecretBytes() = default;
+  explicit SecretBytes(Bytes bytes) : bytes_(std::move(bytes)) {}
+  ~SecretBytes() { wipe(); }
+  SecretBytes(const SecretBytes& other) : bytes_(other.bytes_) {}
+  SecretBytes& operator=(const SecretBytes& other) {
+    if (this != &other) {
+      wipe();
+      bytes_ = other.bytes_;
+    }
+    return *this;
+  }
+  SecretBytes(SecretBytes&&) noexcept = default;
+  SecretBytes& operator=(SecretBytes&& other) noexcept {
+    if (this != &other) {
+      wipe();
+      bytes_ = std::move(other.bytes_);
+    }
+    return *this;
+  }
+  const Bytes& bytes() const { return bytes_; }
+
+ private:
+  void wipe();
+  Bytes bytes_;
+};
+
+struct SecretFile {
+  std::string path;  // absolute, inside the container
+  SecretBytes data;
+};
+
+struct ContainerSpec {
+  std::string name;               // for messages
+  std::string hostname;           // the pod name
+  std::string rootfs;             // an existing directory holding the unpacked image
+  std::vector<std::string> argv;  // argv[0] is looked up in the container's PATH
+  std::vector<std::string> env;   // "KEY=value"
+  std::string workdir = "/";
+  std::string user;  // image config User: "", "uid", "uid:gid", "name[:group]"
+  std::vector<SecretFile> secrets;
+};
+
+// A running child with its output pipes (read ends, non-blocking, close-on-exec).
+struct Process {
+  pid_t pid = -1;
+  vmm::UniqueFd stdout_fd;
+  vmm::UniqueFd stderr_fd;
+};
+
+// Clones the container init and execs the command. Returns once the command was exec'd, or
+// the child's own error message when anything before exec failed (the child is reaped then).
+Result<Process> start_container(const ContainerSpec& spec);
+
+// Runs `argv` inside the namespaces (ipc, uts, pid, mnt) of the running container whose init
+// is `container_pid`, with `env` and `workdir`. The returned pid is an intermediate child of
+// the caller that exits with the command's status (code or 128+signal). `user` as in
+// ContainerSpec: the command runs as the container's user.
+Result<Process> exec_in_container(pid_t container_pid, const std::vector<std::string>& argv,
+                                  const std::vector<std::string>& env, const std::string& workdir,
+                                  const std::string& user = "");
+
+// waitpid status -> exit code, or 128+signal.
+int exit_status(int wait_status);
+
+// Blocking wait for one child (tests, and start failures); returns exit_status().
+Result<int> wait_for(pid_t pid);
+
+}  // namespace confpod::guest::agent

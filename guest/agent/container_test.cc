@@ -1,0 +1,218 @@
+// Runs real containers (needs root: namespaces, mounts, pivot_root) in a busybox rootfs.
+#include "guest/agent/container.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "guest/agent/test_rootfs.h"
+
+namespace confpod::guest::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+  std::string out;
+  std::string err;
+  int status = -1;
+};
+
+// Reads both pipes to EOF, then reaps the process.
+Outcome collect(Process& p) {
+  Outcome o;
+  struct pollfd fds[2] = {{p.stdout_fd.get(), POLLIN, 0}, {p.stderr_fd.get(), POLLIN, 0}};
+  std::string* sinks[2] = {&o.out, &o.err};
+  int open_count = 2;
+  while (open_count > 0) {
+    if (::poll(fds, 2, 20000) <= 0) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buf[4096];
+      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        sinks[i]->append(buf, static_cast<std::size_t>(n));
+      } else if (n == 0 || errno != EAGAIN) {
+        fds[i].fd = -1;
+        --open_count;
+      }
+    }
+  }
+  auto status = wait_for(p.pid);
+  o.status = status.ok() ? *status : -1;
+  return o;
+}
+
+class GuestAgentContainer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (namespaces and mounts)";
+    rootfs_ = tmp_.path() + "/rootfs";
+    if (!testing::make_busybox_rootfs(rootfs_)) GTEST_SKIP() << "no /bin/busybox (busybox-static)";
+  }
+
+  ContainerSpec spec(std::vector<std::string> argv) {
+    ContainerSpec s;
+    s.name = "web";
+    s.hostname = "pod-one";
+    s.rootfs = rootfs_;
+    s.argv = std::move(argv);
+    s.env = {"PATH=/bin", "HOME=/"};
+    return s;
+  }
+
+  Outcome run(const ContainerSpec& s) {
+    auto p = start_container(s);
+    EXPECT_TRUE(p.ok()) << (p.ok() ? "" : p.error().describe());
+    if (!p.ok()) return {};
+    return collect(*p);
+  }
+
+  testing::TempDir tmp_;
+  std::string rootfs_;
+};
+
+TEST_F(GuestAgentContainer, CapturesStdoutStderrAndExitCode) {
+  auto o = run(spec({"/bin/sh", "-c", "echo out; echo err >&2; exit 7"}));
+  EXPECT_EQ(o.out, "out\n");
+  EXPECT_EQ(o.err, "err\n");
+  EXPECT_EQ(o.status, 7);
+}
+
+TEST_F(GuestAgentContainer, KilledBySignalIs128PlusSignal) {
+  auto p = start_container(spec({"/bin/sleep", "100"}));
+  ASSERT_TRUE(p.ok()) << p.error().describe();
+  ASSERT_EQ(::kill(p->pid, SIGKILL), 0);
+  EXPECT_EQ(collect(*p).status, 128 + SIGKILL);
+}
+
+TEST_F(GuestAgentContainer, HostnameIsPodNameAndCommandIsPid1) {
+  auto o = run(spec({"/bin/sh", "-c", "hostname; echo $$"}));
+  EXPECT_EQ(o.out, "pod-one\n1\n");
+  EXPECT_EQ(o.status, 0);
+}
+
+TEST_F(GuestAgentContainer, ProcAndDevAreMounted) {
+  auto o = run(spec({"/bin/sh", "-c",
+                     "test -c /dev/null && test -c /dev/zero && test -c /dev/urandom && "
+                     "echo x > /dev/null && cat /proc/1/cmdline | grep -q sh && echo ok"}));
+  EXPECT_EQ(o.out, "ok\n") << o.err;
+  EXPECT_EQ(o.status, 0);
+  // The old root is gone: nothing of the host is reachable.
+  EXPECT_FALSE(fs::exists(rootfs_ + "/.confpod-old-root"));
+}
+
+TEST_F(GuestAgentContainer, PathLookupUsesContainerPath) {
+  auto o = run(spec({"echo", "found"}));
+  EXPECT_EQ(o.out, "found\n");
+  EXPECT_EQ(o.status, 0);
+}
+
+TEST_F(GuestAgentContainer, EnvAndWorkdir) {
+  auto s = spec({"/bin/sh", "-c", "echo $GREETING; pwd"});
+  s.env.push_back("GREETING=hello there");
+  s.workdir = "/work";
+  auto o = run(s);
+  EXPECT_EQ(o.out, "hello there\n/work\n");
+  EXPECT_EQ(o.status, 0);
+}
+
+TEST_F(GuestAgentContainer, SecretVisibleInsideOnlyAndNeverOnHost) {
+  auto s = spec({"/bin/sh", "-c",
+                 "cat /run/secrets/token; echo; stat -c %a /run/secrets/token; "
+                 "cat /run/secrets/nested/key; echo; sleep 1"});
+  s.secrets.push_back({"/run/secrets/token", SecretBytes(Bytes{'s', '3', 'c', 'r', 'e', 't'})});
+  s.secrets.push_back({"/run/secrets/nested/key", SecretBytes(Bytes{'k'})});
+  auto p = start_container(s);
+  ASSERT_TRUE(p.ok()) << p.error().describe();
+  // While it runs, the host's view of the rootfs has no secret file.
+  EXPECT_FALSE(fs::exists(rootfs_ + "/run/secrets/token"));
+  auto o = collect(*p);
+  EXPECT_EQ(o.out, "s3cret\n400\nk\n") << o.err;
+  EXPECT_EQ(o.status, 0);
+  EXPECT_FALSE(fs::exists(rootfs_ + "/run/secrets/token"));
+  EXPECT_FALSE(fs::exists(rootfs_ + "/run/secrets/nested/key"));
+  std::ifstream mounts("/proc/self/mounts");
+  std::stringstream all;
+  all << mounts.rdbuf();
+  EXPECT_EQ(all.str().find(rootfs_), std::string::npos) << "a container mount leaked to the host";
+}
+
+TEST_F(GuestAgentContainer, NumericUserIsApplied) {
+  auto s = spec({"/bin/sh", "-c", "id -u; id -g; cat /run/s/x"});
+  s.user = "1000:1001";
+  s.secrets.push_back({"/run/s/x", SecretBytes(Bytes{'v'})});
+  auto o = run(s);
+  EXPECT_EQ(o.out, "1000\n1001\nv") << o.err;
+  EXPECT_EQ(o.status, 0);
+}
+
+TEST_F(GuestAgentContainer, ExecFailureIsReportedWithMessage) {
+  auto p = start_container(spec({"/bin/does-not-exist"}));
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().code, "container.start");
+  EXPECT_NE(p.error().message.find("exec /bin/does-not-exist: No such file or directory"),
+            std::string::npos)
+      << p.error().message;
+
+  auto q = start_container(spec({"nothere"}));
+  ASSERT_FALSE(q.ok());
+  EXPECT_NE(q.error().message.find("exec nothere"), std::string::npos) << q.error().message;
+}
+
+TEST_F(GuestAgentContainer, SecretDirectlyUnderRootIsRefused) {
+  auto s = spec({"/bin/true"});
+  s.secrets.push_back({"/token", SecretBytes(Bytes{'x'})});
+  auto p = start_container(s);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().code, "container.start");
+}
+
+TEST_F(GuestAgentContainer, BadWorkdirIsReported) {
+  auto s = spec({"/bin/true"});
+  s.workdir = "/no/such/dir";
+  auto p = start_container(s);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().message.find("chdir /no/such/dir"), std::string::npos) << p.error().message;
+}
+
+TEST_F(GuestAgentContainer, PivotRootFailureIsReported) {
+  auto s = spec({"/bin/true"});
+  s.rootfs = tmp_.path() + "/missing";
+  auto p = start_container(s);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().message.find("bind-mount rootfs"), std::string::npos) << p.error().message;
+}
+
+TEST_F(GuestAgentContainer, ExecRunsInsideTheContainersNamespaces) {
+  auto c = start_container(spec({"/bin/sleep", "30"}));
+  ASSERT_TRUE(c.ok()) << c.error().describe();
+  auto e = exec_in_container(c->pid, {"/bin/sh", "-c", "hostname; cat /proc/1/cmdline; exit 4"},
+                             {"PATH=/bin"}, "/work");
+  ASSERT_TRUE(e.ok()) << e.error().describe();
+  auto o = collect(*e);
+  EXPECT_EQ(o.out, std::string("pod-one\n/bin/sleep\0"
+                               "30\0",
+                               22))
+      << o.err;
+  EXPECT_EQ(o.status, 4);
+
+  auto as_user = exec_in_container(c->pid, {"/bin/sh", "-c", "id -u"}, {"PATH=/bin"}, "/", "1234");
+  ASSERT_TRUE(as_user.ok()) << as_user.error().describe();
+  EXPECT_EQ(collect(*as_user).out, "1234\n");
+
+  auto bad = exec_in_container(c->pid, {"nope"}, {"PATH=/bin"}, "/");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("exec nope"), std::string::npos) << bad.error().message;
+
+  ::kill(c->pid, SIGKILL);
+  EXPECT_EQ(collect(*c).status, 128 + SIGKILL);
+}
+
+}  // namespace
+}  // namespace confpod::guest::agent

@@ -1,0 +1,162 @@
+// confpod-agent: PID 1 of the pod VM (guest/image/init execs it), or a test process.
+//
+//   confpod-agent [--port-name org.confpod.agent.0] [--channel-socket PATH]
+//                 [--power-button DEV] [--state-dir DIR] [--root DIR] [--disk SERIAL=PATH]...
+//                 [--no-network] [--no-poweroff]
+//
+// As PID 1 it must never exit (the kernel would panic, and the host would learn nothing
+// useful): anything fatal is printed, the disks synced, and the VM powered off.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "attest/base/bytes.h"
+#include "guest/agent/agent.h"
+
+namespace {
+
+using confpod::Error;
+using confpod::make_error;
+using confpod::Result;
+using confpod::vmm::UniqueFd;
+namespace fs = std::filesystem;
+
+[[noreturn]] void power_off_forever(const std::string& why) {
+  std::fprintf(stderr, "confpod-agent: fatal: %s; powering off\n", why.c_str());
+  std::fflush(stderr);
+  ::sync();
+  ::reboot(RB_POWER_OFF);
+  for (;;) ::pause();  // reboot failed: PID 1 still must not exit
+}
+
+Result<UniqueFd> connect_socket(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return make_error("agent.channel", std::string("socket: ") + std::strerror(errno));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    return make_error("agent.channel", "socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return make_error("agent.channel", "connect " + path + ": " + std::strerror(errno));
+  return fd;
+}
+
+// /sys/class/virtio-ports/vportNpM/name == name -> /dev/vportNpM. The port appears once the
+// virtio_console driver probed it, so this retries for up to 10 s.
+Result<UniqueFd> open_virtio_port(const std::string& name) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::string last = "no virtio port named " + name + " in /sys/class/virtio-ports";
+  for (;;) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/sys/class/virtio-ports", ec)) {
+      auto text = confpod::read_text_file((entry.path() / "name").string(), 256);
+      if (!text.ok()) continue;
+      std::string value = *text;
+      while (!value.empty() && (value.back() == '\n' || value.back() == '\0')) value.pop_back();
+      if (value != name) continue;
+      std::string dev = "/dev/" + entry.path().filename().string();
+      UniqueFd fd(::open(dev.c_str(), O_RDWR | O_CLOEXEC));
+      if (fd) return fd;
+      last = "open " + dev + ": " + std::strerror(errno);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return make_error("agent.channel", last);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool pid1 = ::getpid() == 1;
+  CLI::App app{"confpod-agent: the in-guest agent of a confpod pod VM"};
+  std::string port_name = "org.confpod.agent.0";
+  std::string channel_socket;
+  std::string power_button;
+  std::string state_dir = "/run/confpod";
+  std::string root = "/";
+  std::vector<std::string> disks;
+  bool no_network = false;
+  bool no_poweroff = false;
+  app.add_option("--port-name", port_name, "virtio-serial port name of the host channel");
+  app.add_option("--channel-socket", channel_socket, "connect to this unix socket instead (tests)");
+  app.add_option("--power-button", power_button, "evdev device of the ACPI power button");
+  app.add_option("--state-dir", state_dir, "where container root filesystems are unpacked");
+  app.add_option("--root", root, "prefix of /sys, /dev, /proc for the evidence provider");
+  app.add_option("--disk", disks, "SERIAL=PATH: the disk with this serial (tests)");
+  app.add_flag("--no-network", no_network, "do not configure the network");
+  app.add_flag("--no-poweroff", no_poweroff, "do not power off when the pod ends");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (pid1) power_off_forever(std::string("bad arguments: ") + e.what());
+    return app.exit(e);
+  }
+  // A closed channel must be an error return, not a signal that kills PID 1.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  confpod::guest::agent::AgentOptions options;
+  options.root = root;
+  options.state_dir = state_dir;
+  options.configure_network = !no_network;
+  options.allow_poweroff = pid1 && !no_poweroff;
+  options.mount_state_tmpfs = pid1;
+  for (const auto& disk : disks) {
+    auto eq = disk.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == disk.size()) {
+      std::string why = "--disk wants SERIAL=PATH, got " + disk;
+      if (pid1) power_off_forever(why);
+      std::fprintf(stderr, "confpod-agent: %s\n", why.c_str());
+      return 2;
+    }
+    options.disks[disk.substr(0, eq)] = disk.substr(eq + 1);
+  }
+  if (!power_button.empty()) {
+    options.power_button =
+        UniqueFd(::open(power_button.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    if (!options.power_button)
+      std::fprintf(stderr, "confpod-agent: cannot open power button %s: %s\n", power_button.c_str(),
+                   std::strerror(errno));
+  }
+
+  // A virtio port reads EOF while the host is away (confpodd restarting); a socket does not
+  // come back.
+  options.channel_reconnects = channel_socket.empty();
+  auto channel =
+      channel_socket.empty() ? open_virtio_port(port_name) : connect_socket(channel_socket);
+  if (!channel.ok()) {
+    if (pid1) power_off_forever(channel.error().describe());
+    std::fprintf(stderr, "confpod-agent: %s\n", channel.error().describe().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "confpod-agent: channel open (%s)\n",
+               channel_socket.empty() ? port_name.c_str() : channel_socket.c_str());
+
+  int status = 0;
+  try {
+    confpod::guest::agent::Agent agent(std::move(*channel), std::move(options));
+    status = agent.run();
+  } catch (const std::exception& e) {
+    if (pid1) power_off_forever(std::string("unexpected exception: ") + e.what());
+    std::fprintf(stderr, "confpod-agent: unexpected exception: %s\n", e.what());
+    return 1;
+  }
+  if (pid1 && no_poweroff) {
+    std::fprintf(stderr, "confpod-agent: pod ended with status %d; --no-poweroff: idling\n",
+                 status);
+    for (;;) ::pause();
+  }
+  if (pid1) power_off_forever("the pod ended with status " + std::to_string(status));
+  return status;
+}

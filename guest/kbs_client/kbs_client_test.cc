@@ -1,0 +1,394 @@
+// The KBS client against the real KBS HTTP server (daemon/kbs) in process on loopback, with
+// sample evidence from a fake root whose kernel command line carries the init-data digest;
+// hostile replies from a bare httplib server; the JWE decryption on its own.
+#include "guest/kbs_client/kbs_client.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "attest/crypto/crypto.h"
+#include "attest/kbs/jose.h"
+#include "attest/kbs/kbs.h"
+#include "daemon/kbs/server.h"
+#include "guest/kbs_client/jwe.h"
+#include "tests/support/process.h"
+
+namespace confpod::guest {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::string kInitData = R"({"containers":[],"version":1})";
+const std::string kSecret = "the web pod's database password";
+const std::string kResource = "default/db/password";
+
+class KbsClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::make_shared<kbs::InMemoryResourceStore>();
+    ASSERT_TRUE(store_->put(kResource, as_bytes(kSecret)).ok());
+    ASSERT_TRUE(store_->put("default/db/other", as_bytes(std::string("not yours"))).ok());
+    kbs::Options o;
+    o.allow_insecure = true;
+    auto key = kbs::TokenKey::generate().value();
+    token_key_ =
+        std::make_unique<kbs::TokenKey>(kbs::TokenKey::from_pem(key.private_pem()).value());
+    kbs_ = std::make_unique<kbs::Kbs>(o, std::move(key), store_);
+    kbs::ReferenceValues web;
+    web.pod = "web";
+    web.tee = "sample";
+    web.init_data_digest = crypto::sha256(as_bytes(kInitData));
+    web.resources = {kResource};
+    ASSERT_TRUE(kbs_->set_reference_values(web).ok());
+    kbs_http::ServerOptions so;
+    so.listen = "127.0.0.1:0";
+    auto s = kbs_http::Server::start(*kbs_, std::move(so));
+    ASSERT_TRUE(s.ok()) << s.error().describe();
+    server_ = std::move(*s);
+
+    // The guest: sample evidence, the digest on its kernel command line.
+    fs::create_directories(root_.path() + "/proc");
+    std::ofstream(root_.path() + "/proc/cmdline")
+        << "console=ttyS0 confpod.init_data_digest=" << to_hex(web.init_data_digest) << "\n";
+    auto p = make_evidence_provider("none", root_.path());
+    ASSERT_TRUE(p.ok()) << p.error().describe();
+    evidence_ = std::move(*p);
+  }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+
+  std::shared_ptr<kbs::InMemoryResourceStore> store_;
+  std::unique_ptr<kbs::TokenKey> token_key_;  // a copy of the KBS's, to verify tokens
+  std::unique_ptr<kbs::Kbs> kbs_;
+  std::unique_ptr<kbs_http::Server> server_;
+  confpod::testing::TempDir root_;
+  std::unique_ptr<EvidenceProvider> evidence_;
+};
+
+TEST_F(KbsClientTest, FullHandshakeWithEcAndRsaKeys) {
+  for (auto kind : {KbsClientOptions::KeyKind::kEc, KbsClientOptions::KeyKind::kRsa}) {
+    KbsClient client({.url = url(), .timeout = std::chrono::seconds(10), .key_kind = kind},
+                     *evidence_);
+    EXPECT_TRUE(client.token().empty());
+    Status s = client.attest(kInitData);
+    ASSERT_TRUE(s.ok()) << s.error().describe();
+    // An ES256 JWT the KBS verifies with its own key; it names the pod and our key type.
+    auto claims = token_key_->verify_jwt(client.token(), std::time(nullptr));
+    ASSERT_TRUE(claims.ok()) << claims.error().describe();
+    EXPECT_EQ((*claims)["pod"], "web");
+    EXPECT_EQ((*claims)["tee"], "sample");
+    EXPECT_EQ((*claims)["tee-pubkey"]["kty"],
+              kind == KbsClientOptions::KeyKind::kRsa ? "RSA" : "EC");
+    auto secret = client.get_resource(kResource);
+    ASSERT_TRUE(secret.ok()) << secret.error().describe();
+    EXPECT_EQ(std::string(secret->begin(), secret->end()), kSecret);
+    // A second resource on the same session works as well.
+    secret = client.get_resource(kResource);
+    ASSERT_TRUE(secret.ok()) << secret.error().describe();
+  }
+}
+
+TEST_F(KbsClientTest, TrailingSlashAndReattest) {
+  KbsClient client({.url = url() + "/"}, *evidence_);
+  ASSERT_TRUE(client.attest(kInitData).ok());
+  std::string first = client.token();
+  ASSERT_TRUE(client.attest(kInitData).ok());  // a fresh session, key and token
+  EXPECT_NE(client.token(), first);
+  EXPECT_TRUE(client.get_resource(kResource).ok());
+}
+
+TEST_F(KbsClientTest, WrongInitDataIsRefusedByPolicy) {
+  KbsClient client({.url = url()}, *evidence_);
+  Status s = client.attest(R"({"containers":["evil"],"version":1})");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, "kbs_client.status");
+  EXPECT_NE(s.error().message.find("HTTP 401"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("PolicyDeny"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("kbs.policy.no_pod"), std::string::npos) << s.error().message;
+  EXPECT_TRUE(client.token().empty());
+  EXPECT_EQ(client.get_resource(kResource).error().code, "kbs_client.state");
+}
+
+TEST_F(KbsClientTest, UnlistedResourceIsForbidden) {
+  KbsClient client({.url = url()}, *evidence_);
+  ASSERT_TRUE(client.attest(kInitData).ok());
+  auto r = client.get_resource("default/db/other");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, "kbs_client.status");
+  EXPECT_NE(r.error().message.find("HTTP 403"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("default/db/other"), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().message.find("not yours"), std::string::npos);
+  // Malformed paths never leave the guest.
+  for (std::string bad : {"", "a/b", "a/b/c/d", "a/../c", "a/b/c?x=1", "a//c", "a/b/ c"})
+    EXPECT_EQ(client.get_resource(bad).error().code, "kbs_client.resource") << bad;
+}
+
+TEST_F(KbsClientTest, EvidenceErrorsPassThrough) {
+  // A provider that fails: its error comes back unchanged.
+  class Broken : public EvidenceProvider {
+   public:
+    std::string tee() const override { return "sample"; }
+    Result<Bytes> init_data_digest() override { return make_error("evidence.io", "x"); }
+    Result<json> evidence(ByteView) override { return make_error("evidence.io", "no report"); }
+  } broken;
+  KbsClient c2({.url = url()}, broken);
+  EXPECT_EQ(c2.attest(kInitData).error().code, "evidence.io");
+}
+
+TEST_F(KbsClientTest, ServerDownIsATransportError) {
+  const std::string down = url();
+  server_->stop();
+  KbsClient client({.url = down, .timeout = std::chrono::seconds(2)}, *evidence_);
+  Status s = client.attest(kInitData);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, "kbs_client.http") << s.error().describe();
+}
+
+// A self-signed P-256 certificate for 127.0.0.1, as PEM files in `dir`.
+struct SelfSigned {
+  std::string cert, key;
+};
+SelfSigned make_cert(const confpod::testing::TempDir& dir) {
+  crypto::EvpPkeyPtr key(EVP_EC_gen("P-256"));
+  std::unique_ptr<X509, void (*)(X509*)> x(X509_new(), X509_free);
+  X509_set_version(x.get(), 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x.get()), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x.get()), -60);
+  X509_gmtime_adj(X509_getm_notAfter(x.get()), 3600);
+  X509_set_pubkey(x.get(), key.get());
+  X509_NAME* name = X509_get_subject_name(x.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+  X509_set_issuer_name(x.get(), name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, x.get(), x.get(), nullptr, nullptr, 0);
+  for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"},
+                            std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+    X509_add_ext(x.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  X509_sign(x.get(), key.get(), EVP_sha256());
+  auto pem = [](auto write) {
+    std::unique_ptr<BIO, int (*)(BIO*)> bio(BIO_new(BIO_s_mem()), BIO_free);
+    write(bio.get());
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(len));
+  };
+  std::string cert_pem = pem([&](BIO* b) { PEM_write_bio_X509(b, x.get()); });
+  std::string key_pem = pem([&](BIO* b) {
+    PEM_write_bio_PrivateKey(b, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+  });
+  return {dir.write("kbs.crt", cert_pem), dir.write("kbs.key", key_pem)};
+}
+
+TEST_F(KbsClientTest, HttpsWithTheKbsCaAndWithoutIt) {
+  confpod::testing::TempDir dir;
+  SelfSigned tls = make_cert(dir);
+  kbs_http::ServerOptions so;
+  so.listen = "127.0.0.1:0";
+  so.tls_cert = tls.cert;
+  so.tls_key = tls.key;
+  auto s = kbs_http::Server::start(*kbs_, std::move(so));
+  ASSERT_TRUE(s.ok()) << s.error().describe();
+  const std::string https = "https://127.0.0.1:" + std::to_string((*s)->port());
+
+  KbsClientOptions o;
+  o.url = https;
+  o.ca_cert_file = tls.cert;
+  KbsClient client(o, *evidence_);
+  Status st = client.attest(kInitData);
+  ASSERT_TRUE(st.ok()) << st.error().describe();
+  auto secret = client.get_resource(kResource);
+  ASSERT_TRUE(secret.ok()) << secret.error().describe();
+  EXPECT_EQ(std::string(secret->begin(), secret->end()), kSecret);
+
+  // Not signed by a CA we trust: the connection fails before anything is sent.
+  KbsClient untrusting({.url = https}, *evidence_);
+  EXPECT_EQ(untrusting.attest(kInitData).error().code, "kbs_client.http");
+}
+
+TEST(KbsClientUrl, BadUrlsAreRefused) {
+  class Unused : public EvidenceProvider {
+   public:
+    std::string tee() const override { return "sample"; }
+    Result<Bytes> init_data_digest() override { return Bytes(32); }
+    Result<json> evidence(ByteView) override { return json::object(); }
+  } unused;
+  for (std::string u : {"", "ftp://kbs", "http://", "http://kbs/kbs/v0", "http://user@kbs",
+                        "http://kbs:", "http://kbs:0", "http://kbs:65536", "http://kbs:80x",
+                        "http://[::1", "http://kbs?x", "kbs:8080"}) {
+    KbsClient client({.url = u}, unused);
+    Status s = client.attest("");
+    ASSERT_FALSE(s.ok()) << u;
+    EXPECT_EQ(s.error().code, "kbs_client.url") << u << ": " << s.error().describe();
+  }
+}
+
+// A bare HTTP server standing in for a hostile KBS.
+class HostileServer {
+ public:
+  explicit HostileServer(std::function<void(const httplib::Request&, httplib::Response&)> auth) {
+    server_.Post("/kbs/v0/auth", auth);
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~HostileServer() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST(KbsClientHostile, MalformedAndOversizedReplies) {
+  class Sample : public EvidenceProvider {
+   public:
+    std::string tee() const override { return "sample"; }
+    Result<Bytes> init_data_digest() override { return Bytes(32); }
+    Result<json> evidence(ByteView rd) override {
+      return json{{"svn", "1"}, {"report_data", to_base64(rd)}};
+    }
+  } sample;
+  struct Case {
+    std::string name;
+    std::function<void(const httplib::Request&, httplib::Response&)> handler;
+    std::string code;
+  };
+  const std::string cookie = "kbs-session-id=0123456789abcdef; Path=/kbs/v0";
+  std::vector<Case> cases = {
+      {"not json",
+       [&](const httplib::Request&, httplib::Response& res) {
+         res.set_header("Set-Cookie", cookie);
+         res.set_content("{nonce", "application/json");
+       },
+       "kbs_client.reply"},
+      {"no cookie",
+       [&](const httplib::Request&, httplib::Response& res) {
+         res.set_content(R"({"nonce":"abc","extra-params":""})", "application/json");
+       },
+       "kbs_client.reply"},
+      {"nonce not a string",
+       [&](const httplib::Request&, httplib::Response& res) {
+         res.set_header("Set-Cookie", cookie);
+         res.set_content(R"({"nonce":5,"extra-params":""})", "application/json");
+       },
+       "kbs_client.reply"},
+      {"deep nesting",
+       [&](const httplib::Request&, httplib::Response& res) {
+         res.set_header("Set-Cookie", cookie);
+         res.set_content(std::string(5000, '[') + std::string(5000, ']'), "application/json");
+       },
+       "kbs_client.reply"},
+      {"oversized",
+       [&](const httplib::Request&, httplib::Response& res) {
+         res.set_header("Set-Cookie", cookie);
+         res.set_content(std::string(8u << 20, ' '), "application/json");
+       },
+       "kbs_client.reply"},
+      {"error without ErrorInformation",
+       [&](const httplib::Request&, httplib::Response& res) {
+         res.status = 500;
+         res.set_content(std::string("\x01\xff garbage"), "text/plain");
+       },
+       "kbs_client.status"},
+      {"redirect",
+       [&](const httplib::Request&, httplib::Response& res) {
+         res.set_redirect("http://127.0.0.1:1/kbs/v0/auth");
+       },
+       "kbs_client.status"},
+  };
+  for (const auto& c : cases) {
+    HostileServer server(c.handler);
+    KbsClient client({.url = server.url(), .timeout = std::chrono::seconds(5)}, sample);
+    Status s = client.attest("");
+    ASSERT_FALSE(s.ok()) << c.name;
+    EXPECT_EQ(s.error().code, c.code) << c.name << ": " << s.error().describe();
+    for (char ch : s.error().message) EXPECT_TRUE(ch >= 0x20 && ch < 0x7f) << c.name;
+  }
+}
+
+// The JWE on its own --------------------------------------------------------------------------
+
+struct Encrypted {
+  TeeKeyPair pair;
+  json jwe;
+};
+
+Encrypted encrypt_to_new_key(bool rsa, const std::string& plaintext) {
+  Encrypted e;
+  e.pair = generate_tee_key(rsa).value();
+  auto key = kbs::parse_tee_key(e.pair.jwk);
+  EXPECT_TRUE(key.ok()) << key.error().describe();
+  auto text = kbs::jwe_encrypt(*key, as_bytes(plaintext));
+  EXPECT_TRUE(text.ok());
+  e.jwe = json::parse(*text);
+  return e;
+}
+
+std::string flip_b64url_byte(const std::string& b64, std::size_t at) {
+  Bytes b = kbs::from_base64url(b64).value();
+  b[at % b.size()] ^= 0x01;
+  return kbs::base64url(b);
+}
+
+TEST(ResourceJwe, DecryptsWhatTheKbsEncryptsAndRefusesTampering) {
+  for (bool rsa : {false, true}) {
+    SCOPED_TRACE(rsa ? "RSA-OAEP-256" : "ECDH-ES+A256KW");
+    Encrypted e = encrypt_to_new_key(rsa, kSecret);
+    auto plain = decrypt_resource_jwe(e.jwe.dump(), e.pair.key.get());
+    ASSERT_TRUE(plain.ok()) << plain.error().describe();
+    EXPECT_EQ(std::string(plain->begin(), plain->end()), kSecret);
+
+    for (const char* member : {"ciphertext", "tag", "iv", "encrypted_key", "protected"}) {
+      json t = e.jwe;
+      t[member] = flip_b64url_byte(t[member].get<std::string>(), 3);
+      auto r = decrypt_resource_jwe(t.dump(), e.pair.key.get());
+      ASSERT_FALSE(r.ok()) << member;
+      EXPECT_EQ(r.error().code, "kbs_client.jwe") << member;
+    }
+    // Another key of the same kind cannot open it.
+    TeeKeyPair other = generate_tee_key(rsa).value();
+    EXPECT_EQ(decrypt_resource_jwe(e.jwe.dump(), other.key.get()).error().code, "kbs_client.jwe");
+    // Shape: not JSON, missing members, an AAD member, truncated ciphertext.
+    EXPECT_EQ(decrypt_resource_jwe("{", e.pair.key.get()).error().code, "kbs_client.jwe");
+    json no_tag = e.jwe;
+    no_tag.erase("tag");
+    EXPECT_EQ(decrypt_resource_jwe(no_tag.dump(), e.pair.key.get()).error().code, "kbs_client.jwe");
+    json aad = e.jwe;
+    aad["aad"] = "AAAA";
+    EXPECT_EQ(decrypt_resource_jwe(aad.dump(), e.pair.key.get()).error().code, "kbs_client.jwe");
+    json short_ct = e.jwe;
+    std::string ct = short_ct["ciphertext"];
+    short_ct["ciphertext"] = ct.substr(0, ct.size() - 4);
+    EXPECT_EQ(decrypt_resource_jwe(short_ct.dump(), e.pair.key.get()).error().code,
+              "kbs_client.jwe");
+  }
+  // An RSA JWE offered to an EC key (and back) is refused by alg, not attempted.
+  Encrypted to_rsa = encrypt_to_new_key(true, kSecret);
+  Encrypted to_ec = encrypt_to_new_key(false, kSecret);
+  auto r = decrypt_resource_jwe(to_rsa.jwe.dump(), to_ec.pair.key.get());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("alg"), std::string::npos) << r.error().message;
+  EXPECT_EQ(decrypt_resource_jwe(to_ec.jwe.dump(), to_rsa.pair.key.get()).error().code,
+            "kbs_client.jwe");
+}
+
+}  // namespace
+}  // namespace confpod::guest

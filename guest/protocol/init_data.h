@@ -1,0 +1,89 @@
+// Init-data: the pod's configuration as the guest agent receives it, bound into the launch.
+//
+// The daemon derives one canonical JSON document from the pod spec (daemon/spec/init_data.h)
+// and binds its digest into the VM at launch: SHA-256 into SEV-SNP HOST_DATA, SHA-384 into
+// TDX MRCONFIGID (for tee none, the simulated equivalent on the kernel command line). The
+// host sends the same bytes to the agent over the channel; the agent hashes what it got,
+// compares with the digest in its own evidence, and only then parses and uses it. The KBS
+// reference values carry the same digest, so a host that alters init-data gets neither a
+// running pod nor its secrets. docs/init-data.md describes the document.
+//
+// Canonical form: compact JSON, object keys sorted, every member written (defaults too), so
+// equal documents are equal bytes and parse_init_data(to_json(d)) == d.
+//
+// Errors: "initdata.invalid" (shape, types, bounds; names the member), "initdata.too_large".
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attest/base/bytes.h"
+#include "attest/base/result.h"
+
+namespace confpod::guest {
+
+inline constexpr std::uint32_t kInitDataVersion = 1;
+inline constexpr std::size_t kMaxInitDataBytes = 64u << 10;  // what the KBS takes in an Attestation
+
+struct InitImage {
+  std::string digest;  // "sha256:<64 hex>": the OCI image manifest digest
+  std::string disk;    // virtio-blk serial of the read-only disk holding the OCI archive
+  bool operator==(const InitImage&) const = default;
+};
+
+struct InitContainer {
+  std::string name;
+  InitImage image;
+  std::vector<std::string> command;        // empty: the image config's Entrypoint + Cmd
+  std::map<std::string, std::string> env;  // added to (and overriding) the image config's Env
+  std::string workdir = "/";
+  bool operator==(const InitContainer&) const = default;
+};
+
+struct InitSecret {
+  std::string resource;  // KBS "<repository>/<type>/<tag>"
+  std::string path;      // absolute path inside every container (a tmpfs holds it)
+  bool operator==(const InitSecret&) const = default;
+};
+
+struct InitNetwork {
+  std::string interface = "eth0";
+  std::string address;  // "10.0.2.15/24"; empty: no network is configured
+  std::string gateway;  // "10.0.2.2"; empty: no default route
+  bool operator==(const InitNetwork&) const = default;
+};
+
+struct InitData {
+  std::uint32_t version = kInitDataVersion;
+  std::string pod;
+  std::string tee;      // "none" | "snp" | "tdx"
+  std::string kbs_url;  // "http://10.0.2.2:8080"; empty when the pod has no secrets
+  InitNetwork network;
+  std::vector<InitContainer> containers;  // at least one
+  std::vector<InitSecret> secrets;
+  bool allow_exec = false;  // host "exec" requests (off unless the spec allows them)
+  bool operator==(const InitData&) const = default;
+};
+
+// The canonical bytes (the ones whose digest is bound at launch).
+std::string to_json(const InitData& data);
+// Parses hostile bytes: size cap, strict types, unknown members refused, bounded counts and
+// string lengths, names and paths checked (absolute, no "..", no NUL).
+Result<InitData> parse_init_data(std::string_view text);
+
+// Limits of the document (the pod spec's, daemon/spec/spec.h).
+inline constexpr std::size_t kMaxInitContainers = 16;
+inline constexpr std::size_t kMaxInitSecrets = 64;
+inline constexpr std::size_t kMaxInitArgs = 256;  // per container command
+inline constexpr std::size_t kMaxInitEnv = 256;   // per container env
+inline constexpr std::size_t kMaxInitStringBytes = 4096;
+
+// The checks parse_init_data applies after reading the types, on a document built in memory
+// (the daemon calls it before launching, so it never binds init-data the agent would refuse).
+// parse_init_data(to_json(d)) == d holds exactly when this is ok. Error "initdata.invalid".
+Status validate_init_data(const InitData& data);
+
+}  // namespace confpod::guest
