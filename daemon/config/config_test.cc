@@ -77,6 +77,7 @@ const std::vector<std::string> kAllKeys = {"state_dir",
                                            "kbs.tls_cert",
                                            "kbs.tls_key",
                                            "kbs.allow_plain_http",
+                                           "kbs.guest_url",
                                            "network.mode",
                                            "network.bridge",
                                            "network.subnet"};

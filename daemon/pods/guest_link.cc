@@ -115,7 +115,16 @@ void GuestLink::run() {
     return std::move(*message);
   };
 
-  if (!options_.reattach) {
+  if (options_.reattach) {
+    // The previous daemon may have died before the agent got its init-data: send it again.
+    // The agent ignores the same bytes once it has them (and checks them against its evidence
+    // if not), so this is safe whatever happened before.
+    guest::HostMessage init;
+    init.kind = guest::HostMessage::Kind::kInitData;
+    init.init_data = options_.init_data;
+    Status sent = channel->write_frame(guest::to_payload(init), Millis(10000));
+    if (!sent.ok()) note("confpodd: cannot send init-data again: " + sent.error().describe());
+  } else {
     auto hello = next_message(options_.hello_timeout);
     if (!hello) return;
     if (hello->kind != guest::GuestMessage::Kind::kHello) {
@@ -173,7 +182,8 @@ void GuestLink::run() {
              (message->detail.empty() ? "" : " (" + message->detail + ")"));
         break;
       case Kind::kHello:
-        note("agent: unexpected second hello ignored");
+        // After a re-attach, the hello the agent wrote while no daemon was connected.
+        note("agent: hello (" + message->agent + ")");
         break;
     }
   }

@@ -7,8 +7,8 @@
 // Everything the guest sends is checked (frame size, message shape) and a malformed frame
 // ends the link with a line in agent.log; it never brings down the daemon.
 //
-// After a daemon restart the link re-attaches without the hello/init-data exchange (the
-// agent had it already) and only reads.
+// After a daemon restart the link re-attaches: it sends init-data again without waiting for a
+// hello (the agent may or may not have had it; the same bytes again are a no-op for it).
 #pragma once
 
 #include <atomic>

@@ -512,7 +512,13 @@ struct Agent::Impl {
     }
     switch (message->kind) {
       case HostMessage::Kind::kInitData:
-        send_error("agent.protocol", "init-data was already received; ignored another one");
+        // A daemon that re-attached after a restart sends init-data again, not knowing how far
+        // the agent got: the same bytes are acknowledged quietly; anything else is refused.
+        if (message->init_data == raw_init_data) {
+          log("init-data sent again (the host reconnected); unchanged, nothing to do");
+          return;
+        }
+        send_error("agent.protocol", "init-data was already received; ignored a different one");
         return;
       case HostMessage::Kind::kExec:
         handle_exec(*message);

@@ -447,11 +447,16 @@ TEST_F(GuestAgent, HostileFramesAreRefusedAndThePodContinues) {
   ASSERT_FALSE(partial.empty());
   EXPECT_EQ(partial.back().code, "agent.protocol");
 
+  // The same init-data again (a re-attached daemon) is ignored quietly; different bytes are
+  // refused: the first error frame after both is about the different one.
+  agent.send_init_data(raw);
   agent.send_init_data(to_json(init_data({"/bin/sh", "-c", "echo replaced"})));
   auto second = agent.read_until(
       [](const GuestMessage& m) { return is_kind(m, GuestMessage::Kind::kError); });
   ASSERT_FALSE(second.empty());
   EXPECT_EQ(second.back().code, "agent.protocol");
+  EXPECT_NE(second.back().detail.find("a different one"), std::string::npos)
+      << second.back().detail;
 
   // Still running: a graceful shutdown ends it with the container's own status 0.
   HostMessage shutdown;
