@@ -389,9 +389,9 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
     CONFPOD_TRY(get_path(*kbs, "kbs", "tls_key", c.kbs.tls_key, true));
     CONFPOD_TRY(get_bool(*kbs, "kbs", "allow_plain_http", c.kbs.allow_plain_http));
     CONFPOD_TRY(get_string(*kbs, "kbs", "guest_url", c.kbs.guest_url, 260));
-    if (const toml::node* n = kbs->get("guest_url");
-        n && !c.kbs.guest_url.empty() && !c.kbs.guest_url.starts_with("http://") &&
-        !c.kbs.guest_url.starts_with("https://"))
+    if (const toml::node* n = kbs->get("guest_url"); n && !c.kbs.guest_url.empty() &&
+                                                     !c.kbs.guest_url.starts_with("http://") &&
+                                                     !c.kbs.guest_url.starts_with("https://"))
       return invalid(line_of(*n), "kbs.guest_url",
                      "must start with http:// or https://, got \"" + c.kbs.guest_url + "\"");
     if (c.kbs.tls_cert.empty() != c.kbs.tls_key.empty()) {
