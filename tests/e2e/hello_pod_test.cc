@@ -178,6 +178,36 @@ TEST_F(HelloPodTest, ImageChangedAfterItsDigestWasPinnedIsRefusedByTheAgent) {
   EXPECT_EQ(ctl({"rm", "tampered"}).exit_code, 0);
 }
 
+// A container that fails makes the pod fail (the agent's status is the pod's ExitStatus), and
+// restart = "on-failure" starts it again.
+TEST_F(HelloPodTest, FailingContainerFailsThePodAndOnFailureRestartsIt) {
+  const std::string spec =
+      "name = \"flaky\"\ntee = \"none\"\nrestart = \"on-failure\"\n[vm]\nvcpus = 1\n"
+      "memory_mib = 256\n[[containers]]\nname = \"flaky\"\nimage = \"oci-archive:" +
+      image_->archive + "@" + image_->digest +
+      "\"\ncommand = [\"/bin/sh\", \"-c\", \"echo attempt; exit 4\"]\n";
+  testing::TempDir dir;
+  ASSERT_EQ(ctl({"run", dir.write("flaky.toml", spec)}).exit_code, 0);
+  const std::string log = daemon_->runtime_dir() + "/pods/flaky/containers.log";
+  auto attempts = [&] {
+    std::string text = read_file(log);
+    std::size_t n = 0;
+    for (std::size_t at = text.find("attempt\n"); at != std::string::npos;
+         at = text.find("attempt\n", at + 1))
+      ++n;
+    return n;
+  };
+  EXPECT_TRUE(wait_for([&] { return attempts() >= 2; }, 180s))
+      << ctl({"logs", "flaky"}).out;
+  // Between runs the pod showed the container's status.
+  std::string agent_log = read_file(daemon_->runtime_dir() + "/pods/flaky/agent.log");
+  EXPECT_NE(agent_log.find("container flaky exited with status 4"), std::string::npos)
+      << agent_log;
+  EXPECT_NE(agent_log.find("pod exited with status 4"), std::string::npos) << agent_log;
+  EXPECT_NE(daemon_->log().find("restart scheduled"), std::string::npos);
+  EXPECT_EQ(ctl({"rm", "--force", "flaky"}).exit_code, 0);
+}
+
 // The test is the host: it launches the pod's VM exactly as the daemon would (same init-data
 // digest bound at launch) and then hands the agent a different init-data document.
 TEST_F(HelloPodTest, InitDataAlteredByTheHostIsRefusedByTheAgentAndTheKbs) {
