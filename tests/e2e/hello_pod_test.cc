@@ -197,12 +197,10 @@ TEST_F(HelloPodTest, FailingContainerFailsThePodAndOnFailureRestartsIt) {
       ++n;
     return n;
   };
-  EXPECT_TRUE(wait_for([&] { return attempts() >= 2; }, 180s))
-      << ctl({"logs", "flaky"}).out;
+  EXPECT_TRUE(wait_for([&] { return attempts() >= 2; }, 180s)) << ctl({"logs", "flaky"}).out;
   // Between runs the pod showed the container's status.
   std::string agent_log = read_file(daemon_->runtime_dir() + "/pods/flaky/agent.log");
-  EXPECT_NE(agent_log.find("container flaky exited with status 4"), std::string::npos)
-      << agent_log;
+  EXPECT_NE(agent_log.find("container flaky exited with status 4"), std::string::npos) << agent_log;
   EXPECT_NE(agent_log.find("pod exited with status 4"), std::string::npos) << agent_log;
   EXPECT_NE(daemon_->log().find("restart scheduled"), std::string::npos);
   EXPECT_EQ(ctl({"rm", "--force", "flaky"}).exit_code, 0);
