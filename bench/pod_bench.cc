@@ -74,6 +74,9 @@ double time_pod(const PrivateBus& bus, DaemonProcess& daemon, const std::string&
   auto t0 = Clock::now();
   pid_t pid = ::fork();
   if (pid == 0) {
+    // Its "pod is INSECURE" warning and the pod name would only clutter the report.
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 1), ::dup2(null, 2);
     ::execl(CONFPODCTL_PATH, CONFPODCTL_PATH, "--address", bus.address().c_str(), "run",
             spec_path.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
@@ -93,6 +96,17 @@ double time_pod(const PrivateBus& bus, DaemonProcess& daemon, const std::string&
   ::waitpid(pid, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     throw std::runtime_error("confpodctl run failed for " + name);
+  // The container ends at once and the agent powers the VM off: wait for that, so no guest
+  // still runs while the next measurement (or the next benchmark) does.
+  const pid_t qemu = confpod::testing::pod_qemu_pid(daemon, name);
+  auto deadline = Clock::now() + 60s;
+  while (qemu > 0 && ::kill(qemu, 0) == 0 && Clock::now() < deadline) {
+    std::ifstream stat("/proc/" + std::to_string(qemu) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    auto close = text.rfind(')');
+    if (close == std::string::npos || close + 2 >= text.size() || text[close + 2] == 'Z') break;
+    std::this_thread::sleep_for(20ms);
+  }
   return ms;
 }
 

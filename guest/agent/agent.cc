@@ -291,9 +291,9 @@ struct Agent::Impl {
       if (!bytes.ok())
         return make_error("agent.kbs",
                           "resource " + secret.resource + ": " + bytes.error().describe());
-      // Names and sizes only: secret values never reach a log or the channel.
-      log("secret " + secret.resource + " (" + std::to_string(bytes->size()) + " bytes) for " +
-          secret.path);
+      // Names only: the console is the host's to read, so neither a secret's value nor its
+      // length reaches a log or the channel.
+      log("secret " + secret.resource + " for " + secret.path);
       secrets.push_back({secret.path, SecretBytes(std::move(*bytes))});
     }
     return ok_status();
