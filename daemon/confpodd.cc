@@ -23,6 +23,7 @@
 #include "daemon/bus/service.h"
 #include "daemon/config/config.h"
 #include "daemon/kbs/service.h"
+#include "daemon/pods/guest_image.h"
 #include "daemon/pods/log.h"
 #include "daemon/pods/manager.h"
 #include "daemon/store/resource_store.h"
@@ -89,6 +90,22 @@ int run(const Options& opts) {
   probe_options.scratch_dir = config->host.runtime_dir;
   std::error_code ec;
   std::filesystem::create_directories(config->host.runtime_dir, ec);
+  // No guest image configured: build one here (cached by its inputs, so usually a lookup). A
+  // failure is logged and leaves pods unable to start, each saying why; the daemon still runs.
+  if (!opts.kbs_only && config->host.kernel.empty() && config->host.initrd.empty()) {
+    confpod::pods::GuestImageBuild build;
+    build.builder = config->guest_builder;
+    build.agent = config->guest_agent;
+    build.out_dir = config->state_dir + "/guest";
+    auto image = confpod::pods::build_guest_image(build);
+    if (image.ok()) {
+      config->host.kernel = image->kernel;
+      config->host.initrd = image->initrd;
+      log_info("guest image built", {{"kernel", image->kernel}, {"initrd", image->initrd}});
+    } else {
+      log_error("no guest image: pods cannot start", {{"error", image.error().describe()}});
+    }
+  }
   confpod::pods::ManagerOptions manager_options;
   if (!opts.kbs_only) manager_options.probe = confpod::vmm::probe_host(probe_options);
   manager_options.config = *config;

@@ -305,8 +305,8 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
   CONFPOD_TRY(check_keys(
       root, "",
       {"state_dir", "runtime_dir", "backend", "libvirt_uri", "qemu", "accel", "cpu_model",
-       "guest_kernel", "guest_initrd", "kernel_cmdline", "allow_insecure_tee",
-       "stop_timeout_seconds", "firmware", "snp", "tdx", "kbs", "network"}));
+       "guest_kernel", "guest_initrd", "guest_builder", "guest_agent", "kernel_cmdline",
+       "allow_insecure_tee", "stop_timeout_seconds", "firmware", "snp", "tdx", "kbs", "network"}));
   DaemonConfig c;
   spec::HostDefaults& h = c.host;
 
@@ -331,6 +331,8 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
                    "must be a QEMU CPU model name of [A-Za-z0-9._-], got \"" + h.cpu_model + "\"");
   CONFPOD_TRY(get_path(root, "", "guest_kernel", h.kernel, true));
   CONFPOD_TRY(get_path(root, "", "guest_initrd", h.initrd, true));
+  CONFPOD_TRY(get_path(root, "", "guest_builder", c.guest_builder, false));
+  CONFPOD_TRY(get_path(root, "", "guest_agent", c.guest_agent, false));
   CONFPOD_TRY(get_string(root, "", "kernel_cmdline", h.kernel_cmdline, kMaxCmdlineBytes));
   CONFPOD_TRY(get_bool(root, "", "allow_insecure_tee", h.allow_insecure_tee));
   CONFPOD_TRY(get_int(root, "", "stop_timeout_seconds", 1, 3600, c.stop_timeout_seconds));

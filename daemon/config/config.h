@@ -45,6 +45,10 @@ struct DaemonConfig {
   // allow_insecure_tee, cbitpos/reduced_phys_bits, tdx qgs socket: what vm_config_from_spec
   // needs. runtime_dir is host.runtime_dir.
   spec::HostDefaults host;
+  // When guest_kernel and guest_initrd are both empty, confpodd builds the guest image at
+  // start-up with this builder and agent (daemon/pods/guest_image.h) into <state_dir>/guest.
+  std::string guest_builder = "/usr/libexec/confpod/build-initramfs";
+  std::string guest_agent = "/usr/libexec/confpod/confpod-agent";
   KbsConfig kbs;
   NetworkConfig network;
   unsigned stop_timeout_seconds = 30;  // StopPod: ACPI powerdown grace before SIGKILL

@@ -381,6 +381,12 @@ struct Manager::Impl {
                                                   " no longer parses: " + pod.spec_error));
       return;
     }
+    if (options.config.host.kernel.empty() || options.config.host.initrd.empty())
+      return finish(done, make_error("pods.no_guest_image",
+                                     "pod " + pod.record.name +
+                                         " cannot start: no guest image (guest_kernel and "
+                                         "guest_initrd in confpod.toml, or both empty for "
+                                         "confpodd to build one; see its log)"));
     auto vm = spec::vm_config_from_spec(*pod.spec, options.config.host);
     if (!vm.ok()) return finish(done, vm.take_error());
     spec::PodPaths paths = paths_of(pod);

@@ -490,6 +490,28 @@ TEST_F(DaemonTest, RejectionsNameTheProblem) {
   EXPECT_TRUE(alive(daemon.pid()));
 }
 
+// No guest image in confpod.toml: confpodd builds one at start-up (guest_builder with
+// guest_agent) into <state_dir>/guest, and pods boot it.
+TEST_F(DaemonTest, BuildsItsGuestImageWhenNoneIsConfigured) {
+  testing::DaemonOptions options;
+  options.daemon_builds_guest = true;
+  testing::DaemonProcess daemon(bus_, options);
+  EXPECT_NE(daemon.log().find("guest image built"), std::string::npos) << daemon.log();
+  bool built = false;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(daemon.state_dir() + "/guest", ec))
+    built = built || entry.path().extension() == ".gz";
+  EXPECT_TRUE(built) << "no image under " << daemon.state_dir() << "/guest";
+  testing::BusPtr conn = testing::open_bus(bus_);
+  ASSERT_TRUE(call_s(conn.get(), "CreatePod", pod_spec("self")).ok);
+  Reply started = call_s(conn.get(), "StartPod", "self");
+  ASSERT_TRUE(started.ok) << started.error_message << daemon.log();
+  EXPECT_TRUE(wait_for([&] { return guest_ready(daemon, "self"); }, 90s))
+      << read_file(daemon.runtime_dir() + "/pods/self/serial.log");
+  Reply stopped = call_s(conn.get(), "StopPod", "self");
+  ASSERT_TRUE(stopped.ok) << stopped.error_message;
+}
+
 // kill -9 of confpodd with a VM running: the restarted daemon has every pod and re-attaches
 // the VM, which a Stop then powers down.
 TEST_F(DaemonTest, KillNineThenRestartReattaches) {

@@ -262,7 +262,7 @@ ProcessResult busctl(const PrivateBus& bus, const std::vector<std::string>& args
 
 DaemonProcess::DaemonProcess(const PrivateBus& bus, DaemonOptions opts)
     : bus_(bus), opts_(std::move(opts)) {
-  GuestImage image = guest_image();
+  GuestImage image = opts_.daemon_builds_guest ? GuestImage{} : guest_image();
   std::filesystem::create_directories(state_dir());
   std::filesystem::create_directories(runtime_dir());
   std::ostringstream toml;
@@ -274,8 +274,11 @@ DaemonProcess::DaemonProcess(const PrivateBus& bus, DaemonOptions opts)
        << "accel = " << (opts_.allow_insecure_tee ? "\"tcg\"" : "\"kvm\"") << "\n"
        << "allow_insecure_tee = " << (opts_.allow_insecure_tee ? "true" : "false") << "\n"
        << "stop_timeout_seconds = " << opts_.stop_timeout_seconds << "\n"
-       << "guest_kernel = " << toml_string(image.kernel) << "\n"
-       << "guest_initrd = " << toml_string(image.initrd) << "\n"
+       << (opts_.daemon_builds_guest
+               ? "guest_builder = " + toml_string(CONFPOD_BUILD_INITRAMFS) + "\n" +
+                     "guest_agent = " + toml_string(CONFPOD_AGENT_BINARY) + "\n"
+               : "guest_kernel = " + toml_string(image.kernel) + "\n" +
+                     "guest_initrd = " + toml_string(image.initrd) + "\n")
        << "kernel_cmdline = \"console=ttyS0 quiet panic=-1\"\n"
        << opts_.extra_toml << "\n"
        << "\n"

@@ -97,6 +97,9 @@ struct DaemonOptions {
   std::vector<std::string> extra_args;
   // Seconds StopPod waits for the guest before SIGKILL (confpod.toml stop_timeout_seconds).
   unsigned stop_timeout_seconds = 20;
+  // Leave guest_kernel/guest_initrd out and point guest_builder/guest_agent at the source tree
+  // and the built agent, so confpodd builds its guest image itself at start-up.
+  bool daemon_builds_guest = false;
 };
 
 // A real confpodd process on a PrivateBus. Its config puts everything under dir():
