@@ -10,6 +10,9 @@
 #include <optional>
 #include <utility>
 
+#include "attest/base/path.h"
+#include "daemon/spec/toml_util.h"
+
 namespace confpod::config {
 namespace {
 
@@ -37,50 +40,21 @@ class Parser {
   static std::uint32_t line_of(const toml::node& node) { return node.source().begin.line; }
 
   static std::string join(const std::string& prefix, std::string_view key) {
-    return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
-  }
-
-  static std::string_view type_name(toml::node_type type) {
-    switch (type) {
-      case toml::node_type::table:
-        return "a table";
-      case toml::node_type::array:
-        return "an array";
-      case toml::node_type::string:
-        return "a string";
-      case toml::node_type::integer:
-        return "an integer";
-      case toml::node_type::floating_point:
-        return "a float";
-      case toml::node_type::boolean:
-        return "a boolean";
-      case toml::node_type::date:
-        return "a date";
-      case toml::node_type::time:
-        return "a time";
-      case toml::node_type::date_time:
-        return "a date-time";
-      default:
-        return "nothing";
-    }
+    return spec::toml_util::join(prefix, key);
   }
 
   Error wrong_type(const toml::node& node, const std::string& path,
                    std::string_view expected) const {
-    return invalid(
-        line_of(node), path,
-        "must be " + std::string(expected) + ", got " + std::string(type_name(node.type())));
+    return invalid(line_of(node), path,
+                   "must be " + std::string(expected) + ", got " +
+                       std::string(spec::toml_util::type_name(node.type())));
   }
 
   // Unknown keys are errors: a misspelt key must not silently leave its default in place.
   Status check_keys(const toml::table& table, const std::string& prefix,
                     std::initializer_list<std::string_view> allowed) const {
-    for (auto&& [key, value] : table) {
-      bool known = false;
-      for (std::string_view a : allowed) known = known || key.str() == a;
-      if (!known) return invalid(key.source().begin.line, join(prefix, key.str()), "unknown key");
-      (void)value;
-    }
+    if (auto unknown = spec::toml_util::unknown_key(table, allowed))
+      return invalid(unknown->line, join(prefix, unknown->key), "unknown key");
     return ok_status();
   }
 
@@ -152,26 +126,10 @@ class Parser {
       out.clear();
       return ok_status();
     }
-    if (auto problem = path_problem(value))
+    if (auto problem = normalized_path_problem(value))
       return invalid(line_of(*node), join(prefix, key), *problem);
     out = std::move(value);
     return ok_status();
-  }
-
-  static std::optional<std::string> path_problem(std::string_view p) {
-    if (p.empty() || p.front() != '/') return "must be an absolute path";
-    if (p == "/") return "must not be /";
-    if (p.back() == '/') return "must not end in /";
-    std::size_t start = 1;
-    while (start <= p.size()) {
-      std::size_t end = p.find('/', start);
-      if (end == std::string_view::npos) end = p.size();
-      std::string_view seg = p.substr(start, end - start);
-      if (seg.empty()) return "must not contain //";
-      if (seg == "." || seg == "..") return "must be normalized (no . or .. segments)";
-      start = end + 1;
-    }
-    return std::nullopt;
   }
 
   // One of `choices`, named in the error.

@@ -7,6 +7,9 @@
 #include <set>
 #include <utility>
 
+#include "attest/base/path.h"
+#include "daemon/spec/toml_util.h"
+
 namespace confpod::spec {
 namespace {
 
@@ -18,54 +21,23 @@ Error invalid(std::uint32_t line, const std::string& path, const std::string& me
 
 std::uint32_t line_of(const toml::node& node) { return node.source().begin.line; }
 
-std::string join(const std::string& prefix, std::string_view key) {
-  return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
-}
+using toml_util::join;
 
 std::string indexed(const std::string& prefix, std::size_t i) {
   return prefix + "[" + std::to_string(i) + "]";
 }
 
-std::string_view type_name(toml::node_type type) {
-  switch (type) {
-    case toml::node_type::table:
-      return "a table";
-    case toml::node_type::array:
-      return "an array";
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a float";
-    case toml::node_type::boolean:
-      return "a boolean";
-    case toml::node_type::date:
-      return "a date";
-    case toml::node_type::time:
-      return "a time";
-    case toml::node_type::date_time:
-      return "a date-time";
-    default:
-      return "nothing";
-  }
-}
-
 Error wrong_type(const toml::node& node, const std::string& path, std::string_view expected) {
-  return invalid(
-      line_of(node), path,
-      "must be " + std::string(expected) + ", got " + std::string(type_name(node.type())));
+  return invalid(line_of(node), path,
+                 "must be " + std::string(expected) + ", got " +
+                     std::string(toml_util::type_name(node.type())));
 }
 
 // Unknown keys are errors, not ignored: a misspelt "secrets" must not silently drop secrets.
 Status check_keys(const toml::table& table, const std::string& prefix,
                   std::initializer_list<std::string_view> allowed) {
-  for (auto&& [key, value] : table) {
-    bool known = false;
-    for (std::string_view a : allowed) known = known || key.str() == a;
-    if (!known) return invalid(key.source().begin.line, join(prefix, key.str()), "unknown key");
-    (void)value;
-  }
+  if (auto unknown = toml_util::unknown_key(table, allowed))
+    return invalid(unknown->line, join(prefix, unknown->key), "unknown key");
   return ok_status();
 }
 
@@ -148,30 +120,10 @@ bool is_env_key(std::string_view s) {
   return true;
 }
 
-// Absolute and already normalized: no empty, "." or ".." segments and no trailing slash, so
-// the string is the path (no aliasing of two spellings of one file).
-std::optional<std::string> path_problem(std::string_view p, bool allow_root) {
-  if (p.empty() || p.front() != '/') return "must be an absolute path";
-  if (p == "/") {
-    if (allow_root) return std::nullopt;
-    return "must not be /";
-  }
-  if (p.back() == '/') return "must not end in /";
-  std::size_t start = 1;
-  while (start <= p.size()) {
-    std::size_t end = p.find('/', start);
-    if (end == std::string_view::npos) end = p.size();
-    std::string_view seg = p.substr(start, end - start);
-    if (seg.empty()) return "must not contain //";
-    if (seg == "." || seg == "..") return "must be normalized (no . or .. segments)";
-    start = end + 1;
-  }
-  return std::nullopt;
-}
-
 Status check_path(const toml::node& node, const std::string& path, std::string_view value,
                   bool allow_root) {
-  if (auto problem = path_problem(value, allow_root)) return invalid(line_of(node), path, *problem);
+  if (auto problem = normalized_path_problem(value, allow_root))
+    return invalid(line_of(node), path, *problem);
   return ok_status();
 }
 
@@ -199,7 +151,7 @@ Result<ImageRef> parse_image(const toml::node& node, const std::string& path,
       ref.digest.compare(0, kSha256.size(), kSha256) != 0 ||
       !is_lower_hex(std::string_view(ref.digest).substr(kSha256.size())))
     return invalid(line_of(node), path, "digest must be sha256:<64 hex digits>");
-  if (auto problem = path_problem(ref.path, false))
+  if (auto problem = normalized_path_problem(ref.path, false))
     return invalid(line_of(node), path, "archive path " + *problem);
   return ref;
 }

@@ -5,6 +5,7 @@
 #include <set>
 #include <utility>
 
+#include "attest/base/path.h"
 #include "guest/protocol/strict_json.h"
 
 namespace confpod::guest {
@@ -95,27 +96,6 @@ bool is_resource(std::string_view s) {
   return segments == 3;
 }
 
-// Absolute and already normalized: no empty, "." or ".." segments and no trailing slash, so
-// the string is the path (no aliasing of two spellings of one file).
-std::optional<std::string> path_problem(std::string_view p, bool allow_root) {
-  if (p.empty() || p.front() != '/') return "must be an absolute path";
-  if (p == "/") {
-    if (allow_root) return std::nullopt;
-    return "must not be /";
-  }
-  if (p.back() == '/') return "must not end in /";
-  std::size_t start = 1;
-  while (start <= p.size()) {
-    std::size_t end = p.find('/', start);
-    if (end == std::string_view::npos) end = p.size();
-    std::string_view seg = p.substr(start, end - start);
-    if (seg.empty()) return "must not contain //";
-    if (seg == "." || seg == "..") return "must be normalized (no . or .. segments)";
-    start = end + 1;
-  }
-  return std::nullopt;
-}
-
 // Strict dotted quad: four decimal octets 0..255 without leading zeros (which some parsers
 // read as octal, so two readers could disagree on the address).
 bool is_ipv4(std::string_view s) {
@@ -163,7 +143,7 @@ Status check_text(const std::string& path, std::string_view s) {
 
 Status check_path(const std::string& path, std::string_view value, bool allow_root) {
   CONFPOD_TRY(check_text(path, value));
-  if (auto problem = path_problem(value, allow_root)) return invalid(path, *problem);
+  if (auto problem = normalized_path_problem(value, allow_root)) return invalid(path, *problem);
   return ok_status();
 }
 
