@@ -176,37 +176,9 @@ Result<Bytes> rsa_oaep256_wrap(EVP_PKEY* key, ByteView cek) {
 // ECDH-ES+A256KW to a P-256 key: returns the wrapped CEK and fills the ephemeral x, y.
 Result<Bytes> ecdh_es_a256kw_wrap(EVP_PKEY* peer, ByteView cek, Bytes& epk_x, Bytes& epk_y) {
   CONFPOD_ASSIGN_OR_RETURN(auto eph, generate_p256());
-  PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, eph.get(), nullptr));
-  std::size_t z_len = 0;
-  if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 ||
-      EVP_PKEY_derive_set_peer(ctx.get(), peer) != 1 ||
-      EVP_PKEY_derive(ctx.get(), nullptr, &z_len) != 1 || z_len != 32)
-    return jwe_error("ECDH failed: " + ssl_error());
-  Secret z(z_len);
-  if (EVP_PKEY_derive(ctx.get(), z.bytes.data(), &z_len) != 1)
-    return jwe_error("ECDH failed: " + ssl_error());
-
-  // Concat KDF (NIST SP 800-56A, RFC 7518 section 4.6.2), one SHA-256 round for 256 bits:
-  // counter || Z || len(alg) || alg || len(apu)=0 || len(apv)=0 || keydatalen in bits.
-  static constexpr std::string_view kAlg = "ECDH-ES+A256KW";
-  Bytes info;
-  auto be32 = [&info](std::uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8) info.push_back(static_cast<std::uint8_t>(v >> s));
-  };
-  be32(1);
-  info.insert(info.end(), z.bytes.begin(), z.bytes.end());
-  be32(static_cast<std::uint32_t>(kAlg.size()));
-  info.insert(info.end(), kAlg.begin(), kAlg.end());
-  be32(0);
-  be32(0);
-  be32(256);
-  Secret kek(32);
-  {
-    Bytes d = crypto::sha256(info);
-    std::copy(d.begin(), d.end(), kek.bytes.begin());
-    OPENSSL_cleanse(d.data(), d.size());
-    OPENSSL_cleanse(info.data(), info.size());
-  }
+  CONFPOD_ASSIGN_OR_RETURN(Bytes derived, ecdh_es_a256kw_kek(eph.get(), peer));
+  Secret kek(0);
+  kek.bytes = std::move(derived);
 
   // AES key wrap (RFC 3394) of the 32-byte CEK: 40 bytes.
   std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> kw(EVP_CIPHER_CTX_new());
@@ -228,6 +200,34 @@ Result<Bytes> ecdh_es_a256kw_wrap(EVP_PKEY* peer, ByteView cek, Bytes& epk_x, By
 }
 
 }  // namespace
+
+Result<Bytes> ecdh_es_a256kw_kek(EVP_PKEY* own, EVP_PKEY* peer) {
+  PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, own, nullptr));
+  std::size_t z_len = 0;
+  if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 ||
+      EVP_PKEY_derive_set_peer(ctx.get(), peer) != 1 ||
+      EVP_PKEY_derive(ctx.get(), nullptr, &z_len) != 1 || z_len != 32)
+    return jwe_error("ECDH failed: " + ssl_error());
+  Secret z(z_len);
+  if (EVP_PKEY_derive(ctx.get(), z.bytes.data(), &z_len) != 1)
+    return jwe_error("ECDH failed: " + ssl_error());
+
+  // Concat KDF (NIST SP 800-56A, RFC 7518 section 4.6.2), one SHA-256 round for 256 bits:
+  // counter || Z || len(alg) || alg || len(apu)=0 || len(apv)=0 || keydatalen in bits.
+  static constexpr std::string_view kAlg = "ECDH-ES+A256KW";
+  Secret info(0);
+  auto be32 = [&info](std::uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) info.bytes.push_back(static_cast<std::uint8_t>(v >> s));
+  };
+  be32(1);
+  info.bytes.insert(info.bytes.end(), z.bytes.begin(), z.bytes.end());
+  be32(static_cast<std::uint32_t>(kAlg.size()));
+  info.bytes.insert(info.bytes.end(), kAlg.begin(), kAlg.end());
+  be32(0);
+  be32(0);
+  be32(256);
+  return crypto::sha256(info.bytes);
+}
 
 std::string base64url(ByteView bytes) {
   std::string s = to_base64(bytes);

@@ -112,32 +112,10 @@ Status ecdh_es_a256kw_unwrap(EVP_PKEY* key, const nlohmann::json& epk, ByteView 
   auto peer = crypto::ec_public_key_from_xy(NID_X9_62_prime256v1, x);
   if (!peer.ok()) return jwe_error("'epk': " + peer.error().message);
 
-  PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr));
-  std::size_t z_len = 0;
-  if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 ||
-      EVP_PKEY_derive_set_peer(ctx.get(), peer->get()) != 1 ||
-      EVP_PKEY_derive(ctx.get(), nullptr, &z_len) != 1 || z_len != 32)
-    return jwe_error("ECDH failed: " + ssl_error());
-  Secret z(z_len);
-  if (EVP_PKEY_derive(ctx.get(), z.bytes.data(), &z_len) != 1)
-    return jwe_error("ECDH failed: " + ssl_error());
-
-  // Concat KDF (RFC 7518 section 4.6.2), one SHA-256 round for 256 bits: counter || Z ||
-  // len(alg) || alg || len(apu)=0 || len(apv)=0 || keydatalen in bits.
-  static constexpr std::string_view kAlg = "ECDH-ES+A256KW";
-  Secret info;
-  auto be32 = [&info](std::uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8) info.bytes.push_back(static_cast<std::uint8_t>(v >> s));
-  };
-  be32(1);
-  info.bytes.insert(info.bytes.end(), z.bytes.begin(), z.bytes.end());
-  be32(static_cast<std::uint32_t>(kAlg.size()));
-  info.bytes.insert(info.bytes.end(), kAlg.begin(), kAlg.end());
-  be32(0);
-  be32(0);
-  be32(256);
+  auto derived = kbs::ecdh_es_a256kw_kek(key, peer->get());
+  if (!derived.ok()) return jwe_error(derived.error().message);
   Secret kek;
-  kek.bytes = crypto::sha256(info.bytes);
+  kek.bytes = std::move(*derived);
 
   // AES key unwrap (RFC 3394): 40 bytes in, the 32-byte CEK out; the integrity check fails
   // for a wrong KEK.
