@@ -21,7 +21,7 @@
 #include <string_view>
 
 #include "attest/base/result.h"
-#include "vmm/unique_fd.h"
+#include "attest/base/unique_fd.h"
 
 namespace confpod::vmm {
 

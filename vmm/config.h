@@ -29,14 +29,21 @@ struct Channel {
   std::string socket_path;  // host-side unix socket QEMU listens on
 };
 
+// A user-mode host forward: host_ip:host_port on the host -> guest_port in the guest.
+struct HostForward {
+  std::string protocol = "tcp";  // tcp | udp
+  std::string host_ip;           // IPv4; empty or 0.0.0.0: every address
+  std::uint16_t host_port = 0;
+  std::uint16_t guest_port = 0;
+  bool operator==(const HostForward&) const = default;
+};
+
 struct Nic {
   enum class Kind { kUser, kTap } kind = Kind::kUser;
   std::string tap_name;  // kTap: an existing tap device
   std::string mac;       // empty: QEMU chooses
-  // kUser: host port forwards "tcp:HOST-:GUEST" pairs
-  std::vector<std::pair<std::uint16_t, std::uint16_t>> host_forwards;
-  // kUser: the same for UDP ("udp:HOST-:GUEST").
-  std::vector<std::pair<std::uint16_t, std::uint16_t>> udp_host_forwards;
+  bool vhost = false;    // kTap: vhost-net in the kernel (needs /dev/vhost-net)
+  std::vector<HostForward> forwards;  // kUser only
 };
 
 struct SnpLaunch {

@@ -142,18 +142,21 @@ Result<std::string> libvirt_domain_xml(const VmConfig& c) {
     w.open("interface", attr("type", user ? "user" : "ethernet"));
     if (!n.mac.empty()) w.empty("mac", attr("address", n.mac));
     if (!user) w.empty("target", attr("dev", n.tap_name) + attr("managed", "no"));
-    const bool forwards = !n.host_forwards.empty() || !n.udp_host_forwards.empty();
+    const bool forwards = !n.forwards.empty();
     // libvirt forwards ports of a user-mode interface only with the passt backend.
     if (user && forwards) w.empty("backend", attr("type", "passt"));
     w.empty("model", attr("type", "virtio"));
-    if (confidential) w.empty("driver", attr("iommu", "on"));
-    for (const auto& [proto, list] :
-         {std::pair{"tcp", &n.host_forwards}, std::pair{"udp", &n.udp_host_forwards}}) {
-      for (const auto& [host, guest] : *list) {
-        w.open("portForward", attr("proto", proto));
-        w.empty("range", attr("start", std::to_string(host)) + attr("to", std::to_string(guest)));
-        w.close("portForward");
-      }
+    // vhost-net where the host has it; qemu (userspace virtio) otherwise.
+    std::string driver = user ? "" : attr("name", n.vhost ? "vhost" : "qemu");
+    if (confidential) driver += attr("iommu", "on");
+    if (!driver.empty()) w.empty("driver", driver);
+    for (const HostForward& f : n.forwards) {
+      std::string forward = attr("proto", f.protocol);
+      if (!f.host_ip.empty() && f.host_ip != "0.0.0.0") forward += attr("address", f.host_ip);
+      w.open("portForward", forward);
+      w.empty("range",
+              attr("start", std::to_string(f.host_port)) + attr("to", std::to_string(f.guest_port)));
+      w.close("portForward");
     }
     w.close("interface");
   }

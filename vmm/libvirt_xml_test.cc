@@ -179,8 +179,7 @@ TEST(LibvirtXml, EscapesEverythingItEmbeds) {
 
 TEST(LibvirtXml, PortForwardsUsePasstAndTapIsEthernet) {
   VmConfig c = base(Tee::kNone);
-  c.nics[0].host_forwards = {{8443, 443}};
-  c.nics[0].udp_host_forwards = {{5353, 53}};
+  c.nics[0].forwards = {{"tcp", "", 8443, 443}, {"udp", "127.0.0.1", 5353, 53}};
   Nic tap;
   tap.kind = Nic::Kind::kTap;
   tap.tap_name = "cp0";
@@ -190,7 +189,7 @@ TEST(LibvirtXml, PortForwardsUsePasstAndTapIsEthernet) {
   EXPECT_TRUE(contains(xml, "<backend type='passt'/>"));
   EXPECT_TRUE(contains(xml, "<portForward proto='tcp'>"));
   EXPECT_TRUE(contains(xml, "<range start='8443' to='443'/>"));
-  EXPECT_TRUE(contains(xml, "<portForward proto='udp'>"));
+  EXPECT_TRUE(contains(xml, "<portForward proto='udp' address='127.0.0.1'>"));
   EXPECT_TRUE(contains(xml, "<interface type='ethernet'>"));
   EXPECT_TRUE(contains(xml, "<target dev='cp0' managed='no'/>"));
   EXPECT_TRUE(contains(xml, "<mac address='52:54:00:00:00:01'/>"));

@@ -151,6 +151,8 @@ HostProbe probe_host(const ProbeOptions& options) {
   p.dev_kvm = exists(at("/dev/kvm"));
   p.dev_sev = exists(at("/dev/sev"));
   p.dev_vhost_vsock = exists(at("/dev/vhost-vsock"));
+  p.dev_vhost_net = exists(at("/dev/vhost-net"));
+  p.dev_net_tun = exists(at("/dev/net/tun"));
   p.kvm_amd_loaded = exists(at("/sys/module/kvm_amd"));
   p.kvm_amd_sev_snp = read_bool_param(at("/sys/module/kvm_amd/parameters/sev_snp"));
   p.kvm_intel_loaded = exists(at("/sys/module/kvm_intel"));
@@ -189,6 +191,8 @@ json to_json(const HostProbe& p) {
       {"kvm", p.dev_kvm},
       {"dev_sev", p.dev_sev},
       {"vhost_vsock", p.dev_vhost_vsock},
+      {"vhost_net", p.dev_vhost_net},
+      {"net_tun", p.dev_net_tun},
       {"kvm_amd", {{"loaded", p.kvm_amd_loaded}, {"sev_snp", opt(p.kvm_amd_sev_snp)}}},
       {"kvm_intel", {{"loaded", p.kvm_intel_loaded}, {"tdx", opt(p.kvm_intel_tdx)}}},
       {"cpuid_8000001f",

@@ -53,6 +53,8 @@ struct HostProbe {
   bool dev_kvm = false;                 // <root>/dev/kvm
   bool dev_sev = false;                 // <root>/dev/sev (AMD PSP driver, SNP firmware interface)
   bool dev_vhost_vsock = false;         // <root>/dev/vhost-vsock
+  bool dev_vhost_net = false;           // <root>/dev/vhost-net (tap NICs use vhost=on)
+  bool dev_net_tun = false;             // <root>/dev/net/tun (bridge networking needs taps)
   bool kvm_amd_loaded = false;          // <root>/sys/module/kvm_amd exists
   std::optional<bool> kvm_amd_sev_snp;  // parameters/sev_snp: Y/1 true, N/0 false; absent: nullopt
   bool kvm_intel_loaded = false;

@@ -7,6 +7,24 @@
 namespace confpod::vmm {
 namespace {
 
+// A dotted-quad IPv4 address (each part 0..255, no leading zeros).
+bool is_ipv4_address(const std::string& s) {
+  int parts = 0;
+  std::size_t i = 0;
+  while (i <= s.size()) {
+    std::size_t end = s.find('.', i);
+    if (end == std::string::npos) end = s.size();
+    const std::string part = s.substr(i, end - i);
+    if (part.empty() || part.size() > 3 || (part.size() > 1 && part[0] == '0')) return false;
+    for (char c : part)
+      if (c < '0' || c > '9') return false;
+    if (std::stoi(part) > 255) return false;
+    ++parts;
+    i = end + 1;
+  }
+  return parts == 4;
+}
+
 // Bounds shared with the pod spec (docs/pod-spec.md): beyond these QEMU either refuses or the
 // host cannot honour them, so we fail early with a named error instead.
 constexpr unsigned kMaxVcpus = 256;
@@ -90,13 +108,19 @@ Status check_devices(const VmConfig& c) {
       // IFNAMSIZ is 16 including the terminator.
       if (n.tap_name.empty() || n.tap_name.size() > 15 || !all_name_chars(n.tap_name))
         return config_error("device", where + ".tap_name must be 1..15 of [A-Za-z0-9._-]");
-      if (!n.host_forwards.empty() || !n.udp_host_forwards.empty())
+      if (!n.forwards.empty())
         return config_error("device", where + ": host forwards only apply to user networking");
+    } else if (n.vhost) {
+      return config_error("device", where + ": vhost only applies to a tap");
     }
-    for (const auto* forwards : {&n.host_forwards, &n.udp_host_forwards})
-      for (const auto& [host, guest] : *forwards)
-        if (host == 0 || guest == 0)
-          return config_error("device", where + ": forwarded ports must be 1..65535");
+    for (const HostForward& f : n.forwards) {
+      if (f.host_port == 0 || f.guest_port == 0)
+        return config_error("device", where + ": forwarded ports must be 1..65535");
+      if (f.protocol != "tcp" && f.protocol != "udp")
+        return config_error("device", where + ": forward protocol must be tcp or udp");
+      if (!f.host_ip.empty() && !is_ipv4_address(f.host_ip))
+        return config_error("device", where + ": forward host_ip must be an IPv4 address");
+    }
   }
   return ok_status();
 }
@@ -287,13 +311,15 @@ Result<std::vector<std::string>> qemu_argv(const VmConfig& c) {
     std::string netdev;
     if (n.kind == Nic::Kind::kUser) {
       netdev = "user,id=" + id;
-      for (const auto& [host, guest] : n.host_forwards)
-        netdev += ",hostfwd=tcp::" + std::to_string(host) + "-:" + std::to_string(guest);
-      for (const auto& [host, guest] : n.udp_host_forwards)
-        netdev += ",hostfwd=udp::" + std::to_string(host) + "-:" + std::to_string(guest);
+      for (const HostForward& f : n.forwards) {
+        const std::string host_ip = f.host_ip == "0.0.0.0" ? "" : f.host_ip;
+        netdev += ",hostfwd=" + f.protocol + ":" + host_ip + ":" + std::to_string(f.host_port) +
+                  "-:" + std::to_string(f.guest_port);
+      }
     } else {
       // The daemon creates and wires the tap; QEMU must not run helper scripts as root.
       netdev = "tap,id=" + id + ",ifname=" + n.tap_name + ",script=no,downscript=no";
+      if (n.vhost) netdev += ",vhost=on";
     }
     add({"-netdev", netdev});
     // romfile= : no iPXE option ROM, nothing unmeasured for the firmware to load.

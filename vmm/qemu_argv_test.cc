@@ -30,7 +30,7 @@ VmConfig base(Tee tee) {
   c.channels.push_back({"org.confpod.agent.0", "/run/p/agent.sock"});
   c.disks.push_back({"/srv/app.tar", true, "raw", "image0"});
   Nic nic;
-  nic.host_forwards = {{8443, 443}};
+  nic.forwards = {{"tcp", "", 8443, 443}};
   c.nics.push_back(nic);
   if (tee == Tee::kNone) c.allow_insecure_tee = true;
   if (tee == Tee::kSnp) {
@@ -213,13 +213,17 @@ TEST(QemuArgv, TapAndMacAndUdp) {
   tap.mac = "52:54:00:12:34:56";
   c.nics.push_back(tap);
   Nic user;
-  user.udp_host_forwards = {{5353, 53}};
+  user.forwards = {{"udp", "127.0.0.1", 5353, 53}};
   c.nics.push_back(user);
   Argv a = argv_ok(c);
   auto has = [&a](const std::string& s) { return std::find(a.begin(), a.end(), s) != a.end(); };
   EXPECT_TRUE(has("tap,id=net0,ifname=cp-payroll0,script=no,downscript=no"));
+  // vhost-net where the host has /dev/vhost-net.
+  c.nics[0].vhost = true;
+  a = argv_ok(c);
+  EXPECT_TRUE(has("tap,id=net0,ifname=cp-payroll0,script=no,downscript=no,vhost=on"));
   EXPECT_TRUE(has("virtio-net-pci,netdev=net0,romfile=,mac=52:54:00:12:34:56"));
-  EXPECT_TRUE(has("user,id=net1,hostfwd=udp::5353-:53"));
+  EXPECT_TRUE(has("user,id=net1,hostfwd=udp:127.0.0.1:5353-:53"));
 }
 
 TEST(QemuArgv, CommasInPathsAreEscaped) {
@@ -316,7 +320,7 @@ TEST(QemuArgv, RejectsInvalidCombinations) {
   c.nics[0].mac = "52:54:00:12:34";
   EXPECT_EQ(code_of(c), "vmm.config.device");
   c = base(Tee::kNone);
-  c.nics[0].host_forwards = {{0, 80}};
+  c.nics[0].forwards = {{"tcp", "", 0, 80}};
   EXPECT_EQ(code_of(c), "vmm.config.device");
   c = base(Tee::kNone);
   c.nics[0].kind = Nic::Kind::kTap;

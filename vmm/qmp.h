@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "attest/base/result.h"
-#include "vmm/unique_fd.h"
+#include "attest/base/unique_fd.h"
 
 namespace confpod::vmm {
 

@@ -33,7 +33,7 @@
 
 #include "attest/base/result.h"
 #include "vmm/qmp.h"
-#include "vmm/unique_fd.h"
+#include "attest/base/unique_fd.h"
 
 namespace confpod::vmm {
 

@@ -22,6 +22,13 @@ BusError to_bus_error(const Error& error) {
   if (code == "kbs.resource.not_found") return {kErrorNoSuchResource, error.message};
   if (code == "kbs.reference_values") return {kErrorInvalidArgs, error.message};
   if (code == "bus.access_denied") return {kErrorAccessDenied, error.message};
+  if (code == "net.not_found") return {kErrorNoSuchNetwork, error.message};
+  if (code == "net.exists") return {kErrorNetworkExists, error.message};
+  if (code == "net.overlap") return {kErrorSubnetOverlap, error.message};
+  if (code == "net.in_use" || code == "net.config") return {kErrorNetworkInUse, error.message};
+  if (code == "net.port_in_use") return {kErrorPortInUse, error.message};
+  if (code == "net.invalid") return {kErrorInvalidNetwork, error.message};
+  if (code == "net.exhausted") return {kErrorNetworkExhausted, error.message};
   return {kErrorFailed, error.describe()};
 }
 

@@ -9,6 +9,13 @@
 //   kbs.resource.not_found                     org.confpod1.Error.NoSuchResource
 //   kbs.reference_values                       org.freedesktop.DBus.Error.InvalidArgs
 //   bus.access_denied                          org.freedesktop.DBus.Error.AccessDenied
+//   net.not_found                              org.confpod1.Error.NoSuchNetwork
+//   net.exists                                 org.confpod1.Error.NetworkExists
+//   net.overlap                                org.confpod1.Error.SubnetOverlap
+//   net.in_use, net.config                     org.confpod1.Error.NetworkInUse
+//   net.port_in_use                            org.confpod1.Error.PortInUse
+//   net.invalid                                org.confpod1.Error.InvalidNetwork
+//   net.exhausted                              org.confpod1.Error.NetworkExhausted
 //   anything else                              org.freedesktop.DBus.Error.Failed
 //
 // The D-Bus error message is the Error's message, except for measure.* and the generic
@@ -31,6 +38,13 @@ inline constexpr const char* kErrorTeeUnavailable = "org.confpod1.Error.TeeUnava
 inline constexpr const char* kErrorInvalidState = "org.confpod1.Error.InvalidState";
 inline constexpr const char* kErrorInvalidResource = "org.confpod1.Error.InvalidResource";
 inline constexpr const char* kErrorNoSuchResource = "org.confpod1.Error.NoSuchResource";
+inline constexpr const char* kErrorNoSuchNetwork = "org.confpod1.Error.NoSuchNetwork";
+inline constexpr const char* kErrorNetworkExists = "org.confpod1.Error.NetworkExists";
+inline constexpr const char* kErrorSubnetOverlap = "org.confpod1.Error.SubnetOverlap";
+inline constexpr const char* kErrorNetworkInUse = "org.confpod1.Error.NetworkInUse";
+inline constexpr const char* kErrorPortInUse = "org.confpod1.Error.PortInUse";
+inline constexpr const char* kErrorInvalidNetwork = "org.confpod1.Error.InvalidNetwork";
+inline constexpr const char* kErrorNetworkExhausted = "org.confpod1.Error.NetworkExhausted";
 inline constexpr const char* kErrorInvalidArgs = "org.freedesktop.DBus.Error.InvalidArgs";
 inline constexpr const char* kErrorAccessDenied = "org.freedesktop.DBus.Error.AccessDenied";
 inline constexpr const char* kErrorFailed = "org.freedesktop.DBus.Error.Failed";

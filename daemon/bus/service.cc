@@ -198,7 +198,7 @@ struct BusService::Handlers {
       return sd_bus_message_append(reply, "i",
                                    static_cast<std::int32_t>(pod->exit_status.value_or(0)));
     if (p == "Measurement") return sd_bus_message_append(reply, "s", pod->measurement.c_str());
-    return -ENOENT;
+    return NetworkHandlers::append_pod_property(reply, self(userdata)->manager_, *pod, p);
   }
 
   static int pod_op(sd_bus_message* m, void* userdata, sd_bus_error* error, PodOp op) {
@@ -218,6 +218,12 @@ struct BusService::Handlers {
   static int pod_kill(sd_bus_message* m, void* u, sd_bus_error* e) {
     return pod_op(m, u, e, &pods::Manager::kill_pod);
   }
+  // The Manager's network methods, with the service's NetworkHandlers as their userdata.
+  template <int (*F)(sd_bus_message*, void*, sd_bus_error*)>
+  static int network_call(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    return F(m, &self(userdata)->networks_, error);
+  }
+
   static const sd_bus_vtable manager_vtable[];
   static const sd_bus_vtable pod_vtable[];
 
@@ -254,6 +260,20 @@ const sd_bus_vtable BusService::Handlers::manager_vtable[] = {
                              SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("GetPodLog", "st", SD_BUS_PARAM(name) SD_BUS_PARAM(max_bytes), "s",
                              SD_BUS_PARAM(text), get_pod_log, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("CreateNetwork", "ssssbas",
+                             SD_BUS_PARAM(name) SD_BUS_PARAM(bridge) SD_BUS_PARAM(subnet)
+                                 SD_BUS_PARAM(subnet6) SD_BUS_PARAM(masquerade) SD_BUS_PARAM(dns),
+                             "o", SD_BUS_PARAM(network), network_call<&NetworkHandlers::create_network>,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("RemoveNetwork", "s", SD_BUS_PARAM(name), "", ,
+                             network_call<&NetworkHandlers::remove_network>,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("GetNetwork", "s", SD_BUS_PARAM(name), "o", SD_BUS_PARAM(network),
+                             network_call<&NetworkHandlers::get_network>,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ListNetworks", "", , "a(ssso)", SD_BUS_PARAM(networks),
+                             network_call<&NetworkHandlers::list_networks>,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("PodNew", "so", SD_BUS_PARAM(name) SD_BUS_PARAM(pod), 0),
     SD_BUS_SIGNAL_WITH_NAMES("PodRemoved", "so", SD_BUS_PARAM(name) SD_BUS_PARAM(pod), 0),
     SD_BUS_VTABLE_END,
@@ -269,6 +289,11 @@ const sd_bus_vtable BusService::Handlers::pod_vtable[] = {
     SD_BUS_PROPERTY("StartedAt", "t", get_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("ExitStatus", "i", get_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Measurement", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Network", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Address", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Address6", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Mac", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Ports", "a(sqsq)", get_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_METHOD("Start", "", "", pod_start, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("Stop", "", "", pod_stop, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("Kill", "", "", pod_kill, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -279,7 +304,11 @@ const sd_bus_vtable BusService::Handlers::pod_vtable[] = {
 
 BusService::BusService(sd_bus* bus, pods::Manager& manager, AuthPolicy auth,
                        std::function<void()> on_change)
-    : bus_(bus), manager_(manager), auth_(std::move(auth)), on_change_(std::move(on_change)) {}
+    : bus_(bus),
+      manager_(manager),
+      auth_(std::move(auth)),
+      on_change_(std::move(on_change)),
+      networks_{manager_, auth_} {}
 
 BusService::~BusService() { manager_.set_listener(nullptr); }
 
@@ -305,6 +334,15 @@ Result<std::unique_ptr<BusService>> BusService::create(sd_bus* bus, pods::Manage
   CONFPOD_TRY(
       check(sd_bus_add_node_enumerator(bus, &slot, kPodPathPrefix, &Handlers::enumerate_pods, self),
             "node enumerator"));
+  service->slots_.emplace_back(slot);
+  CONFPOD_TRY(check(sd_bus_add_fallback_vtable(bus, &slot, kNetworkPathPrefix, kNetworkInterface,
+                                               NetworkHandlers::network_vtable,
+                                               &NetworkHandlers::find, &service->networks_),
+                    "network vtable"));
+  service->slots_.emplace_back(slot);
+  CONFPOD_TRY(check(sd_bus_add_node_enumerator(bus, &slot, kNetworkPathPrefix,
+                                               &NetworkHandlers::enumerate, &service->networks_),
+                    "network enumerator"));
   service->slots_.emplace_back(slot);
   CONFPOD_TRY(check(sd_bus_add_object_manager(bus, &slot, kManagerPath), "object manager"));
   service->slots_.emplace_back(slot);

@@ -16,6 +16,7 @@
 
 #include "attest/base/result.h"
 #include "daemon/bus/auth.h"
+#include "daemon/bus/networks.h"
 #include "daemon/pods/manager.h"
 
 namespace confpod::bus {
@@ -52,6 +53,7 @@ class BusService : public pods::Listener {
   pods::Manager& manager_;
   Authorizer auth_;
   std::function<void()> on_change_;
+  NetworkHandlers networks_;  // the network methods and objects (networks.h)
   struct SlotUnref {
     void operator()(sd_bus_slot* slot) const { sd_bus_slot_unref(slot); }
   };

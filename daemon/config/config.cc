@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -37,6 +38,7 @@ class Parser {
   Result<DaemonConfig> parse_root(const toml::table& root) const;
 
  private:
+  Status read_network(const toml::table& t, const std::string& prefix, net::NetworkDef& def) const;
   static std::uint32_t line_of(const toml::node& node) { return node.source().begin.line; }
 
   static std::string join(const std::string& prefix, std::string_view key) {
@@ -171,42 +173,6 @@ std::optional<unsigned> parse_decimal(std::string_view s, unsigned max) {
 }
 
 // Dotted-quad IPv4, strictly: leading zeros would be octal to inet_aton and decimal to us.
-std::optional<std::uint32_t> parse_ipv4(std::string_view s) {
-  std::uint32_t addr = 0;
-  for (int i = 0; i < 4; ++i) {
-    const std::size_t dot = s.find('.');
-    if ((i < 3) != (dot != std::string_view::npos)) return std::nullopt;
-    auto octet = parse_decimal(s.substr(0, dot), 255);
-    if (!octet) return std::nullopt;
-    addr = (addr << 8) | *octet;
-    s = i < 3 ? s.substr(dot + 1) : std::string_view();
-  }
-  return addr;
-}
-
-std::string format_ipv4(std::uint32_t a) {
-  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
-         std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
-}
-
-std::optional<std::string> subnet_problem(std::string_view cidr) {
-  const std::size_t slash = cidr.find('/');
-  if (slash == std::string_view::npos) return "must be IPv4 CIDR a.b.c.d/N";
-  auto addr = parse_ipv4(cidr.substr(0, slash));
-  if (!addr) return "must be IPv4 CIDR a.b.c.d/N (address is not dotted-quad IPv4)";
-  auto prefix = parse_decimal(cidr.substr(slash + 1), 32);
-  if (!prefix) return "must be IPv4 CIDR a.b.c.d/N (N is not 0..32)";
-  // /30 leaves two usable addresses (host bridge + one guest); shorter than /8 is not a pod
-  // subnet but a typo.
-  if (*prefix < 8 || *prefix > 30)
-    return "prefix length must be 8..30, got /" + std::to_string(*prefix);
-  const std::uint32_t mask = ~0u << (32 - *prefix);
-  if ((*addr & ~mask) != 0)
-    return "has host bits set; the network is " + format_ipv4(*addr & mask) + "/" +
-           std::to_string(*prefix);
-  return std::nullopt;
-}
-
 // host:port with host a dotted-quad IPv4, [IPv6] or a DNS name, port 1..65535.
 std::optional<std::string> listen_problem(std::string_view s) {
   const std::size_t colon = s.rfind(':');
@@ -245,18 +211,50 @@ bool is_loopback_listen(std::string_view s) {
   return dots == 3;
 }
 
-// A Linux interface name: IFNAMSIZ-1 bytes, no '/', ':' or whitespace.
-bool is_ifname(std::string_view s) {
-  if (s.empty() || s.size() > 15 || s == "." || s == "..") return false;
+bool is_cpu_model(std::string_view s) {
   for (char c : s)
     if (!(is_alnum(c) || c == '_' || c == '-' || c == '.')) return false;
   return true;
 }
 
-bool is_cpu_model(std::string_view s) {
-  for (char c : s)
-    if (!(is_alnum(c) || c == '_' || c == '-' || c == '.')) return false;
-  return true;
+// The keys a network table shares with [[networks]]: bridge, subnet, subnet6, masquerade,
+// dns. Validation of the values is net::validate_network's.
+Status Parser::read_network(const toml::table& t, const std::string& prefix,
+                            net::NetworkDef& def) const {
+  CONFPOD_TRY(get_string(t, prefix, "bridge", def.bridge, 64));
+  CONFPOD_TRY(get_string(t, prefix, "subnet", def.subnet, 64));
+  CONFPOD_TRY(get_string(t, prefix, "subnet6", def.subnet6, 64));
+  CONFPOD_TRY(get_bool(t, prefix, "masquerade", def.masquerade));
+  if (const toml::node* node = t.get("dns")) {
+    const auto* list = node->as_array();
+    if (list == nullptr) return wrong_type(*node, join(prefix, "dns"), "an array of addresses");
+    def.dns.clear();
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const auto* server = list->get(i)->as_string();
+      if (server == nullptr)
+        return wrong_type(*list->get(i), join(prefix, "dns"), "an array of address strings");
+      def.dns.push_back(server->get().substr(0, 64));
+      if (!net::parse_ipv4(def.dns.back()) && !net::parse_ipv6(def.dns.back()))
+        return invalid(line_of(*list->get(i)), join(prefix, "dns"),
+                       "\"" + def.dns.back() + "\" is not an IPv4 or IPv6 address");
+    }
+    if (def.dns.size() > 3)
+      return invalid(line_of(*node), join(prefix, "dns"), "at most 3 servers");
+  }
+  // Each field where it is written; what spans fields is validate_network's.
+  if (const toml::node* node = t.get("bridge"); node && !net::is_valid_ifname(def.bridge))
+    return invalid(line_of(*node), join(prefix, "bridge"),
+                   "must be an interface name of 1..15 [A-Za-z0-9_.-], got \"" + def.bridge + "\"");
+  if (const toml::node* node = t.get("subnet")) {
+    auto subnet = net::parse_subnet4(def.subnet);
+    if (!subnet.ok()) return invalid(line_of(*node), join(prefix, "subnet"), subnet.error().message);
+  }
+  if (const toml::node* node = t.get("subnet6"); node && !def.subnet6.empty()) {
+    auto subnet6 = net::parse_subnet6(def.subnet6);
+    if (!subnet6.ok())
+      return invalid(line_of(*node), join(prefix, "subnet6"), subnet6.error().message);
+  }
+  return ok_status();
 }
 
 Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
@@ -264,7 +262,8 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
       root, "",
       {"state_dir", "runtime_dir", "backend", "libvirt_uri", "qemu", "accel", "cpu_model",
        "guest_kernel", "guest_initrd", "guest_builder", "guest_agent", "kernel_cmdline",
-       "allow_insecure_tee", "stop_timeout_seconds", "firmware", "snp", "tdx", "kbs", "network"}));
+       "allow_insecure_tee", "stop_timeout_seconds", "firmware", "snp", "tdx", "kbs", "network",
+       "networks"}));
   DaemonConfig c;
   spec::HostDefaults& h = c.host;
 
@@ -377,22 +376,53 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
     h.kbs_guest_url = (c.kbs.tls_cert.empty() ? "http://10.0.2.2:" : "https://10.0.2.2:") + port;
   }
 
+  // [network] declares the default network; [[networks]] more, each its own bridge.
   CONFPOD_ASSIGN_OR_RETURN(const toml::table* network, sub_table(root, "network"));
   if (network != nullptr) {
-    CONFPOD_TRY(check_keys(*network, "network", {"mode", "bridge", "subnet"}));
-    CONFPOD_TRY(get_enum(*network, "network", "mode", {"user", "bridge"}, c.network.mode));
-    CONFPOD_TRY(get_string(*network, "network", "bridge", c.network.bridge));
-    if (const toml::node* n = network->get("bridge"); n && !is_ifname(c.network.bridge))
-      return invalid(
-          line_of(*n), "network.bridge",
-          "must be an interface name of 1..15 [A-Za-z0-9_.-], got \"" + c.network.bridge + "\"");
-    CONFPOD_TRY(get_string(*network, "network", "subnet", c.network.subnet));
-    if (const toml::node* n = network->get("subnet")) {
-      if (auto problem = subnet_problem(c.network.subnet))
-        return invalid(line_of(*n), "network.subnet",
-                       *problem + " (got \"" + c.network.subnet + "\")");
+    CONFPOD_TRY(check_keys(*network, "network",
+                           {"bridge", "subnet", "subnet6", "masquerade", "dns", "pod_network"}));
+    CONFPOD_TRY(read_network(*network, "network", c.network.default_network));
+    CONFPOD_TRY(get_string(*network, "network", "pod_network", c.network.pod_network, 64));
+  }
+  std::vector<net::Network> declared;
+  {
+    auto parsed = net::validate_network(c.network.default_network);
+    if (!parsed.ok())
+      return invalid(network ? line_of(*network) : 1, "network", parsed.error().message);
+    declared.push_back(std::move(*parsed));
+  }
+  if (const toml::node* node = root.get("networks")) {
+    const auto* list = node->as_array();
+    if (list == nullptr || !list->is_array_of_tables())
+      return wrong_type(*node, "networks", "an array of tables ([[networks]])");
+    if (list->size() > kMaxNetworks)
+      return invalid(line_of(*node), "networks",
+                     "more than " + std::to_string(kMaxNetworks) + " networks");
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const toml::table& t = *list->get(i)->as_table();
+      const std::string prefix = "networks[" + std::to_string(i) + "]";
+      CONFPOD_TRY(check_keys(t, prefix, {"name", "bridge", "subnet", "subnet6", "masquerade", "dns"}));
+      if (t.get("name") == nullptr || t.get("bridge") == nullptr || t.get("subnet") == nullptr)
+        return invalid(line_of(t), prefix, "name, bridge and subnet are required");
+      net::NetworkDef def;
+      CONFPOD_TRY(get_string(t, prefix, "name", def.name, 64));
+      CONFPOD_TRY(read_network(t, prefix, def));
+      auto parsed = net::validate_network(def);
+      if (!parsed.ok()) return invalid(line_of(t), prefix, parsed.error().message);
+      if (Status ok = net::check_compatible(*parsed, declared); !ok.ok())
+        return invalid(line_of(t), prefix, ok.error().message);
+      declared.push_back(std::move(*parsed));
+      c.network.networks.push_back(declared.back().def);
     }
   }
+  c.network.default_network = declared.front().def;
+  const std::string& pod_network = c.network.pod_network;
+  if (pod_network != net::kModeUser && pod_network != net::kModeNone &&
+      std::none_of(declared.begin(), declared.end(),
+                   [&](const net::Network& n) { return n.def.name == pod_network; }))
+    return invalid(network && network->get("pod_network") ? line_of(*network->get("pod_network")) : 1,
+                   "network.pod_network",
+                   "must be \"user\", \"none\" or a declared network, got \"" + pod_network + "\"");
   return c;
 }
 

@@ -9,8 +9,10 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "attest/base/result.h"
+#include "daemon/net/network_def.h"
 #include "daemon/spec/vm_from_spec.h"
 
 namespace confpod::config {
@@ -29,13 +31,15 @@ struct KbsConfig {
   std::string guest_url;
 };
 
+// Guest networks (docs/network.md).
 struct NetworkConfig {
-  // "user": QEMU user-mode networking with host port forwards (works unprivileged, in CI);
-  // "bridge": a tap per pod on `bridge` (needs CAP_NET_ADMIN).
-  std::string mode = "user";
-  std::string bridge = "confpod0";
-  std::string subnet = "10.88.0.0/24";  // bridge mode: addresses handed to guests
+  net::NetworkDef default_network;        // [network]: "default", bridge confpod0, 10.89.0.0/24
+  std::vector<net::NetworkDef> networks;  // [[networks]]
+  // The network of a pod whose spec names none: a declared network, "user" (QEMU user-mode
+  // networking, unprivileged) or "none".
+  std::string pod_network = std::string(net::kDefaultNetwork);
 };
+inline constexpr std::size_t kMaxNetworks = 64;
 
 struct DaemonConfig {
   std::string state_dir = "/var/lib/confpod";  // the SQLite database lives here

@@ -40,8 +40,13 @@ std::string dump(const DaemonConfig& c) {
     << "\nallow_insecure_tee=" << h.allow_insecure_tee << "\nkbs.enabled=" << c.kbs.enabled
     << "\nkbs.listen=" << c.kbs.listen << "\nkbs.tls_cert=" << c.kbs.tls_cert
     << "\nkbs.tls_key=" << c.kbs.tls_key << "\nkbs.allow_plain_http=" << c.kbs.allow_plain_http
-    << "\nnetwork.mode=" << c.network.mode << "\nnetwork.bridge=" << c.network.bridge
-    << "\nnetwork.subnet=" << c.network.subnet << "\n";
+    << "\nnetwork.bridge=" << c.network.default_network.bridge
+    << "\nnetwork.subnet=" << c.network.default_network.subnet
+    << "\nnetwork.subnet6=" << c.network.default_network.subnet6
+    << "\nnetwork.masquerade=" << c.network.default_network.masquerade
+    << "\nnetwork.dns=" << net::dns_to_text(c.network.default_network.dns)
+    << "\nnetwork.pod_network=" << c.network.pod_network
+    << "\nnetworks=" << c.network.networks.size() << "\n";
   return o.str();
 }
 
@@ -80,9 +85,12 @@ const std::vector<std::string> kAllKeys = {"state_dir",
                                            "kbs.tls_key",
                                            "kbs.allow_plain_http",
                                            "kbs.guest_url",
-                                           "network.mode",
                                            "network.bridge",
-                                           "network.subnet"};
+                                           "network.subnet",
+                                           "network.subnet6",
+                                           "network.masquerade",
+                                           "network.dns",
+                                           "network.pod_network"};
 
 TEST(Config, EmptyFileIsTheDocumentedDefaults) {
   DaemonConfig c = parse_ok("");
@@ -110,9 +118,14 @@ TEST(Config, EmptyFileIsTheDocumentedDefaults) {
   EXPECT_EQ(c.host.tdx_qgs_socket, "");
   EXPECT_TRUE(c.kbs.enabled);
   EXPECT_EQ(c.kbs.listen, "127.0.0.1:8080");
-  EXPECT_EQ(c.network.mode, "user");
-  EXPECT_EQ(c.network.bridge, "confpod0");
-  EXPECT_EQ(c.network.subnet, "10.88.0.0/24");
+  EXPECT_EQ(c.network.default_network.name, "default");
+  EXPECT_EQ(c.network.default_network.bridge, "confpod0");
+  EXPECT_EQ(c.network.default_network.subnet, "10.89.0.0/24");
+  EXPECT_EQ(c.network.default_network.subnet6, "");
+  EXPECT_TRUE(c.network.default_network.masquerade);
+  EXPECT_TRUE(c.network.default_network.dns.empty());
+  EXPECT_EQ(c.network.pod_network, "default");
+  EXPECT_TRUE(c.network.networks.empty());
 }
 
 TEST(Config, EmptyTablesKeepDefaults) {
@@ -157,9 +170,17 @@ tls_key = "/etc/confpod/kbs.key"
 allow_plain_http = true
 
 [network]
-mode = "bridge"
 bridge = "br-pods"
 subnet = "172.20.0.0/16"
+subnet6 = "fd00:20::/64"
+masquerade = false
+dns = ["172.20.0.1"]
+pod_network = "lab"
+
+[[networks]]
+name = "lab"
+bridge = "br-lab"
+subnet = "172.21.0.0/24"
 )";
   DaemonConfig c = parse_ok(text);
   DaemonConfig e;
@@ -188,9 +209,17 @@ subnet = "172.20.0.0/16"
   e.kbs.tls_cert = "/etc/confpod/kbs.crt";
   e.kbs.tls_key = "/etc/confpod/kbs.key";
   e.kbs.allow_plain_http = true;
-  e.network.mode = "bridge";
-  e.network.bridge = "br-pods";
-  e.network.subnet = "172.20.0.0/16";
+  e.network.default_network.bridge = "br-pods";
+  e.network.default_network.subnet = "172.20.0.0/16";
+  e.network.default_network.subnet6 = "fd00:20::/64";
+  e.network.default_network.masquerade = false;
+  e.network.default_network.dns = {"172.20.0.1"};
+  e.network.pod_network = "lab";
+  net::NetworkDef lab;
+  lab.name = "lab";
+  lab.bridge = "br-lab";
+  lab.subnet = "172.21.0.0/24";
+  e.network.networks.push_back(lab);
   EXPECT_EQ(dump(c), dump(e));
   // Guard the test itself: each expected value differs from its default, so a key that was
   // silently ignored cannot pass.
@@ -294,20 +323,32 @@ const BadCase kBadCases[] = {
     {"enum is case-sensitive", "backend = \"QEMU\"\n", 1, "backend", "must be qemu or libvirt"},
     {"tcg without insecure tee", "accel = \"tcg\"\n", 1, "accel",
      "needs allow_insecure_tee = true"},
-    {"bad network mode", "[network]\nmode = \"nat\"\n", 2, "network.mode",
-     "must be user or bridge, got \"nat\""},
+    {"unknown pod network", "[network]\npod_network = \"nat\"\n", 2, "network.pod_network",
+     "must be \"user\", \"none\" or a declared network, got \"nat\""},
+    {"old mode key", "[network]\nmode = \"user\"\n", 2, "network.mode", "unknown key"},
+    {"dns not an address", "[network]\ndns = [\"resolver\"]\n", 2, "network.dns",
+     "not an IPv4 or IPv6 address"},
+    {"subnet6 host bits", "[network]\nsubnet6 = \"fd00::1/64\"\n", 2, "network.subnet6",
+     "host bits set"},
+    {"networks overlap", "[[networks]]\nname = \"a\"\nbridge = \"br-a\"\nsubnet = \"10.89.0.0/16\"\n",
+     1, "networks[0]", "overlaps 10.89.0.0/24 of network default"},
+    {"networks same bridge",
+     "[[networks]]\nname = \"a\"\nbridge = \"confpod0\"\nsubnet = \"10.90.0.0/24\"\n", 1,
+     "networks[0]", "already belongs to network default"},
+    {"networks without subnet", "[[networks]]\nname = \"a\"\nbridge = \"br-a\"\n", 1,
+     "networks[0]", "name, bridge and subnet are required"},
     {"subnet without prefix", "[network]\nsubnet = \"10.88.0.0\"\n", 2, "network.subnet",
      "must be IPv4 CIDR"},
     {"subnet host bits", "[network]\nsubnet = \"10.88.0.1/24\"\n", 2, "network.subnet",
      "host bits set; the network is 10.88.0.0/24"},
     {"subnet leading zero", "[network]\nsubnet = \"010.88.0.0/24\"\n", 2, "network.subnet",
-     "not dotted-quad"},
+     "not a dotted-quad"},
     {"subnet octet > 255", "[network]\nsubnet = \"10.256.0.0/16\"\n", 2, "network.subnet",
-     "not dotted-quad"},
+     "not a dotted-quad"},
     {"subnet /31", "[network]\nsubnet = \"10.88.0.0/31\"\n", 2, "network.subnet",
      "prefix length must be 8..30"},
     {"subnet ipv6", "[network]\nsubnet = \"fd00::/64\"\n", 2, "network.subnet",
-     "must be IPv4 CIDR"},
+     "not a dotted-quad IPv4"},
     {"bridge too long", "[network]\nbridge = \"confpod-bridge-0\"\n", 2, "network.bridge", "1..15"},
     {"bridge with colon", "[network]\nbridge = \"br0:1\"\n", 2, "network.bridge", "1..15"},
     {"listen without port", "[kbs]\nlisten = \"127.0.0.1\"\n", 2, "kbs.listen",
@@ -434,7 +475,7 @@ TEST(ExampleConfig, ParsesToTheDefaults) {
 TEST(ExampleConfig, EveryCommentedKeyShowsItsDefault) {
   const std::string text = read_text(CONFPOD_EXAMPLE_CONFIG);
   ASSERT_FALSE(text.empty());
-  const std::regex commented_key("^# ([a-z_]+) = (.+)$");
+  const std::regex commented_key("^# ([a-z_0-9]+) = (.+)$");
   const std::regex table_header("^\\[([a-z_]+)\\]$");
   std::istringstream in(text);
   std::string line, table, uncommented;

@@ -307,13 +307,81 @@ Result<std::string> Client::pod_log(const std::string& name, std::uint64_t max_b
 }
 
 Result<nlohmann::json> Client::pod_properties(const std::string& path) {
+  return properties(path, kPodInterface);
+}
+
+Result<nlohmann::json> Client::properties(const std::string& path, const char* interface) {
   BusError error;
   sd_bus_message* raw = nullptr;
   int r = sd_bus_call_method(bus_.get(), kBusName, path.c_str(), "org.freedesktop.DBus.Properties",
-                             "GetAll", error.get(), &raw, "s", kPodInterface);
+                             "GetAll", error.get(), &raw, "s", interface);
   MessagePtr reply(raw);
   if (r < 0) return error.to_error(r, "GetAll");
   return read_json(reply.get());
+}
+
+Result<std::string> Client::create_network(const NetworkArgs& args) {
+  BusError error;
+  sd_bus_message* raw_call = nullptr;
+  int r = sd_bus_message_new_method_call(bus_.get(), &raw_call, kBusName, kManagerPath,
+                                         kManagerInterface, "CreateNetwork");
+  MessagePtr call(raw_call);
+  if (r < 0) return reply_error("CreateNetwork", r);
+  r = sd_bus_message_append(call.get(), "ssssb", args.name.c_str(), args.bridge.c_str(),
+                            args.subnet.c_str(), args.subnet6.c_str(), args.masquerade ? 1 : 0);
+  if (r >= 0) r = sd_bus_message_open_container(call.get(), 'a', "s");
+  for (std::size_t i = 0; r >= 0 && i < args.dns.size(); ++i)
+    r = sd_bus_message_append(call.get(), "s", args.dns[i].c_str());
+  if (r >= 0) r = sd_bus_message_close_container(call.get());
+  if (r < 0) return reply_error("CreateNetwork", r);
+  sd_bus_message* raw = nullptr;
+  r = sd_bus_call(bus_.get(), call.get(), 0, error.get(), &raw);
+  MessagePtr reply(raw);
+  if (r < 0) return error.to_error(r, "CreateNetwork");
+  const char* path = nullptr;
+  r = sd_bus_message_read(reply.get(), "o", &path);
+  if (r < 0) return reply_error("CreateNetwork", r);
+  return std::string(path);
+}
+
+Status Client::remove_network(const std::string& name) {
+  BusError error;
+  sd_bus_message* raw = nullptr;
+  int r = sd_bus_call_method(bus_.get(), kBusName, kManagerPath, kManagerInterface,
+                             "RemoveNetwork", error.get(), &raw, "s", name.c_str());
+  MessagePtr reply(raw);
+  if (r < 0) return error.to_error(r, "RemoveNetwork");
+  return ok_status();
+}
+
+Result<std::string> Client::get_network(const std::string& name) {
+  BusError error;
+  sd_bus_message* raw = nullptr;
+  int r = sd_bus_call_method(bus_.get(), kBusName, kManagerPath, kManagerInterface, "GetNetwork",
+                             error.get(), &raw, "s", name.c_str());
+  MessagePtr reply(raw);
+  if (r < 0) return error.to_error(r, "GetNetwork");
+  const char* path = nullptr;
+  r = sd_bus_message_read(reply.get(), "o", &path);
+  if (r < 0) return reply_error("GetNetwork", r);
+  return std::string(path);
+}
+
+Result<std::vector<NetworkSummary>> Client::list_networks() {
+  BusError error;
+  sd_bus_message* raw = nullptr;
+  int r = sd_bus_call_method(bus_.get(), kBusName, kManagerPath, kManagerInterface,
+                             "ListNetworks", error.get(), &raw, "");
+  MessagePtr reply(raw);
+  if (r < 0) return error.to_error(r, "ListNetworks");
+  r = sd_bus_message_enter_container(reply.get(), 'a', "(ssso)");
+  if (r < 0) return reply_error("ListNetworks", r);
+  std::vector<NetworkSummary> out;
+  const char *name = nullptr, *bridge = nullptr, *subnet = nullptr, *path = nullptr;
+  while ((r = sd_bus_message_read(reply.get(), "(ssso)", &name, &bridge, &subnet, &path)) > 0)
+    out.push_back({name, bridge, subnet, path});
+  if (r < 0) return reply_error("ListNetworks", r);
+  return out;
 }
 
 Status Client::set_resource(const std::string& path, const std::vector<std::uint8_t>& value) {

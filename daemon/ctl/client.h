@@ -26,6 +26,22 @@ inline constexpr const char* kManagerPath = "/org/confpod1";
 inline constexpr const char* kManagerInterface = "org.confpod1.Manager";
 inline constexpr const char* kPodInterface = "org.confpod1.Pod";
 inline constexpr const char* kBrokerInterface = "org.confpod1.Broker";
+inline constexpr const char* kNetworkInterface = "org.confpod1.Network";
+
+// CreateNetwork's arguments.
+struct NetworkArgs {
+  std::string name;
+  std::string bridge;
+  std::string subnet;
+  std::string subnet6;
+  bool masquerade = true;
+  std::vector<std::string> dns;
+};
+
+// One row of ListNetworks.
+struct NetworkSummary {
+  std::string name, bridge, subnet, path;
+};
 
 // The code of errors that mean "could not reach the bus" rather than "the daemon said no".
 inline constexpr const char* kConnectError = "ctl.connect";
@@ -67,6 +83,15 @@ class Client {
   // type (integers stay integers of their signedness, arrays/structs become arrays, string
   // dictionaries objects).
   Result<nlohmann::json> pod_properties(const std::string& path);
+
+  // Properties.GetAll(`interface`) at `path`, converted as pod_properties.
+  Result<nlohmann::json> properties(const std::string& path, const char* interface);
+
+  // Networks: CreateNetwork (its object path), RemoveNetwork, GetNetwork, ListNetworks.
+  Result<std::string> create_network(const NetworkArgs& args);
+  Status remove_network(const std::string& name);
+  Result<std::string> get_network(const std::string& name);
+  Result<std::vector<NetworkSummary>> list_networks();
 
   // org.confpod1.Broker: SetResource, DeleteResource, ListResources.
   Status set_resource(const std::string& path, const std::vector<std::uint8_t>& value);

@@ -11,6 +11,7 @@
 
 #include "daemon/ctl/launch.h"
 #include "daemon/ctl/measure.h"
+#include "daemon/ctl/networks.h"
 #include "daemon/ctl/pods.h"
 #include "daemon/ctl/secrets.h"
 #include "daemon/ctl/verify.h"
@@ -140,6 +141,31 @@ int main(int argc, char** argv) {
   logs->add_flag("-f,--follow", logs_args.follow,
                  "Keep printing new output until the pod exits (or Ctrl-C)");
 
+  CLI::App* network = app.add_subcommand("network", "Manage guest networks (bridges)");
+  network->require_subcommand(1);
+  bool network_json = false;
+  CLI::App* network_ls = network->add_subcommand("ls", "List networks: NAME BRIDGE SUBNET PODS");
+  network_ls->add_flag("--json", network_json, "Print a JSON array instead of a table");
+  std::string network_name;
+  CLI::App* network_inspect =
+      network->add_subcommand("inspect", "Print every property of a network as JSON");
+  network_inspect->add_option("NAME", network_name, "Network name")->required();
+  confpod::ctl::NetworkCreateArgs network_args;
+  CLI::App* network_create = network->add_subcommand("create", "Create a network");
+  network_create->add_option("NAME", network_args.name, "Network name")->required();
+  network_create->add_option("--subnet", network_args.subnet, "IPv4 subnet, e.g. 10.90.0.0/24")
+      ->required();
+  network_create->add_option("--bridge", network_args.bridge,
+                             "Bridge interface name (default: cp-NAME)");
+  network_create->add_option("--subnet6", network_args.subnet6, "IPv6 subnet, e.g. fd00:90::/64");
+  network_create->add_flag("--no-masquerade", network_args.no_masquerade,
+                           "Pods on it do not reach beyond the host");
+  network_create->add_option("--dns", network_args.dns, "Nameserver handed to pods (repeatable)");
+  CLI::App* network_rm = network->add_subcommand("rm", "Remove a network that has no pods");
+  network_rm->add_option("NAME", network_name, "Network name")->required();
+  CLI::App* port = app.add_subcommand("port", "List a pod's published ports");
+  port->add_option("NAME", pod_name, "Pod name")->required();
+
   std::string secret_path;
   std::string secret_file;
   CLI::App* secret = app.add_subcommand("secret", "Manage the KBS resources (secrets)");
@@ -183,6 +209,13 @@ int main(int argc, char** argv) {
     return confpod::ctl::pod_action(bus_args, PodAction::kKill, pod_name, std::cout, std::cerr);
   if (*rm) return confpod::ctl::pod_remove(bus_args, pod_name, force, std::cout, std::cerr);
   if (*ps) return confpod::ctl::pod_list(bus_args, ps_json, std::cout, std::cerr);
+  if (*network_ls) return confpod::ctl::network_list(bus_args, network_json, std::cout, std::cerr);
+  if (*network_inspect)
+    return confpod::ctl::network_inspect(bus_args, network_name, std::cout, std::cerr);
+  if (*network_create)
+    return confpod::ctl::network_create(bus_args, network_args, std::cout, std::cerr);
+  if (*network_rm) return confpod::ctl::network_remove(bus_args, network_name, std::cout, std::cerr);
+  if (*port) return confpod::ctl::pod_ports(bus_args, pod_name, std::cout, std::cerr);
   if (*inspect) return confpod::ctl::pod_inspect(bus_args, pod_name, std::cout, std::cerr);
   if (*logs) return confpod::ctl::pod_logs(bus_args, logs_args, std::cout, std::cerr);
   if (*secret_put)

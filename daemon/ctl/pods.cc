@@ -15,19 +15,6 @@ namespace {
 // GetPodLog's own cap (daemon/pods/manager.h kMaxLogBytes): ask for all it will give.
 constexpr std::uint64_t kLogBytes = 1u << 20;
 
-int fail(const Error& error, std::ostream& err) {
-  err << "confpodctl: " << one_line(error.code) << ": " << one_line(error.message) << "\n";
-  return exit_code_for(error);
-}
-
-Result<Client> connect(const BusArgs& bus) {
-  ConnectOptions options;
-  options.address = bus.address;
-  options.timeout = std::chrono::seconds(bus.timeout_seconds);
-  options.interactive_authorization = ::isatty(STDIN_FILENO) == 1;
-  return Client::connect(options);
-}
-
 void warn_if_insecure(const std::string& name, const std::string& tee, std::ostream& err) {
   if (tee == "none")
     err << "confpodctl: warning: pod \"" << one_line(name)
@@ -41,6 +28,19 @@ std::string string_property(const nlohmann::json& properties, const char* key) {
 }
 
 }  // namespace
+
+int fail(const Error& error, std::ostream& err) {
+  err << "confpodctl: " << one_line(error.code) << ": " << one_line(error.message) << "\n";
+  return exit_code_for(error);
+}
+
+Result<Client> connect(const BusArgs& bus) {
+  ConnectOptions options;
+  options.address = bus.address;
+  options.timeout = std::chrono::seconds(bus.timeout_seconds);
+  options.interactive_authorization = ::isatty(STDIN_FILENO) == 1;
+  return Client::connect(options);
+}
 
 int pod_create(const BusArgs& bus, const std::string& spec_path, bool start, std::ostream& out,
                std::ostream& err) {

@@ -10,12 +10,21 @@
 #include <ostream>
 #include <string>
 
+#include "attest/base/result.h"
+
 namespace confpod::ctl {
+
+class Client;
 
 struct BusArgs {
   std::string address;  // --address; empty: the system bus
   unsigned timeout_seconds = 120;
 };
+
+// The D-Bus verbs' shared edges: a connection to confpodd (polkit may ask for a password when
+// stdin is a terminal), and a refused request printed as one line, returning the exit code.
+Result<Client> connect(const BusArgs& bus);
+int fail(const Error& error, std::ostream& err);
 
 enum class PodAction { kStart, kStop, kKill };
 

@@ -17,19 +17,6 @@ namespace {
 // The daemon's limit (kbs::kMaxResourceSize); checked here too so a large file fails early.
 constexpr std::size_t kMaxSecretSize = 1u << 20;
 
-int fail(const Error& error, std::ostream& err) {
-  err << "confpodctl: " << one_line(error.code) << ": " << one_line(error.message) << "\n";
-  return exit_code_for(error);
-}
-
-Result<Client> connect(const BusArgs& bus) {
-  ConnectOptions options;
-  options.address = bus.address;
-  options.timeout = std::chrono::seconds(bus.timeout_seconds);
-  options.interactive_authorization = ::isatty(STDIN_FILENO) == 1;
-  return Client::connect(options);
-}
-
 Result<Bytes> read_stdin(std::size_t max_bytes) {
   Bytes out;
   std::uint8_t buffer[65536];

@@ -13,7 +13,7 @@
 #include <sstream>
 #include <vector>
 
-#include "vmm/unique_fd.h"
+#include "attest/base/unique_fd.h"
 
 extern char** environ;
 
@@ -42,10 +42,10 @@ Result<GuestImagePaths> build_guest_image(const GuestImageBuild& build) {
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0)
     return image_error(std::string("pipe: ") + std::strerror(errno));
-  vmm::UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
+  UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
   if (::pipe2(err_pipe, O_CLOEXEC) != 0)
     return image_error(std::string("pipe: ") + std::strerror(errno));
-  vmm::UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
+  UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -92,7 +92,7 @@ Result<GuestImagePaths> build_guest_image(const GuestImageBuild& build) {
     for (int i = 0; i < 2; ++i) {
       if (fds[i].revents == 0) continue;
       char buf[4096];
-      vmm::UniqueFd& fd = i == 0 ? out_read : err_read;
+      UniqueFd& fd = i == 0 ? out_read : err_read;
       ssize_t n = ::read(fd.get(), buf, sizeof buf);
       if (n <= 0) {
         fd.reset();

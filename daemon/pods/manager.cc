@@ -19,14 +19,16 @@
 #include <system_error>
 #include <thread>
 
+#include "daemon/net/networking.h"
 #include "daemon/pods/guest_link.h"
+#include "daemon/pods/pod_files.h"
 #include "daemon/pods/log.h"
 #include "daemon/spec/init_data.h"
 #include "daemon/spec/spec.h"
 #include "daemon/spec/vm_from_spec.h"
 #include "vmm/qemu_argv.h"
 #include "vmm/supervisor.h"
-#include "vmm/unique_fd.h"
+#include "attest/base/unique_fd.h"
 
 namespace confpod::pods {
 
@@ -51,30 +53,38 @@ std::int64_t now_realtime_us() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
-// A caller-supplied name made safe to quote in a message: at most 64 bytes, printable ASCII,
-// anything else as \xNN.
-std::string quote_name(std::string_view name) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  std::size_t n = std::min<std::size_t>(name.size(), 64);
-  for (std::size_t i = 0; i < n; ++i) {
-    auto c = static_cast<unsigned char>(name[i]);
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  if (name.size() > n) out += "...";
-  return out + "\"";
-}
-
 Error invalid_state(const store::PodRecord& pod, std::string_view what) {
   return make_error("pods.invalid_state", "pod " + pod.name + " is " +
                                               std::string(store::to_string(pod.state)) + ": " +
                                               std::string(what));
+}
+
+net::Lease lease_of(const store::PodRecord& record) {
+  return {record.network, record.address, record.address6, record.mac};
+}
+
+// The networking of confpod.toml and this host (docs/network.md).
+net::NetworkingOptions networking_options(const ManagerOptions& options) {
+  const config::DaemonConfig& config = options.config;
+  net::NetworkingOptions n;
+  n.config_networks.push_back(config.network.default_network);
+  for (const auto& def : config.network.networks) n.config_networks.push_back(def);
+  n.pod_network = config.network.pod_network;
+  n.vhost_net = options.probe.dev_vhost_net;
+  n.kbs_guest_url = config.kbs.guest_url;
+  n.user_kbs_url = config.host.kbs_guest_url;
+  n.kbs_tls = !config.kbs.tls_cert.empty();
+  const std::size_t colon = config.kbs.listen.rfind(':');
+  if (config.kbs.enabled && colon != std::string::npos) {
+    net::KbsForward kbs;
+    kbs.port = static_cast<std::uint16_t>(std::stoul(config.kbs.listen.substr(colon + 1)));
+    kbs.guest_port = kbs.port;
+    // A wildcard or a name: the KBS answers on loopback too.
+    auto address = net::parse_ipv4(config.kbs.listen.substr(0, colon));
+    kbs.address = address && *address != 0 ? *address : 0x7f000001u;
+    if (kbs.port != 0) n.kbs = kbs;
+  }
+  return n;
 }
 
 bool is_active(store::PodState state) {
@@ -82,101 +92,16 @@ bool is_active(store::PodState state) {
          state == store::PodState::kStopping;
 }
 
-// The last `max` bytes of a file ("" when unreadable), starting at a UTF-8 character boundary.
-std::string tail_of_file(const std::string& path, std::uint64_t max) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return {};
-  std::streamoff size = in.tellg();
-  if (size <= 0 || max == 0) return {};
-  std::streamoff take = std::min<std::streamoff>(size, static_cast<std::streamoff>(max));
-  in.seekg(size - take);
-  std::string data(static_cast<std::size_t>(take), '\0');
-  in.read(data.data(), take);
-  data.resize(static_cast<std::size_t>(in.gcount()));
-  if (take < size) {
-    std::size_t skip = 0;
-    while (skip < 3 && skip < data.size() &&
-           (static_cast<unsigned char>(data[skip]) & 0xc0) == 0x80)
-      ++skip;
-    data.erase(0, skip);
-  }
-  return data;
-}
-
-std::uint64_t file_size_or_zero(const std::string& path) {
-  std::error_code ec;
-  auto size = std::filesystem::file_size(path, ec);
-  return ec ? 0 : size;
-}
-
 void append_to_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::app);
   out << text;
 }
-
-std::string qemu_log_path(const spec::PodPaths& paths) { return paths.dir + "/qemu.log"; }
 
 std::string_view measurement_name(vmm::Tee tee) {
   return tee == vmm::Tee::kTdx ? "TDX MRTD" : "SEV-SNP launch digest";
 }
 
 }  // namespace
-
-std::int64_t exit_status_of(const vmm::ExitInfo& info) {
-  if (info.exit_code) return *info.exit_code;
-  if (info.signal) return 128 + *info.signal;
-  if (info.cause == vmm::ExitCause::kKilledBySupervisor) return 128 + SIGKILL;
-  // QEMU exits 0 after a SHUTDOWN it acts on; after re-attach we cannot reap it to see that.
-  if (info.shutdown_event_seen &&
-      (info.shutdown_reason == "guest-shutdown" || info.shutdown_reason == "host-qmp-quit" ||
-       info.shutdown_reason == "host-signal"))
-    return 0;
-  return -1;
-}
-
-std::string sanitize_utf8(std::string_view bytes) {
-  static constexpr std::string_view kReplacement = "\xef\xbf\xbd";  // U+FFFD
-  std::string out;
-  out.reserve(bytes.size());
-  std::size_t i = 0;
-  while (i < bytes.size()) {
-    auto b0 = static_cast<unsigned char>(bytes[i]);
-    if (b0 == 0) {
-      out += kReplacement;
-      ++i;
-      continue;
-    }
-    if (b0 < 0x80) {
-      out += static_cast<char>(b0);
-      ++i;
-      continue;
-    }
-    std::size_t len = 0;
-    std::uint32_t cp = 0, min = 0;
-    if ((b0 & 0xe0) == 0xc0) {
-      len = 2, cp = b0 & 0x1f, min = 0x80;
-    } else if ((b0 & 0xf0) == 0xe0) {
-      len = 3, cp = b0 & 0x0f, min = 0x800;
-    } else if ((b0 & 0xf8) == 0xf0) {
-      len = 4, cp = b0 & 0x07, min = 0x10000;
-    }
-    bool valid = len != 0 && i + len <= bytes.size();
-    for (std::size_t k = 1; valid && k < len; ++k) {
-      auto b = static_cast<unsigned char>(bytes[i + k]);
-      if ((b & 0xc0) != 0x80) valid = false;
-      cp = (cp << 6) | (b & 0x3f);
-    }
-    if (valid && (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))) valid = false;
-    if (valid) {
-      out.append(bytes.substr(i, len));
-      i += len;
-    } else {
-      out += kReplacement;
-      ++i;
-    }
-  }
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -189,7 +114,7 @@ struct Pod {
 
   // While the VM runs and no worker owns it: its supervisor, our pidfd, the exit watch.
   std::optional<vmm::Supervisor> sup;
-  vmm::UniqueFd pidfd;
+  UniqueFd pidfd;
   EventSourcePtr exit_watch;
   EventSourcePtr restart_timer;
   std::unique_ptr<GuestLink> link;  // the agent channel while the VM runs
@@ -210,6 +135,7 @@ struct Manager::Impl {
   ManagerOptions options;
   store::Store store;
   Measurer measurer;  // one cache of expected measurements for the daemon's lifetime
+  std::unique_ptr<net::Networking> networking;  // after `store`: it holds a reference to it
   Listener* listener = nullptr;
   std::vector<Listener*> more_listeners;
   std::map<std::string, std::unique_ptr<Pod>, std::less<>> pods;
@@ -220,7 +146,7 @@ struct Manager::Impl {
   std::vector<std::pair<std::uint64_t, std::function<void()>>> posted;
   std::map<std::uint64_t, std::thread> threads;
   std::uint64_t next_job_id = 1;
-  vmm::UniqueFd wake_fd;
+  UniqueFd wake_fd;
   EventSourcePtr wake_source;
 
   Impl(sd_event* e, ManagerOptions o, store::Store s)
@@ -246,6 +172,16 @@ struct Manager::Impl {
   const config::DaemonConfig& config() const { return options.config; }
   spec::PodPaths paths_of(const Pod& pod) const {
     return spec::pod_paths(options.config.host.runtime_dir, pod.record.name);
+  }
+
+  // The host defaults with this pod's network and KBS URL: what its VM and init-data are
+  // built from.
+  Result<spec::HostDefaults> host_for(const store::PodRecord& record) const {
+    spec::HostDefaults host = options.config.host;
+    const net::Lease lease = lease_of(record);
+    CONFPOD_ASSIGN_OR_RETURN(host.network, networking->guest_network(lease));
+    host.kbs_guest_url = networking->kbs_url(lease);
+    return host;
   }
 
   Pod* find(std::string_view name) {
@@ -387,7 +323,9 @@ struct Manager::Impl {
                                          " cannot start: no guest image (guest_kernel and "
                                          "guest_initrd in confpod.toml, or both empty for "
                                          "confpodd to build one; see its log)"));
-    auto vm = spec::vm_config_from_spec(*pod.spec, options.config.host);
+    auto host = host_for(pod.record);
+    if (!host.ok()) return finish(done, host.take_error());
+    auto vm = spec::vm_config_from_spec(*pod.spec, *host);
     if (!vm.ok()) return finish(done, vm.take_error());
     spec::PodPaths paths = paths_of(pod);
     std::error_code ec;
@@ -411,6 +349,11 @@ struct Manager::Impl {
     start_options.log_file = qemu_log_path(paths);
     start_options.qmp_timeout = options.qmp_timeout;
 
+    // The pod's tap on its bridge, and the firewall, before QEMU opens the tap.
+    if (Status wired = networking->prepare(pod.record.name); !wired.ok()) {
+      log_error("pod not started", {{"pod", pod.record.name}, {"error", wired.error().describe()}});
+      return finish(done, wired);
+    }
     Status starting = set_state(pod, store::PodState::kStarting, false);
     if (!starting.ok()) return finish(done, starting);
     pod.job = true;
@@ -461,7 +404,8 @@ struct Manager::Impl {
       spec::PodPaths paths = paths_of(pod);
       link_options.socket_path = paths.agent_socket;
       link_options.dir = paths.dir;
-      link_options.init_data = spec::init_data_text(*pod.spec, options.config.host);
+      auto host = host_for(pod.record);
+      link_options.init_data = host.ok() ? spec::init_data_text(*pod.spec, *host) : std::string();
       link_options.reattach = !fresh_start;
       pod.link = std::make_unique<GuestLink>(std::move(link_options));
     }
@@ -565,6 +509,7 @@ struct Manager::Impl {
   // The pod no longer runs (exited, failed, or never started): answer whoever waited, then
   // remove it or apply its restart policy.
   void after_exit(Pod& pod) {
+    networking->vm_exited(pod.record.name);
     bool requested = pod.stop_requested;
     pod.stop_requested = false;
     pod.kill_pending = false;
@@ -674,6 +619,8 @@ struct Manager::Impl {
       finish_all(waiters, removed);
       return;
     }
+    if (Status unwired = networking->remove_pod(pod.record.name); !unwired.ok())
+      log_error("cannot remove the pod's network", {{"pod", pod.record.name}, {"error", unwired.error().describe()}});
     if (listener != nullptr) listener->pod_removed(pod.record);
     for (Listener* l : more_listeners) l->pod_removed(pod.record);
     spec::PodPaths paths = paths_of(pod);
@@ -722,6 +669,8 @@ Result<std::unique_ptr<Manager>> Manager::create(sd_event* event, ManagerOptions
   CONFPOD_ASSIGN_OR_RETURN(store::Store store,
                            store::Store::open(options.config.state_dir + "/confpod.db"));
   auto impl = std::make_unique<Impl>(event, std::move(options), std::move(store));
+  CONFPOD_ASSIGN_OR_RETURN(impl->networking,
+                           net::Networking::create(networking_options(impl->options), impl->store));
   CONFPOD_TRY(impl->setup_wake());
   return std::unique_ptr<Manager>(new Manager(std::move(impl)));
 }
@@ -737,6 +686,7 @@ const config::DaemonConfig& Manager::config() const { return impl_->config(); }
 Status Manager::recover() {
   CONFPOD_ASSIGN_OR_RETURN(auto records, impl_->store.list_pods());
   std::vector<Pod*> active;
+  std::vector<net::PodNet> networked;
   for (auto& record : records) {
     Pod& pod = impl_->add_pod(std::move(record));
     if (!pod.spec) {
@@ -744,7 +694,13 @@ Status Manager::recover() {
                   {{"pod", pod.record.name}, {"error", pod.spec_error}});
     }
     if (is_active(pod.record.state)) active.push_back(&pod);
+    networked.push_back({pod.record.name, lease_of(pod.record),
+                         pod.spec ? pod.spec->ports : std::vector<spec::Port>(),
+                         is_active(pod.record.state)});
   }
+  // The nftables table and the taps, as the store says they must be (before re-attaching:
+  // a pod whose VM is gone loses its tap in after_exit).
+  CONFPOD_TRY(impl_->networking->recover(networked));
   for (Pod* pod : active) {
     spec::PodPaths paths = impl_->paths_of(*pod);
     bool was_stopping = pod->record.state == store::PodState::kStopping;
@@ -788,16 +744,24 @@ Result<store::PodRecord> Manager::create_pod(std::string_view spec_toml) {
                                        impl_->options.config.host.allow_insecure_tee));
   if (impl_->find(spec.name) != nullptr)
     return make_error("pods.exists", "a pod named " + spec.name + " already exists");
+  // Its network, ports and address; the stored spec names the network it got.
+  CONFPOD_ASSIGN_OR_RETURN(net::Lease lease,
+                           impl_->networking->reserve(spec.name, spec.network, spec.ports));
+  spec.network = lease.network;
+  store::PodRecord record;
+  record.network = lease.network;
+  record.address = lease.address;
+  record.address6 = lease.address6;
+  record.mac = lease.mac;
   std::string measurement;
   if (spec.tee != vmm::Tee::kNone) {
-    // The VM it will be launched as: the same firmware, kernel, initrd, command line, vCPUs
-    // and CPU model begin_start hands QEMU.
-    CONFPOD_ASSIGN_OR_RETURN(vmm::VmConfig vm,
-                             spec::vm_config_from_spec(spec, impl_->options.config.host));
+    // The VM it will be launched as: the same firmware, kernel, initrd, command line, vCPUs,
+    // CPU model and init-data (with its network) begin_start hands QEMU.
+    CONFPOD_ASSIGN_OR_RETURN(spec::HostDefaults host, impl_->host_for(record));
+    CONFPOD_ASSIGN_OR_RETURN(vmm::VmConfig vm, spec::vm_config_from_spec(spec, host));
     CONFPOD_TRY(vmm::validate_vm_config(vm));
     CONFPOD_ASSIGN_OR_RETURN(measurement, impl_->measure(spec.name, vm));
   }
-  store::PodRecord record;
   record.name = spec.name;
   record.tee = vmm::to_string(spec.tee);
   record.spec_toml = spec::to_toml(spec);
@@ -809,6 +773,12 @@ Result<store::PodRecord> Manager::create_pod(std::string_view spec_toml) {
     if (inserted.error().code == "store.exists")
       return make_error("pods.exists", "a pod named " + spec.name + " already exists");
     return inserted.take_error();
+  }
+  // Its published ports in the firewall; nothing half-made stays when that fails.
+  if (Status wired = impl_->networking->add_pod(spec.name, lease, spec.ports); !wired.ok()) {
+    if (Status undone = impl_->store.remove_pod(spec.name); !undone.ok())
+      log_error("cannot undo CreatePod", {{"pod", spec.name}, {"error", undone.error().describe()}});
+    return wired.take_error();
   }
   Pod& pod = impl_->add_pod(record);
   log_info("pod created",
@@ -908,47 +878,7 @@ std::size_t Manager::running_count() const {
 Result<std::string> Manager::pod_log(const std::string& name, std::uint64_t max_bytes) const {
   Pod* pod = impl_->find(name);
   if (pod == nullptr) return not_found(name);
-  spec::PodPaths paths = impl_->paths_of(*pod);
-  // QEMU and the console first, then what the agent said, then the containers' own output.
-  struct Part {
-    std::string header, path;
-    std::uint64_t size = 0, take = 0;
-  };
-  std::vector<Part> parts = {{"==> qemu.log <==\n", qemu_log_path(paths)},
-                             {"==> serial.log <==\n", paths.serial_log},
-                             {"==> agent.log <==\n", GuestLink::agent_log(paths.dir)},
-                             {"==> containers.log <==\n", GuestLink::containers_log(paths.dir)}};
-  std::uint64_t avail = std::min(max_bytes, kMaxLogBytes);
-  for (Part& p : parts) {
-    p.size = file_size_or_zero(p.path);
-    avail = avail > p.header.size() ? avail - p.header.size() : 0;
-  }
-  // Fair shares: a file that needs less than its share leaves the rest to the others.
-  std::size_t open_parts = 0;
-  for (const Part& p : parts) open_parts += p.size > 0 ? 1 : 0;
-  bool changed = true;
-  while (changed && open_parts > 0) {
-    changed = false;
-    std::uint64_t share = avail / open_parts;
-    for (Part& p : parts) {
-      if (p.take == p.size) continue;
-      if (p.size - p.take <= share) {
-        avail -= p.size - p.take;
-        p.take = p.size;
-        --open_parts;
-        changed = true;
-      }
-    }
-    if (!changed)
-      for (Part& p : parts)
-        if (p.take < p.size) p.take += share, avail -= share;
-  }
-  std::string text;
-  for (const Part& p : parts) {
-    if (!text.empty() && text.back() != '\n') text += '\n';
-    text += p.header + tail_of_file(p.path, p.take);
-  }
-  return sanitize_utf8(text);
+  return read_pod_log(impl_->paths_of(*pod), max_bytes);
 }
 
 Result<ReferenceValues> Manager::reference_values(std::string_view name) const {
@@ -962,8 +892,8 @@ Result<ReferenceValues> Manager::reference_values(std::string_view name) const {
     return invalid_state(pod->record, "tee none has no hardware evidence to check");
   if (pod->record.measurement.empty())
     return invalid_state(pod->record, "it has no expected measurement yet (start it once)");
-  CONFPOD_ASSIGN_OR_RETURN(vmm::VmConfig vm,
-                           spec::vm_config_from_spec(*pod->spec, impl_->options.config.host));
+  CONFPOD_ASSIGN_OR_RETURN(spec::HostDefaults host, impl_->host_for(pod->record));
+  CONFPOD_ASSIGN_OR_RETURN(vmm::VmConfig vm, spec::vm_config_from_spec(*pod->spec, host));
   ReferenceValues values;
   values.tee = pod->spec->tee;
   values.measurement = pod->record.measurement;
@@ -979,8 +909,7 @@ Result<ReferenceValues> Manager::reference_values(std::string_view name) const {
 
 Measurer::Stats Manager::measurement_stats() const { return impl_->measurer.stats(); }
 
-Error not_found(std::string_view name) {
-  return make_error("pods.not_found", "no pod named " + quote_name(name));
-}
+net::Networking& Manager::networking() { return *impl_->networking; }
+const net::Networking& Manager::networking() const { return *impl_->networking; }
 
 }  // namespace confpod::pods

@@ -38,6 +38,10 @@
 #include "vmm/probe.h"
 #include "vmm/supervisor.h"
 
+namespace confpod::net {
+class Networking;
+}
+
 namespace confpod::pods {
 
 // Which Pod properties changed (docs/dbus-api.md names them).
@@ -159,6 +163,11 @@ class Manager {
   Result<ReferenceValues> reference_values(std::string_view name) const;
   // The measurement cache's counters (tests, diagnostics).
   Measurer::Stats measurement_stats() const;
+
+  // The pods' networks (daemon/net/networking.h): for the Network objects on D-Bus and the
+  // pods' addresses and ports.
+  net::Networking& networking();
+  const net::Networking& networking() const;
 
   struct Impl;  // opaque: the pod table, supervisors, worker threads
 

@@ -65,6 +65,8 @@ class PodsTest : public ::testing::Test {
     o.config.host.accel = "tcg";
     o.config.host.allow_insecure_tee = allow_insecure;
     o.config.stop_timeout_seconds = 2;
+    // QEMU user networking: this test runs in the machine's own network namespace.
+    o.config.network.pod_network = "user";
     if (with_guest_) {
       testing::GuestImage image = testing::guest_image();
       o.config.host.kernel = image.kernel;
@@ -183,7 +185,12 @@ TEST_F(PodsTest, CreateValidatesAndPersists) {
   EXPECT_EQ(created->tee, "none");
   EXPECT_EQ(created->measurement, "");  // tee none: nothing to measure
   EXPECT_GT(created->created_at_us, 0);
-  EXPECT_EQ(created->spec_toml, spec::to_toml(*spec::parse_pod_spec(spec("web"))));
+  // The canonical form, with the network the daemon chose written in.
+  spec::PodSpec stored = *spec::parse_pod_spec(spec("web"));
+  stored.network = "user";
+  EXPECT_EQ(created->spec_toml, spec::to_toml(stored));
+  EXPECT_EQ(created->network, "user");
+  EXPECT_EQ(created->address, "");
 
   auto dup = m->create_pod(spec("web"));
   ASSERT_FALSE(dup.ok());

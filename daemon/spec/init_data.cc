@@ -10,8 +10,14 @@ guest::InitData init_data_from_spec(const PodSpec& spec, const HostDefaults& hos
   d.tee = vmm::to_string(spec.tee);
   if (!spec.secrets.empty()) d.kbs_url = host.kbs_guest_url;
   d.network.interface = "eth0";
-  d.network.address = host.guest_address;
-  d.network.gateway = host.guest_gateway;
+  if (host.network.kind != PodNetwork::Kind::kNone) {
+    d.network.mac = host.network.mac;
+    d.network.address = host.network.address;
+    d.network.gateway = host.network.gateway;
+    d.network.address6 = host.network.address6;
+    d.network.gateway6 = host.network.gateway6;
+    d.network.dns = host.network.dns;
+  }
   for (std::size_t i = 0; i < spec.containers.size(); ++i) {
     const Container& c = spec.containers[i];
     guest::InitContainer ic;

@@ -8,9 +8,16 @@
 #include <utility>
 
 #include "attest/base/path.h"
+#include "daemon/net/network_def.h"
 #include "daemon/spec/toml_util.h"
 
 namespace confpod::spec {
+
+bool ports_conflict(const Port& a, const Port& b) {
+  return a.protocol == b.protocol && a.host_port == b.host_port &&
+         (a.host_ip == b.host_ip || a.host_ip == "0.0.0.0" || b.host_ip == "0.0.0.0");
+}
+
 namespace {
 
 // Every problem becomes "spec.invalid" with "line N: key.path: what is wrong".
@@ -259,12 +266,20 @@ Result<Secret> parse_secret(const toml::table& t, const std::string& p) {
 }
 
 Result<Port> parse_port(const toml::table& t, const std::string& p) {
-  CONFPOD_TRY(check_keys(t, p, {"host", "container", "protocol"}));
+  CONFPOD_TRY(check_keys(t, p, {"host_port", "guest_port", "protocol", "host_ip"}));
   Port port;
-  CONFPOD_ASSIGN_OR_RETURN(std::int64_t host, required_int(t, p, "host", 1, 65535));
-  CONFPOD_ASSIGN_OR_RETURN(std::int64_t container, required_int(t, p, "container", 1, 65535));
-  port.host = static_cast<std::uint16_t>(host);
-  port.container = static_cast<std::uint16_t>(container);
+  CONFPOD_ASSIGN_OR_RETURN(std::int64_t host, required_int(t, p, "host_port", 1, 65535));
+  CONFPOD_ASSIGN_OR_RETURN(std::int64_t guest, required_int(t, p, "guest_port", 1, 65535));
+  port.host_port = static_cast<std::uint16_t>(host);
+  port.guest_port = static_cast<std::uint16_t>(guest);
+  CONFPOD_ASSIGN_OR_RETURN(auto host_ip, optional_string(t, p, "host_ip"));
+  if (host_ip) {
+    if (!net::parse_ipv4(*host_ip))
+      return invalid(line_of(*t.get("host_ip")), join(p, "host_ip"),
+                     "must be an IPv4 address of the host (0.0.0.0: all), got \"" +
+                         host_ip->substr(0, 64) + "\"");
+    port.host_ip = net::format_ipv4(*net::parse_ipv4(*host_ip));
+  }
   CONFPOD_ASSIGN_OR_RETURN(auto protocol, optional_string(t, p, "protocol"));
   if (protocol) {
     if (*protocol != "tcp" && *protocol != "udp")
@@ -277,7 +292,8 @@ Result<Port> parse_port(const toml::table& t, const std::string& p) {
 
 Result<PodSpec> parse_root(const toml::table& root) {
   CONFPOD_TRY(check_keys(
-      root, "", {"name", "tee", "restart", "allow_exec", "vm", "containers", "secrets", "ports"}));
+      root, "",
+      {"name", "tee", "restart", "allow_exec", "network", "vm", "containers", "secrets", "ports"}));
   PodSpec spec;
   CONFPOD_ASSIGN_OR_RETURN(spec.name, required_string(root, "", "name"));
   if (!is_pod_name(spec.name))
@@ -294,6 +310,16 @@ Result<PodSpec> parse_root(const toml::table& root) {
   else
     return invalid(line_of(*root.get("tee")), "tee",
                    "must be snp, tdx or none, got \"" + tee + "\"");
+
+  CONFPOD_ASSIGN_OR_RETURN(auto network, optional_string(root, "", "network"));
+  if (network) {
+    if (*network != net::kModeUser && *network != net::kModeNone &&
+        !net::is_valid_network_name(*network))
+      return invalid(line_of(*root.get("network")), "network",
+                     "must be \"user\", \"none\" or a network name (1..32 of [A-Za-z0-9_.-]), "
+                     "got \"" + network->substr(0, 64) + "\"");
+    spec.network = *network;
+  }
 
   CONFPOD_ASSIGN_OR_RETURN(auto restart, optional_string(root, "", "restart"));
   if (restart) {
@@ -349,13 +375,14 @@ Result<PodSpec> parse_root(const toml::table& root) {
   }
 
   CONFPOD_ASSIGN_OR_RETURN(auto ports, table_array(root, "ports", kMaxPorts));
-  std::set<std::pair<std::string, std::uint16_t>> host_ports;
   for (std::size_t i = 0; i < ports.size(); ++i) {
     const std::string p = indexed("ports", i);
     CONFPOD_ASSIGN_OR_RETURN(Port port, parse_port(*ports[i], p));
-    if (!host_ports.insert({port.protocol, port.host}).second)
-      return invalid(line_of(*ports[i]->get("host")), p + ".host",
-                     "duplicate host port " + std::to_string(port.host) + "/" + port.protocol);
+    for (const Port& q : spec.ports)
+      if (ports_conflict(q, port))
+        return invalid(line_of(*ports[i]->get("host_port")), p + ".host_port",
+                       "duplicate host port " + std::to_string(port.host_port) + "/" +
+                           port.protocol + " (also published by an earlier [[ports]])");
     spec.ports.push_back(std::move(port));
   }
   return spec;
@@ -430,6 +457,7 @@ std::string to_toml(const PodSpec& spec) {
   out += "tee = " + quote(vmm::to_string(spec.tee)) + "\n";
   out += "restart = " + quote(to_string(spec.restart)) + "\n";
   out += std::string("allow_exec = ") + (spec.allow_exec ? "true" : "false") + "\n";
+  if (!spec.network.empty()) out += "network = " + quote(spec.network) + "\n";
   out += "\n[vm]\n";
   out += "vcpus = " + std::to_string(spec.vm.vcpus) + "\n";
   out += "memory_mib = " + std::to_string(spec.vm.memory_mib) + "\n";
@@ -456,9 +484,10 @@ std::string to_toml(const PodSpec& spec) {
   }
   for (const Port& p : spec.ports) {
     out += "\n[[ports]]\n";
-    out += "host = " + std::to_string(p.host) + "\n";
-    out += "container = " + std::to_string(p.container) + "\n";
+    out += "host_port = " + std::to_string(p.host_port) + "\n";
+    out += "guest_port = " + std::to_string(p.guest_port) + "\n";
     out += "protocol = " + quote(p.protocol) + "\n";
+    out += "host_ip = " + quote(p.host_ip) + "\n";
   }
   return out;
 }

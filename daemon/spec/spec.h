@@ -43,12 +43,18 @@ struct Secret {
   bool operator==(const Secret&) const = default;
 };
 
+// A published port: host_ip:host_port on the host reaches guest_port of the pod.
 struct Port {
-  std::uint16_t host = 0;
-  std::uint16_t container = 0;
-  std::string protocol = "tcp";  // tcp | udp
+  std::uint16_t host_port = 0;
+  std::uint16_t guest_port = 0;
+  std::string protocol = "tcp";    // tcp | udp
+  std::string host_ip = "0.0.0.0";  // an IPv4 address of the host; 0.0.0.0: all of them
   bool operator==(const Port&) const = default;
 };
+
+// Whether two published ports claim the same host socket (same protocol and port, and the
+// same host_ip or either of them 0.0.0.0).
+bool ports_conflict(const Port& a, const Port& b);
 
 struct VmResources {
   unsigned vcpus = 1;
@@ -63,6 +69,10 @@ struct PodSpec {
   // Whether the host may run extra commands in the pod's containers (the agent refuses exec
   // requests otherwise). Part of init-data, so the tenant's choice, not the host's.
   bool allow_exec = false;
+  // "user" (QEMU user-mode networking), "none" (no interface) or the name of a network of
+  // this host (docs/network.md). Empty in a spec: the daemon's default, filled in at
+  // CreatePod, so the stored spec always names it.
+  std::string network;
   VmResources vm;
   std::vector<Container> containers;
   std::vector<Secret> secrets;

@@ -56,9 +56,11 @@ TEST(PodSpec, IssueExampleParsesToTheRightValues) {
   EXPECT_EQ(s.secrets[0].resource, "payroll/keys/db");
   EXPECT_EQ(s.secrets[0].path, "/run/secrets/db");
   ASSERT_EQ(s.ports.size(), 1u);
-  EXPECT_EQ(s.ports[0].host, 8443);
-  EXPECT_EQ(s.ports[0].container, 443);
+  EXPECT_EQ(s.ports[0].host_port, 8443);
+  EXPECT_EQ(s.ports[0].guest_port, 443);
   EXPECT_EQ(s.ports[0].protocol, "tcp");
+  EXPECT_EQ(s.ports[0].host_ip, "0.0.0.0");
+  EXPECT_EQ(s.network, "");  // the daemon's default, filled in at CreatePod
 }
 
 TEST(PodSpec, DefaultsForOptionalKeys) {
@@ -95,8 +97,10 @@ TEST(PodSpec, FullSpecKeepsEveryValue) {
   EXPECT_EQ(s.secrets.size(), 2u);
   ASSERT_EQ(s.ports.size(), 3u);
   EXPECT_EQ(s.ports[1].protocol, "udp");  // same host port, other protocol: allowed
-  EXPECT_EQ(s.ports[2].host, 65535);
-  EXPECT_EQ(s.ports[2].container, 1);
+  EXPECT_EQ(s.ports[1].host_ip, "192.0.2.10");
+  EXPECT_EQ(s.ports[2].host_port, 65535);
+  EXPECT_EQ(s.ports[2].guest_port, 1);
+  EXPECT_EQ(s.network, "backend");
 }
 
 // Every file in tests/data/specs/bad has one defect; its first line names the key the error
@@ -198,7 +202,8 @@ TEST(PodSpec, CanonicalTomlIsExact) {
                 "env = { MODE = \"prod\" }\n"
                 "workdir = \"/\"\n"
                 "\n[[secrets]]\nresource = \"payroll/keys/db\"\npath = \"/run/secrets/db\"\n"
-                "\n[[ports]]\nhost = 8443\ncontainer = 443\nprotocol = \"tcp\"\n");
+                "\n[[ports]]\nhost_port = 8443\nguest_port = 443\nprotocol = \"tcp\"\n"
+                "host_ip = \"0.0.0.0\"\n");
 }
 
 TEST(PodSpec, RestartPolicyNames) {

@@ -88,13 +88,27 @@ Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefault
     c.disks.push_back(std::move(disk));
   }
 
-  vmm::Nic nic;
-  nic.kind = vmm::Nic::Kind::kUser;
-  for (const Port& p : spec.ports) {
-    auto& list = p.protocol == "udp" ? nic.udp_host_forwards : nic.host_forwards;
-    list.emplace_back(p.host, p.container);
+  switch (host.network.kind) {
+    case PodNetwork::Kind::kUser: {
+      vmm::Nic nic;
+      nic.kind = vmm::Nic::Kind::kUser;
+      for (const Port& p : spec.ports)
+        nic.forwards.push_back({p.protocol, p.host_ip, p.host_port, p.guest_port});
+      c.nics.push_back(std::move(nic));
+      break;
+    }
+    case PodNetwork::Kind::kTap: {
+      vmm::Nic nic;
+      nic.kind = vmm::Nic::Kind::kTap;
+      nic.tap_name = host.network.tap;
+      nic.mac = host.network.mac;
+      nic.vhost = host.network.vhost;
+      c.nics.push_back(std::move(nic));
+      break;
+    }
+    case PodNetwork::Kind::kNone:
+      break;
   }
-  c.nics.push_back(std::move(nic));
   return c;
 }
 

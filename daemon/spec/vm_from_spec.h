@@ -12,6 +12,22 @@
 
 namespace confpod::spec {
 
+// A pod's network as its VM and init-data see it (daemon/net fills it in from the pod's
+// network and address; the defaults are QEMU user networking's: the guest is 10.0.2.15, the
+// host, and its loopback, 10.0.2.2, QEMU's resolver 10.0.2.3).
+struct PodNetwork {
+  enum class Kind { kUser, kTap, kNone } kind = Kind::kUser;
+  std::string tap;  // kTap: the host tap device
+  std::string mac;  // kTap: the fixed MAC (the agent picks the interface by it)
+  std::string address = "10.0.2.15/24";
+  std::string gateway = "10.0.2.2";
+  std::string address6;  // "" without IPv6
+  std::string gateway6;
+  std::vector<std::string> dns = {"10.0.2.3"};
+  bool vhost = false;  // kTap: vhost-net (the host has /dev/vhost-net)
+  bool operator==(const PodNetwork&) const = default;
+};
+
 // What the host decides (never the tenant): binaries, guest image, paths, SNP/TDX platform
 // parameters. Filled from confpod.toml by the daemon.
 struct HostDefaults {
@@ -32,11 +48,10 @@ struct HostDefaults {
   std::string tdx_qgs_socket;                 // Intel QGS unix socket; empty: none
   bool allow_insecure_tee = false;            // confpod.toml allow_insecure_tee
   // What the guest is told in init-data (daemon/spec/init_data.h): the KBS URL it reaches
-  // (empty: pods with secrets cannot get them) and its network. The defaults are QEMU user
-  // networking's: the guest is 10.0.2.15, the host (and its loopback) is 10.0.2.2.
+  // (empty: pods with secrets cannot get them) and its network. Both are per pod: the daemon
+  // fills them in for each pod's network before building its VM and init-data.
   std::string kbs_guest_url;
-  std::string guest_address = "10.0.2.15/24";
-  std::string guest_gateway = "10.0.2.2";
+  PodNetwork network;
 };
 
 // The per-pod paths, all under <runtime_dir>/pods/<name>/ (daemon creates the directory).
@@ -56,7 +71,8 @@ inline constexpr std::string_view kAgentChannelName = "org.confpod.agent.0";
 // on the kernel command line so the agent runs the same check (proving nothing: the host
 // writes both).
 // Each container image archive becomes a read-only raw virtio disk with serial "image<i>";
-// ports become user-mode forwards. Errors: "spec.tee" (tee none not allowed on this host or
+// the network becomes a user-mode NIC with the ports as host forwards, a tap NIC (ports are
+// the firewall's, daemon/net), or no NIC. Errors: "spec.tee" (tee none not allowed on this host or
 // host not set up for the TEE), "spec.host" (bad host defaults).
 Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefaults& host,
                                           std::string_view init_data);

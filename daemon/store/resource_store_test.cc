@@ -154,7 +154,7 @@ TEST(SqliteResourceStore, MigratesVersionOneDatabaseKeepingPods) {
 
   auto pods = Store::open(path);
   ASSERT_TRUE(pods.ok()) << pods.error().describe();
-  EXPECT_EQ(pods->schema_version(), 2);
+  EXPECT_EQ(pods->schema_version(), kSchemaVersion);
   auto web = pods->get_pod("web");
   ASSERT_TRUE(web.ok() && web->has_value()) << (web.ok() ? "absent" : web.error().describe());
   EXPECT_EQ((*web)->state, PodState::kExited);

@@ -52,6 +52,22 @@ constexpr Migration kMigrations[] = {
      "  path TEXT PRIMARY KEY NOT NULL,"
      "  value BLOB NOT NULL"
      ") STRICT;"},
+    // Where each pod sits on the network (its address is its lease: unique, kept until the
+    // pod is removed), and the networks created over D-Bus.
+    {3,
+     "ALTER TABLE pods ADD COLUMN network TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE pods ADD COLUMN address TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE pods ADD COLUMN address6 TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE pods ADD COLUMN mac TEXT NOT NULL DEFAULT '';"
+     "CREATE UNIQUE INDEX pods_address ON pods (address) WHERE address != '';"
+     "CREATE TABLE networks ("
+     "  name TEXT PRIMARY KEY NOT NULL,"
+     "  bridge TEXT NOT NULL UNIQUE,"
+     "  subnet TEXT NOT NULL,"
+     "  subnet6 TEXT NOT NULL,"
+     "  masquerade INTEGER NOT NULL CHECK (masquerade IN (0, 1)),"
+     "  dns TEXT NOT NULL"
+     ") STRICT;"},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 
@@ -288,6 +304,10 @@ struct Store::Impl {
     pod.started_at_us = column_optional(stmt, 5);
     pod.exit_status = column_optional(stmt, 6);
     pod.measurement = column_text(stmt, 7);
+    pod.network = column_text(stmt, 8);
+    pod.address = column_text(stmt, 9);
+    pod.address6 = column_text(stmt, 10);
+    pod.mac = column_text(stmt, 11);
     return pod;
   }
 };
@@ -335,19 +355,20 @@ Result<Store> Store::open(const std::string& path) {
       impl->insert,
       prepare(db,
               "INSERT INTO pods (name, tee, spec_toml, state, created_at_us, started_at_us,"
-              " exit_status, measurement) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+              " exit_status, measurement, network, address, address6, mac)"
+              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
               "store.open", what));
   CONFPOD_ASSIGN_OR_RETURN(
       impl->select_one,
       prepare(db,
               "SELECT name, tee, spec_toml, state, created_at_us, started_at_us, exit_status,"
-              " measurement FROM pods WHERE name = ?1",
+              " measurement, network, address, address6, mac FROM pods WHERE name = ?1",
               "store.open", what));
   CONFPOD_ASSIGN_OR_RETURN(
       impl->select_all,
       prepare(db,
               "SELECT name, tee, spec_toml, state, created_at_us, started_at_us, exit_status,"
-              " measurement FROM pods ORDER BY name",
+              " measurement, network, address, address6, mac FROM pods ORDER BY name",
               "store.open", what));
   CONFPOD_ASSIGN_OR_RETURN(
       impl->update,
@@ -375,10 +396,16 @@ Status Store::insert_pod(const PodRecord& pod) {
     if (rc == SQLITE_OK) rc = bind_optional(stmt.get(), 6, pod.started_at_us);
     if (rc == SQLITE_OK) rc = bind_optional(stmt.get(), 7, pod.exit_status);
     if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 8, pod.measurement);
+    if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 9, pod.network);
+    if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 10, pod.address);
+    if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 11, pod.address6);
+    if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 12, pod.mac);
     if (rc != SQLITE_OK) return impl_->io_error(rc, what);
     rc = sqlite3_step(stmt.get());
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
       return make_error("store.exists", quoted(pod.name) + " already exists");
+    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+      return make_error("store.exists", "address " + pod.address + " is already leased");
     if (rc != SQLITE_DONE) return impl_->io_error(rc, what);
   }
   return tx.commit("store.io", impl_->path + ": " + what);
@@ -446,6 +473,75 @@ Status Store::remove_pod(std::string_view name) {
       return make_error("store.not_found", quoted(name) + " does not exist");
   }
   return tx.commit("store.io", impl_->path + ": " + what);
+}
+
+Status Store::insert_network(const NetworkRecord& network) {
+  const std::string what = "insert network " + quoted(network.name);
+  sqlite3* db = impl_->db.get();
+  CONFPOD_ASSIGN_OR_RETURN(Transaction tx,
+                           Transaction::begin(db, "store.io", impl_->path + ": " + what));
+  {
+    CONFPOD_ASSIGN_OR_RETURN(
+        StmtPtr insert,
+        prepare(db,
+                "INSERT INTO networks (name, bridge, subnet, subnet6, masquerade, dns)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "store.io", impl_->path + ": " + what));
+    int rc = bind_text(insert.get(), 1, network.name);
+    if (rc == SQLITE_OK) rc = bind_text(insert.get(), 2, network.bridge);
+    if (rc == SQLITE_OK) rc = bind_text(insert.get(), 3, network.subnet);
+    if (rc == SQLITE_OK) rc = bind_text(insert.get(), 4, network.subnet6);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int(insert.get(), 5, network.masquerade ? 1 : 0);
+    if (rc == SQLITE_OK) rc = bind_text(insert.get(), 6, network.dns);
+    if (rc != SQLITE_OK) return impl_->io_error(rc, what);
+    rc = sqlite3_step(insert.get());
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+      return make_error("store.exists", "network " + quoted(network.name) + " or bridge " +
+                                            quoted(network.bridge) + " already exists");
+    if (rc != SQLITE_DONE) return impl_->io_error(rc, what);
+  }
+  return tx.commit("store.io", impl_->path + ": " + what);
+}
+
+Status Store::remove_network(std::string_view name) {
+  const std::string what = "remove network " + quoted(name);
+  sqlite3* db = impl_->db.get();
+  CONFPOD_ASSIGN_OR_RETURN(Transaction tx,
+                           Transaction::begin(db, "store.io", impl_->path + ": " + what));
+  {
+    CONFPOD_ASSIGN_OR_RETURN(StmtPtr remove,
+                             prepare(db, "DELETE FROM networks WHERE name = ?1", "store.io",
+                                     impl_->path + ": " + what));
+    int rc = bind_text(remove.get(), 1, name);
+    if (rc == SQLITE_OK) rc = sqlite3_step(remove.get());
+    if (rc != SQLITE_DONE) return impl_->io_error(rc, what);
+    if (sqlite3_changes64(db) == 0)
+      return make_error("store.not_found", "network " + quoted(name) + " does not exist");
+  }
+  return tx.commit("store.io", impl_->path + ": " + what);
+}
+
+Result<std::vector<NetworkRecord>> Store::list_networks() {
+  const std::string what = impl_->path + ": list networks";
+  CONFPOD_ASSIGN_OR_RETURN(
+      StmtPtr select,
+      prepare(impl_->db.get(),
+              "SELECT name, bridge, subnet, subnet6, masquerade, dns FROM networks ORDER BY name",
+              "store.io", what));
+  std::vector<NetworkRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(select.get())) == SQLITE_ROW) {
+    NetworkRecord n;
+    n.name = column_text(select.get(), 0);
+    n.bridge = column_text(select.get(), 1);
+    n.subnet = column_text(select.get(), 2);
+    n.subnet6 = column_text(select.get(), 3);
+    n.masquerade = sqlite3_column_int(select.get(), 4) != 0;
+    n.dns = column_text(select.get(), 5);
+    out.push_back(std::move(n));
+  }
+  if (rc != SQLITE_DONE) return impl_->io_error(rc, "list networks");
+  return out;
 }
 
 int Store::schema_version() const { return impl_ ? impl_->schema_version : 0; }

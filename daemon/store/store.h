@@ -34,11 +34,31 @@ struct PodRecord {
   std::optional<std::int64_t> started_at_us;  // last start
   std::optional<std::int64_t> exit_status;    // last exit: code, or 128+signal
   std::string measurement;                    // expected launch measurement, hex; "" for none
+  // The pod's place on the network, fixed at CreatePod (docs/network.md): the network name
+  // ("user", "none" or a bridge network; "" in rows older than schema 3, meaning "user"),
+  // and on a bridge network its IPv4 address, IPv6 address ("" without subnet6) and MAC.
+  // No two pods hold the same address (a unique index).
+  std::string network;
+  std::string address;
+  std::string address6;
+  std::string mac;
   bool operator==(const PodRecord&) const = default;
 };
 
-// 1: pods. 2: resources (the KBS secrets, daemon/store/resource_store.h).
-inline constexpr int kSchemaVersion = 2;
+// A network created over D-Bus (those of confpod.toml are not stored).
+struct NetworkRecord {
+  std::string name;
+  std::string bridge;
+  std::string subnet;
+  std::string subnet6;
+  bool masquerade = true;
+  std::string dns;  // comma-separated addresses
+  bool operator==(const NetworkRecord&) const = default;
+};
+
+// 1: pods. 2: resources (the KBS secrets, daemon/store/resource_store.h). 3: pod network
+// columns and networks.
+inline constexpr int kSchemaVersion = 3;
 
 class Store {
  public:
@@ -60,6 +80,13 @@ class Store {
   Status update_pod(const PodRecord& pod);
   // store.not_found if absent.
   Status remove_pod(std::string_view name);
+
+  // store.exists when the name or bridge is taken.
+  Status insert_network(const NetworkRecord& network);
+  // store.not_found if absent.
+  Status remove_network(std::string_view name);
+  // Ordered by name.
+  Result<std::vector<NetworkRecord>> list_networks();
 
   int schema_version() const;
 

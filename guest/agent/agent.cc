@@ -32,7 +32,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-using vmm::UniqueFd;
 
 constexpr const char* kDefaultPath =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -326,6 +325,9 @@ struct Agent::Impl {
         return make_error("agent.image", "container " + c.name + " (" + c.image.digest +
                                              " on disk " + c.image.disk +
                                              "): " + config.error().describe());
+      // The pod's names and resolvers, as init-data (attested) says, not as the image has.
+      if (Status named = write_name_files(rootfs.string(), init.network, init.pod); !named.ok())
+        return make_error("agent.image", "container " + c.name + ": " + named.error().message);
       PodContainer pc;
       pc.name = c.name;
       pc.argv = c.command;
@@ -679,11 +681,10 @@ struct Agent::Impl {
     send_status("init-data-verified", "pod " + init.pod);
 
     if (opts.configure_network && !init.network.address.empty()) {
-      if (auto s =
-              configure_network(init.network.interface, init.network.address, init.network.gateway);
-          !s.ok())
+      if (auto s = configure_guest_network(init.network); !s.ok())
         return fail_setup("agent.network", s.error().message);
-      log("network " + init.network.interface + " " + init.network.address);
+      log("network " + init.network.interface + " " + init.network.address +
+          (init.network.address6.empty() ? "" : " " + init.network.address6));
     }
     if (auto s = fetch_secrets(); !s.ok()) return fail_setup("agent.kbs", s.error().message);
     if (!init.secrets.empty())

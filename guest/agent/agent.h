@@ -27,7 +27,7 @@
 #include "attest/base/bytes.h"
 #include "attest/base/result.h"
 #include "guest/evidence/evidence.h"
-#include "vmm/unique_fd.h"
+#include "attest/base/unique_fd.h"
 
 namespace confpod::guest::agent {
 
@@ -50,7 +50,7 @@ struct AgentOptions {
   bool allow_poweroff = false;
   // An evdev device of the ACPI power button; readable KEY_POWER press -> shutdown (also while
   // waiting for init-data).
-  vmm::UniqueFd power_button;
+  UniqueFd power_button;
   // A virtio-serial port reads end-of-file whenever the host side is not connected, e.g. while
   // confpodd restarts: then EOF is a pause (the agent looks again every channel_retry and
   // starts a fresh frame stream), never the end of the pod. A socket (tests) ends for good.
@@ -68,7 +68,7 @@ struct AgentOptions {
 class Agent {
  public:
   // `channel`: the connected host channel (virtio port, or a socket in tests).
-  Agent(vmm::UniqueFd channel, AgentOptions options);
+  Agent(UniqueFd channel, AgentOptions options);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;

@@ -31,7 +31,6 @@ namespace confpod::guest::agent {
 namespace {
 
 namespace fs = std::filesystem;
-using vmm::UniqueFd;
 
 struct HelloImage {
   std::string archive;

@@ -20,7 +20,7 @@
 
 #include "attest/base/bytes.h"
 #include "attest/base/result.h"
-#include "vmm/unique_fd.h"
+#include "attest/base/unique_fd.h"
 
 namespace confpod::guest::agent {
 
@@ -72,8 +72,8 @@ struct ContainerSpec {
 // A running child with its output pipes (read ends, non-blocking, close-on-exec).
 struct Process {
   pid_t pid = -1;
-  vmm::UniqueFd stdout_fd;
-  vmm::UniqueFd stderr_fd;
+  UniqueFd stdout_fd;
+  UniqueFd stderr_fd;
 };
 
 // Clones the container init and execs the command. Returns once the command was exec'd, or

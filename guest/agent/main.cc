@@ -29,7 +29,7 @@ namespace {
 using confpod::Error;
 using confpod::make_error;
 using confpod::Result;
-using confpod::vmm::UniqueFd;
+using confpod::UniqueFd;
 namespace fs = std::filesystem;
 
 [[noreturn]] void power_off_forever(const std::string& why) {

@@ -28,14 +28,13 @@
 #include "attest/base/bytes.h"
 #include "guest/oci/tar.h"
 #include "guest/oci/unpack.h"
-#include "vmm/unique_fd.h"
+#include "attest/base/unique_fd.h"
 
 namespace confpod::guest::oci {
 
 namespace {
 
 using nlohmann::json;
-using vmm::UniqueFd;
 
 constexpr const char* kManifestType = "application/vnd.oci.image.manifest.v1+json";
 constexpr const char* kIndexType = "application/vnd.oci.image.index.v1+json";

@@ -11,7 +11,7 @@
 #include "guest/oci/test_util.h"
 #include "guest/oci/unpack.h"
 #include "tests/support/process.h"
-#include "vmm/unique_fd.h"
+#include "attest/base/unique_fd.h"
 
 namespace confpod::guest::oci {
 namespace {
@@ -511,10 +511,10 @@ class GuestOciRehash : public ::testing::Test {
   Status unpack_blob(const std::string& blob, const std::string& verified_hex, bool gzip) {
     std::string path = tmp_.path() + "/disk";
     testutil::write_file(path, std::string(1000, 'P') + blob + std::string(700, 'Q'));
-    vmm::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
     std::string root = tmp_.path() + "/root" + std::to_string(++n_);
     fs::create_directory(root);
-    vmm::UniqueFd root_fd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd root_fd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     UnpackStats stats;
     LayerUnpacker unpacker(root_fd.get(), Limits{}, stats);
     last_root_ = root;
@@ -565,8 +565,8 @@ TEST_F(GuestOciRehash, ShrunkDiskIsAnIoError) {
   const std::string tar = l.finish();
   std::string path = tmp_.path() + "/short";
   testutil::write_file(path, tar.substr(0, 600));
-  vmm::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  vmm::UniqueFd root_fd(open(tmp_.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd root_fd(open(tmp_.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   UnpackStats stats;
   LayerUnpacker unpacker(root_fd.get(), Limits{}, stats);
   Status st = unpack_layer_blob(fd.get(), 0, tar.size(), false, testutil::sha256_hex(tar), unpacker,

@@ -14,7 +14,7 @@
 #include "guest/oci/archive.h"
 #include "guest/oci/tar.h"
 #include "guest/oci/unpack.h"
-#include "vmm/unique_fd.h"
+#include "attest/base/unique_fd.h"
 
 namespace {
 
@@ -47,7 +47,7 @@ void check_confined(const fs::path& dir) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  confpod::vmm::UniqueFd mem(memfd_create("oci-archive", MFD_CLOEXEC));
+  confpod::UniqueFd mem(memfd_create("oci-archive", MFD_CLOEXEC));
   if (!mem) return 0;
   for (std::size_t done = 0; done < size;) {
     ssize_t w = write(mem.get(), data + done, size - done);
@@ -81,7 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fs::remove_all(dir / "root", ec);
   fs::create_directory(dir / "root", ec);
   {
-    confpod::vmm::UniqueFd root(open((dir / "root").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    confpod::UniqueFd root(open((dir / "root").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (root) {
       UnpackStats stats;
       LayerUnpacker unpacker(root.get(), limits, stats);

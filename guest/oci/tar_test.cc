@@ -10,7 +10,7 @@
 
 #include "guest/oci/test_util.h"
 #include "tests/support/process.h"
-#include "vmm/unique_fd.h"
+#include "attest/base/unique_fd.h"
 
 namespace confpod::guest::oci {
 namespace {
@@ -57,7 +57,7 @@ TEST_P(GuestOciGnuTarFormats, LongNamesLinksAndContents) {
                                  tmp.path() + "/src", "-cf", tmp.path() + "/a.tar", "."});
   ASSERT_EQ(r.exit_code, 0) << r.err;
 
-  vmm::UniqueFd fd(open((tmp.path() + "/a.tar").c_str(), O_RDONLY));
+  UniqueFd fd(open((tmp.path() + "/a.tar").c_str(), O_RDONLY));
   ASSERT_TRUE(fd);
   FdSource src(fd.get(), 0);
   auto entries = read_all_entries(src);

@@ -16,7 +16,6 @@ namespace confpod::guest::oci {
 
 namespace {
 
-using vmm::UniqueFd;
 
 Error layer_error(const std::string& message) { return make_error("oci.layer", message); }
 

@@ -1,5 +1,7 @@
 #include "guest/protocol/init_data.h"
 
+#include <arpa/inet.h>
+
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -117,6 +119,40 @@ bool is_ipv4(std::string_view s) {
   return octets == 4;
 }
 
+bool is_ipv6(std::string_view s) {
+  if (s.empty() || s.size() > 45) return false;
+  std::string text(s);
+  unsigned char out[16];
+  return ::inet_pton(AF_INET6, text.c_str(), out) == 1;
+}
+
+bool is_ipv6_prefix(std::string_view s) {
+  const std::size_t slash = s.find('/');
+  if (slash == std::string_view::npos || !is_ipv6(s.substr(0, slash))) return false;
+  std::string_view len = s.substr(slash + 1);
+  if (len.empty() || len.size() > 3) return false;
+  unsigned v = 0;
+  for (char c : len) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  return v <= 128;
+}
+
+// Lower-case "xx:xx:xx:xx:xx:xx".
+bool is_mac(std::string_view s) {
+  if (s.size() != 17) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (i % 3 == 2) {
+      if (c != ':') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool is_ipv4_prefix(std::string_view s) {
   const std::size_t slash = s.find('/');
   if (slash == std::string_view::npos || !is_ipv4(s.substr(0, slash))) return false;
@@ -174,6 +210,23 @@ Status check_network(const InitNetwork& n) {
     if (n.address.empty())
       return invalid("network.gateway", "needs network.address (no address, no network)");
   }
+  if (!n.mac.empty() && !is_mac(n.mac))
+    return invalid("network.mac", "must be xx:xx:xx:xx:xx:xx (lower-case hex), got " +
+                                      quote_value(n.mac));
+  if (!n.address6.empty() && !is_ipv6_prefix(n.address6))
+    return invalid("network.address6", "must be an IPv6 address/len, got " + quote_value(n.address6));
+  if (!n.gateway6.empty()) {
+    if (!is_ipv6(n.gateway6))
+      return invalid("network.gateway6", "must be an IPv6 address, got " + quote_value(n.gateway6));
+    if (n.address6.empty())
+      return invalid("network.gateway6", "needs network.address6");
+  }
+  if (n.dns.size() > kMaxInitDns)
+    return invalid("network.dns", "at most " + std::to_string(kMaxInitDns) + " servers");
+  for (std::size_t i = 0; i < n.dns.size(); ++i)
+    if (!is_ipv4(n.dns[i]) && !is_ipv6(n.dns[i]))
+      return invalid(element_path("network.dns", i),
+                     "must be an IPv4 or IPv6 address, got " + quote_value(n.dns[i]));
   return ok_status();
 }
 
@@ -265,11 +318,23 @@ Result<InitSecret> read_secret(const json& value, const std::string& path) {
 Result<InitNetwork> read_network(const json& value, const std::string& path) {
   CONFPOD_TRY(expect_object(value, path));
   Members m(value, path, kInvalid);
-  CONFPOD_TRY(m.only({"address", "gateway", "interface"}));
+  CONFPOD_TRY(
+      m.only({"address", "address6", "dns", "gateway", "gateway6", "interface", "mac"}));
   InitNetwork n;
   CONFPOD_ASSIGN_OR_RETURN(n.address, m.string("address"));
+  CONFPOD_ASSIGN_OR_RETURN(n.address6, m.string("address6"));
+  CONFPOD_ASSIGN_OR_RETURN(const json* dns, m.array("dns", kMaxInitDns));
+  for (std::size_t i = 0; i < dns->size(); ++i) {
+    const json& server = (*dns)[i];
+    if (!server.is_string())
+      return invalid(element_path(m.path("dns"), i),
+                     std::string("must be a string, got ") + detail::json_type_name(server));
+    n.dns.push_back(server.get<std::string>());
+  }
   CONFPOD_ASSIGN_OR_RETURN(n.gateway, m.string("gateway"));
+  CONFPOD_ASSIGN_OR_RETURN(n.gateway6, m.string("gateway6"));
   CONFPOD_ASSIGN_OR_RETURN(n.interface, m.string("interface"));
+  CONFPOD_ASSIGN_OR_RETURN(n.mac, m.string("mac"));
   return n;
 }
 
@@ -301,8 +366,12 @@ std::string to_json(const InitData& data) {
   doc["containers"] = std::move(containers);
   doc["kbs_url"] = data.kbs_url;
   doc["network"] = json{{"address", data.network.address},
+                        {"address6", data.network.address6},
+                        {"dns", data.network.dns},
                         {"gateway", data.network.gateway},
-                        {"interface", data.network.interface}};
+                        {"gateway6", data.network.gateway6},
+                        {"interface", data.network.interface},
+                        {"mac", data.network.mac}};
   doc["pod"] = data.pod;
   doc["secrets"] = std::move(secrets);
   doc["tee"] = data.tee;

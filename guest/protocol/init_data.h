@@ -25,7 +25,8 @@
 
 namespace confpod::guest {
 
-inline constexpr std::uint32_t kInitDataVersion = 1;
+// 2: network gained mac, address6, gateway6 and dns (bridge networking, docs/network.md).
+inline constexpr std::uint32_t kInitDataVersion = 2;
 inline constexpr std::size_t kMaxInitDataBytes = 64u << 10;  // what the KBS takes in an Attestation
 
 struct InitImage {
@@ -50,9 +51,13 @@ struct InitSecret {
 };
 
 struct InitNetwork {
-  std::string interface = "eth0";
-  std::string address;  // "10.0.2.15/24"; empty: no network is configured
-  std::string gateway;  // "10.0.2.2"; empty: no default route
+  std::string interface = "eth0";  // the name the agent gives the interface
+  std::string mac;       // "02:cf:0a:59:00:02": the interface to use; empty: `interface` as is
+  std::string address;   // "10.0.2.15/24"; empty: no network is configured
+  std::string gateway;   // "10.0.2.2"; empty: no default route
+  std::string address6;  // "fd00:89::2/64"; empty: no IPv6
+  std::string gateway6;  // "fd00:89::1"; empty: no IPv6 default route
+  std::vector<std::string> dns;  // nameservers for the containers' /etc/resolv.conf (<= 3)
   bool operator==(const InitNetwork&) const = default;
 };
 
@@ -78,6 +83,7 @@ Result<InitData> parse_init_data(std::string_view text);
 inline constexpr std::size_t kMaxInitContainers = 16;
 inline constexpr std::size_t kMaxInitSecrets = 64;
 inline constexpr std::size_t kMaxInitArgs = 256;  // per container command
+inline constexpr std::size_t kMaxInitDns = 3;     // resolv.conf reads no more
 inline constexpr std::size_t kMaxInitEnv = 256;   // per container env
 inline constexpr std::size_t kMaxInitStringBytes = 4096;
 

@@ -20,7 +20,13 @@ InitData sample() {
   d.pod = "demo";
   d.tee = "snp";
   d.kbs_url = "https://kbs.example:8080";
-  d.network = {"eth0", "10.0.2.15/24", "10.0.2.2"};
+  d.network.interface = "eth0";
+  d.network.mac = "02:cf:0a:59:00:02";
+  d.network.address = "10.89.0.2/24";
+  d.network.gateway = "10.89.0.1";
+  d.network.address6 = "fd00:89::2/64";
+  d.network.gateway6 = "fd00:89::1";
+  d.network.dns = {"10.89.0.1", "fd00:89::1"};
   InitContainer web;
   web.name = "web";
   web.image = {kDigest, "image0"};
@@ -78,16 +84,19 @@ TEST(GuestProtocolInitData, CanonicalFormIsCompactSortedAndComplete) {
             "\"digest\":\"" +
                 kDigest +
                 "\",\"disk\":\"image0\"},\"name\":\"app\",\"workdir\":\"/\"}],\"kbs_url\":\"\","
-                "\"network\":{\"address\":\"\",\"gateway\":\"\",\"interface\":\"eth0\"},\"pod\":"
-                "\"p\",\"secrets\":[],\"tee\":\"none\",\"version\":1}");
+                "\"network\":{\"address\":\"\",\"address6\":\"\",\"dns\":[],\"gateway\":\"\","
+                "\"gateway6\":\"\",\"interface\":\"eth0\",\"mac\":\"\"},\"pod\":"
+                "\"p\",\"secrets\":[],\"tee\":\"none\",\"version\":2}");
 }
 
 TEST(GuestProtocolInitData, CanonicalBytesDoNotDependOnInputForm) {
   // The same document with members in another order and with whitespace.
   const std::string reordered =
-      "{ \"version\": 1, \"tee\": \"snp\", \"secrets\": [ {\"resource\": \"default/db/password\", "
+      "{ \"version\": 2, \"tee\": \"snp\", \"secrets\": [ {\"resource\": \"default/db/password\", "
       "\"path\": \"/run/secrets/db\"} ], \"pod\": \"demo\", \"network\": {\"interface\": "
-      "\"eth0\", \"gateway\": \"10.0.2.2\", \"address\": \"10.0.2.15/24\"}, \"kbs_url\": "
+      "\"eth0\", \"gateway\": \"10.89.0.1\", \"address\": \"10.89.0.2/24\", \"mac\": "
+      "\"02:cf:0a:59:00:02\", \"dns\": [\"10.89.0.1\", \"fd00:89::1\"], \"gateway6\": "
+      "\"fd00:89::1\", \"address6\": \"fd00:89::2/64\"}, \"kbs_url\": "
       "\"https://kbs.example:8080\", \"containers\": [ {\"workdir\": \"/srv\", \"name\": "
       "\"web\", \"image\": {\"disk\": \"image0\", \"digest\": \"" +
       kDigest +
@@ -153,9 +162,11 @@ TEST(GuestProtocolInitData, RefusesDuplicateMembers) {
 
 TEST(GuestProtocolInitData, RefusesOtherVersionsFirst) {
   json doc = sample_json();
-  doc["version"] = 2;
-  doc["new_member"] = true;  // a version-2 member does not hide the version
-  expect_refused(doc, "version: must be 1, got 2");
+  doc["version"] = 3;
+  doc["new_member"] = true;  // a version-3 member does not hide the version
+  expect_refused(doc, "version: must be 2, got 3");
+  doc["version"] = 1;  // version 1 had no mac, address6, gateway6, dns
+  expect_refused(doc, "version: must be 2, got 1");
   doc.erase("version");
   expect_refused(doc, "version: required");
 }
@@ -259,6 +270,14 @@ TEST(GuestProtocolInitData, RefusesBadValues) {
       {"/network/address", "10.0.2/24", "network.address: must be a.b.c.d/len"},
       {"/network/gateway", "10.0.2.2/24", "network.gateway: must be a.b.c.d"},
       {"/network/gateway", "gateway", "network.gateway: must be a.b.c.d"},
+      {"/network/mac", "02:CF:0a:59:00:02", "network.mac: must be xx:xx:xx:xx:xx:xx"},
+      {"/network/mac", "02:cf:0a:59:00", "network.mac: must be xx:xx:xx:xx:xx:xx"},
+      {"/network/address6", "fd00:89::2", "network.address6: must be an IPv6 address/len"},
+      {"/network/address6", "10.89.0.2/24", "network.address6: must be an IPv6 address/len"},
+      {"/network/gateway6", "fd00:89::1/64", "network.gateway6: must be an IPv6 address"},
+      {"/network/dns/0", "resolver.local", "network.dns[0]: must be an IPv4 or IPv6 address"},
+      {"/network/dns", json::array({"1.1.1.1", "1.1.1.2", "1.1.1.3", "1.1.1.4"}),
+       "network.dns: more than 3 elements"},
       {"/containers", json::array(), "containers: at least one container is required"},
       {"/containers/1/name", "Web", "containers[1].name: must match [a-z0-9][a-z0-9-]{0,62}"},
       {"/containers/1/name", "web", "containers[1].name: duplicate container name \"web\""},

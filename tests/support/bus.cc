@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -282,7 +283,8 @@ DaemonProcess::DaemonProcess(const PrivateBus& bus, DaemonOptions opts)
        << "kernel_cmdline = \"console=ttyS0 quiet panic=-1\"\n"
        << opts_.extra_toml << "\n"
        << "\n"
-       << opts_.kbs_toml;
+       << opts_.kbs_toml << "\n"
+       << opts_.network_toml;
   std::ofstream(config_path()) << toml.str();
   spawn();
   wait_for_name();
@@ -338,6 +340,10 @@ void DaemonProcess::spawn() {
     ::unsetenv("NOTIFY_SOCKET");
     ::unsetenv("WATCHDOG_USEC");
     ::unsetenv("WATCHDOG_PID");
+    if (!opts_.netns.empty()) {
+      int ns = ::open(("/run/netns/" + opts_.netns).c_str(), O_RDONLY | O_CLOEXEC);
+      if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) ::_exit(126);
+    }
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }

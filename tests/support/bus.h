@@ -93,6 +93,12 @@ struct DaemonOptions {
   std::string extra_toml;
   // The [kbs] table of the generated confpod.toml (the KBS is off unless a test turns it on).
   std::string kbs_toml = "[kbs]\nenabled = false\n";
+  // The [network] table (and any [[networks]]). QEMU user networking by default: a daemon
+  // that runs in the machine's own network namespace must never create bridges there;
+  // tests of bridge networking run it in a namespace of their own (tests/support/netns.h).
+  std::string network_toml = "[network]\npod_network = \"user\"\n";
+  // A named network namespace (tests/support/netns.h) to run confpodd in; empty: the test's.
+  std::string netns;
   // Extra command-line arguments for confpodd.
   std::vector<std::string> extra_args;
   // Seconds StopPod waits for the guest before SIGKILL (confpod.toml stop_timeout_seconds).

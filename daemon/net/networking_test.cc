@@ -1,0 +1,230 @@
+// Networking against the real kernel and a real SQLite store, in a network namespace of the
+// test's own: addresses, ports, links and the nftables table through a pod's life and a
+// daemon restart.
+#include "daemon/net/networking.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "attest/base/unique_fd.h"
+#include "daemon/net/links.h"
+#include "tests/support/netns.h"
+#include "tests/support/process.h"
+
+namespace confpod::net {
+namespace {
+
+#define REQUIRE_NETNS()                                                              \
+  if (!testing::enter_private_netns()) GTEST_SKIP() << "cannot create a network namespace " \
+                                                       "here (needs CAP_SYS_ADMIN)"
+
+spec::Port port(std::uint16_t host, std::uint16_t guest, std::string protocol = "tcp",
+                std::string host_ip = "0.0.0.0") {
+  return spec::Port{host, guest, std::move(protocol), std::move(host_ip)};
+}
+
+class NetworkingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = store::Store::open(dir_.path() + "/confpod.db");
+    ASSERT_TRUE(s.ok()) << s.error().describe();
+    store_.emplace(std::move(*s));
+  }
+  NetworkingOptions options() {
+    NetworkingOptions o;
+    NetworkDef d;  // default: confpod0, 10.89.0.0/24
+    d.dns = {"10.89.0.1"};
+    o.config_networks.push_back(d);
+    NetworkDef back;
+    back.name = "back";
+    back.bridge = "cpback";
+    back.subnet = "10.90.0.0/24";
+    back.subnet6 = "fd00:90::/64";
+    back.masquerade = false;
+    o.config_networks.push_back(back);
+    o.kbs = KbsForward{8081, 0x7f000001u, 8081};
+    o.user_kbs_url = "http://10.0.2.2:8081";
+    return o;
+  }
+  std::unique_ptr<Networking> make() {
+    auto n = Networking::create(options(), *store_);
+    EXPECT_TRUE(n.ok()) << n.error().describe();
+    return n.ok() ? std::move(*n) : nullptr;
+  }
+  Lease add(Networking& n, const std::string& pod, const std::string& network,
+            std::vector<spec::Port> ports = {}) {
+    auto lease = n.reserve(pod, network, ports);
+    EXPECT_TRUE(lease.ok()) << lease.error().describe();
+    if (!lease.ok()) return {};
+    Status added = n.add_pod(pod, *lease, ports);
+    EXPECT_TRUE(added.ok()) << added.error().describe();
+    return *lease;
+  }
+
+  testing::TempDir dir_;
+  std::optional<store::Store> store_;
+};
+
+TEST_F(NetworkingTest, LeasesAreLowestFreeAndNameEverythingTheGuestGets) {
+  REQUIRE_NETNS();
+  auto n = make();
+  Lease a = add(*n, "a", "");  // the default network
+  Lease b = add(*n, "b", "default");
+  Lease c = add(*n, "c", "back");
+  EXPECT_EQ(a.network, "default");
+  EXPECT_EQ(a.address, "10.89.0.2");
+  EXPECT_EQ(b.address, "10.89.0.3");
+  EXPECT_EQ(c.address, "10.90.0.2");
+  EXPECT_EQ(c.address6, "fd00:90::2");
+  EXPECT_EQ(a.mac, "02:cf:0a:59:00:02");
+
+  auto guest = n->guest_network(c);
+  ASSERT_TRUE(guest.ok());
+  EXPECT_EQ(guest->kind, spec::PodNetwork::Kind::kTap);
+  EXPECT_EQ(guest->tap, "cpt0a5a0002");
+  EXPECT_EQ(guest->address, "10.90.0.2/24");
+  EXPECT_EQ(guest->gateway, "10.90.0.1");
+  EXPECT_EQ(guest->address6, "fd00:90::2/64");
+  EXPECT_EQ(guest->gateway6, "fd00:90::1");
+  EXPECT_EQ(n->kbs_url(a), "http://10.89.0.1:8081");
+  EXPECT_EQ(n->kbs_url(Lease{"user", "", "", ""}), "http://10.0.2.2:8081");
+  EXPECT_EQ(n->kbs_url(Lease{"none", "", "", ""}), "");
+  EXPECT_EQ(n->guest_network(Lease{"none", "", "", ""})->kind, spec::PodNetwork::Kind::kNone);
+
+  // Removing a frees its address for the next pod; b keeps its own.
+  ASSERT_TRUE(n->remove_pod("a").ok());
+  EXPECT_EQ(add(*n, "d", "default").address, "10.89.0.2");
+}
+
+TEST_F(NetworkingTest, PortsPublishedTwiceOrBoundOnTheHostAreRefusedByName) {
+  REQUIRE_NETNS();
+  auto n = make();
+  add(*n, "web", "default", {port(8080, 80)});
+  auto again = n->reserve("web2", "default", {port(8080, 8080)});
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, "net.port_in_use");
+  EXPECT_NE(again.error().message.find("already published by pod web"), std::string::npos);
+  // Another protocol, or another port, is fine; a specific address clashes with 0.0.0.0.
+  EXPECT_TRUE(n->reserve("web2", "default", {port(8080, 80, "udp")}).ok());
+  EXPECT_FALSE(n->reserve("web2", "default", {port(8080, 80, "tcp", "127.0.0.1")}).ok());
+
+  // A socket of some host program holds 127.0.0.1:<p>.
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(fd.get(), 1), 0);
+  socklen_t len = sizeof sa;
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+  const std::uint16_t bound = ntohs(sa.sin_port);
+  auto host = n->reserve("web3", "default", {port(bound, 80)});
+  ASSERT_FALSE(host.ok());
+  EXPECT_EQ(host.error().code, "net.port_in_use");
+  EXPECT_NE(host.error().message.find("in use on the host"), std::string::npos);
+
+  auto nowhere = n->reserve("web4", "default", {port(9999, 80, "tcp", "192.0.2.55")});
+  ASSERT_FALSE(nowhere.ok());
+  EXPECT_NE(nowhere.error().message.find("not an address of this host"), std::string::npos);
+  auto none = n->reserve("web5", "none", {port(9998, 80)});
+  ASSERT_FALSE(none.ok());
+  auto missing = n->reserve("web6", "nosuch", {});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, "net.not_found");
+}
+
+TEST_F(NetworkingTest, PrepareWiresTheHostAndRemoveLeavesNothing) {
+  REQUIRE_NETNS();
+  auto n = make();
+  Lease web = add(*n, "web", "default", {port(8080, 80)});
+  auto links = Links::open();
+  ASSERT_TRUE(links.ok());
+  Status prepared = n->prepare("web");
+  ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+  EXPECT_TRUE(links->is_up("confpod0"));
+  EXPECT_EQ(links->master_of("cpt0a590002"), std::optional<std::string>("confpod0"));
+  auto fw = Firewall::open();
+  auto table = fw->current();
+  ASSERT_TRUE(table.ok() && table->has_value());
+  EXPECT_NE((*table)->find("dnat ip to 10.89.0.2:80"), std::string::npos);
+
+  n->vm_exited("web");
+  EXPECT_FALSE(links->exists("cpt0a590002"));
+  EXPECT_TRUE((*fw->current())->find("10.89.0.2:80") != std::string::npos);  // until removed
+
+  ASSERT_TRUE(n->remove_pod("web").ok());
+  table = fw->current();
+  ASSERT_TRUE(table.ok());
+  EXPECT_FALSE(table->has_value()) << **table;
+  EXPECT_TRUE(links->names_with_prefix(kTapPrefix)->empty());
+}
+
+TEST_F(NetworkingTest, RecoverRebuildsTheSameTableAndDropsStaleTaps) {
+  REQUIRE_NETNS();
+  std::string before;
+  {
+    auto n = make();
+    add(*n, "a", "default", {port(8080, 80)});
+    add(*n, "b", "back", {port(5353, 53, "udp")});
+    ASSERT_TRUE(n->prepare("a").ok());
+    ASSERT_TRUE(n->prepare("b").ok());
+    before = **Firewall::open()->current();
+  }
+  // The daemon died (kill -9): the table and both taps are still there. It comes back
+  // knowing a's VM still runs but b's has ended.
+  auto fw = Firewall::open();
+  ASSERT_TRUE(fw->remove().ok());  // and someone flushed the table meanwhile
+  auto n = make();
+  std::vector<PodNet> pods = {
+      {"a", Lease{"default", "10.89.0.2", "", "02:cf:0a:59:00:02"}, {port(8080, 80)}, true},
+      {"b", Lease{"back", "10.90.0.2", "fd00:90::2", "02:cf:0a:5a:00:02"}, {port(5353, 53, "udp")}, false},
+  };
+  Status recovered = n->recover(pods);
+  ASSERT_TRUE(recovered.ok()) << recovered.error().describe();
+  EXPECT_EQ(**fw->current(), before);
+  auto links = Links::open();
+  EXPECT_TRUE(links->exists("cpt0a590002"));
+  EXPECT_FALSE(links->exists("cpt0a5a0002"));
+  // The recovered leases count: the next pod on "default" gets .3.
+  EXPECT_EQ(add(*n, "c", "default").address, "10.89.0.3");
+}
+
+TEST_F(NetworkingTest, NetworksCreatedOverTheApiAreStoredCheckedAndRemovable) {
+  REQUIRE_NETNS();
+  auto n = make();
+  NetworkDef d;
+  d.name = "lab";
+  d.bridge = "cplab";
+  d.subnet = "10.91.0.0/24";
+  auto made = n->create_network(d);
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  d.name = "lab2";
+  d.bridge = "cplab2";
+  d.subnet = "10.91.0.0/16";
+  auto overlap = n->create_network(d);
+  ASSERT_FALSE(overlap.ok());
+  EXPECT_EQ(overlap.error().code, "net.overlap");
+
+  add(*n, "p", "lab");
+  ASSERT_TRUE(n->prepare("p").ok());
+  Status busy = n->remove_network("lab");
+  ASSERT_FALSE(busy.ok());
+  EXPECT_EQ(busy.error().code, "net.in_use");
+  EXPECT_NE(busy.error().message.find("p"), std::string::npos);
+  EXPECT_EQ(n->remove_network("default").error().code, "net.config");
+  EXPECT_EQ(n->remove_network("nosuch").error().code, "net.not_found");
+
+  // A new daemon sees it from the store.
+  auto again = make();
+  ASSERT_NE(again->find("lab"), nullptr);
+  EXPECT_EQ(again->find("lab")->def.subnet, "10.91.0.0/24");
+
+  ASSERT_TRUE(n->remove_pod("p").ok());
+  ASSERT_TRUE(n->remove_network("lab").ok());
+  EXPECT_FALSE(Links::open()->exists("cplab"));
+  EXPECT_EQ(make()->find("lab"), nullptr);
+}
+
+}  // namespace
+}  // namespace confpod::net

@@ -1,0 +1,171 @@
+#include "daemon/pods/pod_files.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+#include <vector>
+
+#include "daemon/pods/guest_link.h"
+#include "daemon/pods/manager.h"
+
+namespace confpod::pods {
+
+std::string quote_name(std::string_view name) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  std::size_t n = std::min<std::size_t>(name.size(), 64);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto c = static_cast<unsigned char>(name[i]);
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  if (name.size() > n) out += "...";
+  return out + "\"";
+}
+
+namespace {
+
+// The last `max` bytes of a file ("" when unreadable), starting at a UTF-8 character boundary.
+std::string tail_of_file(const std::string& path, std::uint64_t max) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return {};
+  std::streamoff size = in.tellg();
+  if (size <= 0 || max == 0) return {};
+  std::streamoff take = std::min<std::streamoff>(size, static_cast<std::streamoff>(max));
+  in.seekg(size - take);
+  std::string data(static_cast<std::size_t>(take), '\0');
+  in.read(data.data(), take);
+  data.resize(static_cast<std::size_t>(in.gcount()));
+  if (take < size) {
+    std::size_t skip = 0;
+    while (skip < 3 && skip < data.size() &&
+           (static_cast<unsigned char>(data[skip]) & 0xc0) == 0x80)
+      ++skip;
+    data.erase(0, skip);
+  }
+  return data;
+}
+
+std::uint64_t file_size_or_zero(const std::string& path) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  return ec ? 0 : size;
+}
+
+}  // namespace
+
+std::string qemu_log_path(const spec::PodPaths& paths) { return paths.dir + "/qemu.log"; }
+
+
+Result<std::string> read_pod_log(const spec::PodPaths& paths, std::uint64_t max_bytes) {
+  // QEMU and the console first, then what the agent said, then the containers' own output.
+  struct Part {
+    std::string header, path;
+    std::uint64_t size = 0, take = 0;
+  };
+  std::vector<Part> parts = {{"==> qemu.log <==\n", qemu_log_path(paths)},
+                             {"==> serial.log <==\n", paths.serial_log},
+                             {"==> agent.log <==\n", GuestLink::agent_log(paths.dir)},
+                             {"==> containers.log <==\n", GuestLink::containers_log(paths.dir)}};
+  std::uint64_t avail = std::min(max_bytes, kMaxLogBytes);
+  for (Part& p : parts) {
+    p.size = file_size_or_zero(p.path);
+    avail = avail > p.header.size() ? avail - p.header.size() : 0;
+  }
+  // Fair shares: a file that needs less than its share leaves the rest to the others.
+  std::size_t open_parts = 0;
+  for (const Part& p : parts) open_parts += p.size > 0 ? 1 : 0;
+  bool changed = true;
+  while (changed && open_parts > 0) {
+    changed = false;
+    std::uint64_t share = avail / open_parts;
+    for (Part& p : parts) {
+      if (p.take == p.size) continue;
+      if (p.size - p.take <= share) {
+        avail -= p.size - p.take;
+        p.take = p.size;
+        --open_parts;
+        changed = true;
+      }
+    }
+    if (!changed)
+      for (Part& p : parts)
+        if (p.take < p.size) p.take += share, avail -= share;
+  }
+  std::string text;
+  for (const Part& p : parts) {
+    if (!text.empty() && text.back() != '\n') text += '\n';
+    text += p.header + tail_of_file(p.path, p.take);
+  }
+  return sanitize_utf8(text);
+}
+
+std::int64_t exit_status_of(const vmm::ExitInfo& info) {
+  if (info.exit_code) return *info.exit_code;
+  if (info.signal) return 128 + *info.signal;
+  if (info.cause == vmm::ExitCause::kKilledBySupervisor) return 128 + SIGKILL;
+  // QEMU exits 0 after a SHUTDOWN it acts on; after re-attach we cannot reap it to see that.
+  if (info.shutdown_event_seen &&
+      (info.shutdown_reason == "guest-shutdown" || info.shutdown_reason == "host-qmp-quit" ||
+       info.shutdown_reason == "host-signal"))
+    return 0;
+  return -1;
+}
+
+std::string sanitize_utf8(std::string_view bytes) {
+  static constexpr std::string_view kReplacement = "\xef\xbf\xbd";  // U+FFFD
+  std::string out;
+  out.reserve(bytes.size());
+  std::size_t i = 0;
+  while (i < bytes.size()) {
+    auto b0 = static_cast<unsigned char>(bytes[i]);
+    if (b0 == 0) {
+      out += kReplacement;
+      ++i;
+      continue;
+    }
+    if (b0 < 0x80) {
+      out += static_cast<char>(b0);
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    std::uint32_t cp = 0, min = 0;
+    if ((b0 & 0xe0) == 0xc0) {
+      len = 2, cp = b0 & 0x1f, min = 0x80;
+    } else if ((b0 & 0xf0) == 0xe0) {
+      len = 3, cp = b0 & 0x0f, min = 0x800;
+    } else if ((b0 & 0xf8) == 0xf0) {
+      len = 4, cp = b0 & 0x07, min = 0x10000;
+    }
+    bool valid = len != 0 && i + len <= bytes.size();
+    for (std::size_t k = 1; valid && k < len; ++k) {
+      auto b = static_cast<unsigned char>(bytes[i + k]);
+      if ((b & 0xc0) != 0x80) valid = false;
+      cp = (cp << 6) | (b & 0x3f);
+    }
+    if (valid && (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))) valid = false;
+    if (valid) {
+      out.append(bytes.substr(i, len));
+      i += len;
+    } else {
+      out += kReplacement;
+      ++i;
+    }
+  }
+  return out;
+}
+
+Error not_found(std::string_view name) {
+  return make_error("pods.not_found", "no pod named " + quote_name(name));
+}
+
+}  // namespace confpod::pods
