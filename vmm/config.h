@@ -40,9 +40,9 @@ struct HostForward {
 
 struct Nic {
   enum class Kind { kUser, kTap } kind = Kind::kUser;
-  std::string tap_name;  // kTap: an existing tap device
-  std::string mac;       // empty: QEMU chooses
-  bool vhost = false;    // kTap: vhost-net in the kernel (needs /dev/vhost-net)
+  std::string tap_name;               // kTap: an existing tap device
+  std::string mac;                    // empty: QEMU chooses
+  bool vhost = false;                 // kTap: vhost-net in the kernel (needs /dev/vhost-net)
   std::vector<HostForward> forwards;  // kUser only
 };
 

@@ -154,8 +154,8 @@ Result<std::string> libvirt_domain_xml(const VmConfig& c) {
       std::string forward = attr("proto", f.protocol);
       if (!f.host_ip.empty() && f.host_ip != "0.0.0.0") forward += attr("address", f.host_ip);
       w.open("portForward", forward);
-      w.empty("range",
-              attr("start", std::to_string(f.host_port)) + attr("to", std::to_string(f.guest_port)));
+      w.empty("range", attr("start", std::to_string(f.host_port)) +
+                           attr("to", std::to_string(f.guest_port)));
       w.close("portForward");
     }
     w.close("interface");

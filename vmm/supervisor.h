@@ -32,8 +32,8 @@
 #include <vector>
 
 #include "attest/base/result.h"
-#include "vmm/qmp.h"
 #include "attest/base/unique_fd.h"
+#include "vmm/qmp.h"
 
 namespace confpod::vmm {
 

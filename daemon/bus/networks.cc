@@ -7,30 +7,22 @@
 #include <vector>
 
 #include "daemon/bus/errors.h"
+#include "daemon/bus/service.h"
 #include "daemon/net/networking.h"
 
 namespace confpod::bus {
 namespace {
 
-struct FreeDeleter {
-  void operator()(char* p) const { std::free(p); }
-};
-using CString = std::unique_ptr<char, FreeDeleter>;
 using MessagePtr = std::unique_ptr<sd_bus_message, sd_bus_message* (*)(sd_bus_message*)>;
 
 NetworkHandlers* self(void* userdata) { return static_cast<NetworkHandlers*>(userdata); }
 
-std::string network_name_of(const char* path) {
-  if (path == nullptr) return {};
-  char* raw = nullptr;
-  if (sd_bus_path_decode(path, kNetworkPathPrefix, &raw) <= 0) return {};
-  CString name(raw);
-  return raw != nullptr ? std::string(raw) : std::string();
-}
+std::string network_name_of(const char* path) { return name_in_path(path, kNetworkPathPrefix); }
 
 int no_such_network(sd_bus_error* error, std::string_view name) {
-  return set_bus_error(error, make_error("net.not_found", "no network named \"" +
-                                                              std::string(name.substr(0, 64)) + "\""));
+  return set_bus_error(
+      error,
+      make_error("net.not_found", "no network named \"" + std::string(name.substr(0, 64)) + "\""));
 }
 
 int append_strings(sd_bus_message* reply, const std::vector<std::string>& list) {
@@ -43,10 +35,7 @@ int append_strings(sd_bus_message* reply, const std::vector<std::string>& list) 
 }  // namespace
 
 std::string network_object_path(const std::string& name) {
-  char* raw = nullptr;
-  if (sd_bus_path_encode(kNetworkPathPrefix, name.c_str(), &raw) < 0 || raw == nullptr) return {};
-  CString path(raw);
-  return std::string(raw);
+  return object_path(kNetworkPathPrefix, name);
 }
 
 int NetworkHandlers::create_network(sd_bus_message* m, void* userdata, sd_bus_error* error) {
@@ -126,8 +115,7 @@ int NetworkHandlers::find(sd_bus*, const char* path, const char*, void* userdata
   return 1;
 }
 
-int NetworkHandlers::enumerate(sd_bus*, const char*, void* userdata, char*** nodes,
-                               sd_bus_error*) {
+int NetworkHandlers::enumerate(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error*) {
   const auto& list = self(userdata)->manager.networking().networks();
   auto** strv = static_cast<char**>(std::calloc(list.size() + 1, sizeof(char*)));
   if (strv == nullptr) return -ENOMEM;

@@ -19,13 +19,7 @@ struct FreeDeleter {
 using CString = std::unique_ptr<char, FreeDeleter>;
 
 // The pod name encoded in an object path under kPodPathPrefix, or "" when it is not one.
-std::string pod_name_of(const char* path) {
-  if (path == nullptr) return {};
-  char* raw = nullptr;
-  if (sd_bus_path_decode(path, kPodPathPrefix, &raw) <= 0) return {};
-  CString name(raw);
-  return raw != nullptr ? std::string(raw) : std::string();
-}
+std::string pod_name_of(const char* path) { return name_in_path(path, kPodPathPrefix); }
 
 // Replies to `call` when the Manager is done: an empty return or the mapped error.
 pods::Manager::Done reply_when_done(sd_bus_message* call) {
@@ -44,12 +38,22 @@ int no_such_pod(sd_bus_error* error, std::string_view name) {
 
 }  // namespace
 
-std::string pod_object_path(const std::string& name) {
+std::string object_path(const char* prefix, const std::string& name) {
   char* raw = nullptr;
-  if (sd_bus_path_encode(kPodPathPrefix, name.c_str(), &raw) < 0 || raw == nullptr) return {};
+  if (sd_bus_path_encode(prefix, name.c_str(), &raw) < 0 || raw == nullptr) return {};
   CString path(raw);
   return std::string(raw);
 }
+
+std::string name_in_path(const char* path, const char* prefix) {
+  if (path == nullptr) return {};
+  char* raw = nullptr;
+  if (sd_bus_path_decode(path, prefix, &raw) <= 0) return {};
+  CString name(raw);
+  return raw != nullptr ? std::string(raw) : std::string();
+}
+
+std::string pod_object_path(const std::string& name) { return object_path(kPodPathPrefix, name); }
 
 // The vtable callbacks; `userdata` is the BusService.
 struct BusService::Handlers {
@@ -263,7 +267,8 @@ const sd_bus_vtable BusService::Handlers::manager_vtable[] = {
     SD_BUS_METHOD_WITH_NAMES("CreateNetwork", "ssssbas",
                              SD_BUS_PARAM(name) SD_BUS_PARAM(bridge) SD_BUS_PARAM(subnet)
                                  SD_BUS_PARAM(subnet6) SD_BUS_PARAM(masquerade) SD_BUS_PARAM(dns),
-                             "o", SD_BUS_PARAM(network), network_call<&NetworkHandlers::create_network>,
+                             "o", SD_BUS_PARAM(network),
+                             network_call<&NetworkHandlers::create_network>,
                              SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("RemoveNetwork", "s", SD_BUS_PARAM(name), "", ,
                              network_call<&NetworkHandlers::remove_network>,

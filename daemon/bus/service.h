@@ -27,6 +27,11 @@ inline constexpr const char* kManagerInterface = "org.confpod1.Manager";
 inline constexpr const char* kPodPathPrefix = "/org/confpod1/pod";
 inline constexpr const char* kPodInterface = "org.confpod1.Pod";
 
+// <prefix>/<sd_bus_path_encode(name)>, and the name back from such a path ("" when `path` is
+// not one).
+std::string object_path(const char* prefix, const std::string& name);
+std::string name_in_path(const char* path, const char* prefix);
+
 // /org/confpod1/pod/<sd_bus_path_encode(name)>
 std::string pod_object_path(const std::string& name);
 

@@ -247,7 +247,8 @@ Status Parser::read_network(const toml::table& t, const std::string& prefix,
                    "must be an interface name of 1..15 [A-Za-z0-9_.-], got \"" + def.bridge + "\"");
   if (const toml::node* node = t.get("subnet")) {
     auto subnet = net::parse_subnet4(def.subnet);
-    if (!subnet.ok()) return invalid(line_of(*node), join(prefix, "subnet"), subnet.error().message);
+    if (!subnet.ok())
+      return invalid(line_of(*node), join(prefix, "subnet"), subnet.error().message);
   }
   if (const toml::node* node = t.get("subnet6"); node && !def.subnet6.empty()) {
     auto subnet6 = net::parse_subnet6(def.subnet6);
@@ -258,12 +259,27 @@ Status Parser::read_network(const toml::table& t, const std::string& prefix,
 }
 
 Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
-  CONFPOD_TRY(check_keys(
-      root, "",
-      {"state_dir", "runtime_dir", "backend", "libvirt_uri", "qemu", "accel", "cpu_model",
-       "guest_kernel", "guest_initrd", "guest_builder", "guest_agent", "kernel_cmdline",
-       "allow_insecure_tee", "stop_timeout_seconds", "firmware", "snp", "tdx", "kbs", "network",
-       "networks"}));
+  CONFPOD_TRY(check_keys(root, "",
+                         {"state_dir",
+                          "runtime_dir",
+                          "backend",
+                          "libvirt_uri",
+                          "qemu",
+                          "accel",
+                          "cpu_model",
+                          "guest_kernel",
+                          "guest_initrd",
+                          "guest_builder",
+                          "guest_agent",
+                          "kernel_cmdline",
+                          "allow_insecure_tee",
+                          "stop_timeout_seconds",
+                          "firmware",
+                          "snp",
+                          "tdx",
+                          "kbs",
+                          "network",
+                          "networks"}));
   DaemonConfig c;
   spec::HostDefaults& h = c.host;
 
@@ -401,7 +417,8 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
     for (std::size_t i = 0; i < list->size(); ++i) {
       const toml::table& t = *list->get(i)->as_table();
       const std::string prefix = "networks[" + std::to_string(i) + "]";
-      CONFPOD_TRY(check_keys(t, prefix, {"name", "bridge", "subnet", "subnet6", "masquerade", "dns"}));
+      CONFPOD_TRY(
+          check_keys(t, prefix, {"name", "bridge", "subnet", "subnet6", "masquerade", "dns"}));
       if (t.get("name") == nullptr || t.get("bridge") == nullptr || t.get("subnet") == nullptr)
         return invalid(line_of(t), prefix, "name, bridge and subnet are required");
       net::NetworkDef def;
@@ -420,9 +437,10 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
   if (pod_network != net::kModeUser && pod_network != net::kModeNone &&
       std::none_of(declared.begin(), declared.end(),
                    [&](const net::Network& n) { return n.def.name == pod_network; }))
-    return invalid(network && network->get("pod_network") ? line_of(*network->get("pod_network")) : 1,
-                   "network.pod_network",
-                   "must be \"user\", \"none\" or a declared network, got \"" + pod_network + "\"");
+    return invalid(
+        network && network->get("pod_network") ? line_of(*network->get("pod_network")) : 1,
+        "network.pod_network",
+        "must be \"user\", \"none\" or a declared network, got \"" + pod_network + "\"");
   return c;
 }
 

@@ -347,8 +347,8 @@ Result<std::string> Client::create_network(const NetworkArgs& args) {
 Status Client::remove_network(const std::string& name) {
   BusError error;
   sd_bus_message* raw = nullptr;
-  int r = sd_bus_call_method(bus_.get(), kBusName, kManagerPath, kManagerInterface,
-                             "RemoveNetwork", error.get(), &raw, "s", name.c_str());
+  int r = sd_bus_call_method(bus_.get(), kBusName, kManagerPath, kManagerInterface, "RemoveNetwork",
+                             error.get(), &raw, "s", name.c_str());
   MessagePtr reply(raw);
   if (r < 0) return error.to_error(r, "RemoveNetwork");
   return ok_status();
@@ -370,8 +370,8 @@ Result<std::string> Client::get_network(const std::string& name) {
 Result<std::vector<NetworkSummary>> Client::list_networks() {
   BusError error;
   sd_bus_message* raw = nullptr;
-  int r = sd_bus_call_method(bus_.get(), kBusName, kManagerPath, kManagerInterface,
-                             "ListNetworks", error.get(), &raw, "");
+  int r = sd_bus_call_method(bus_.get(), kBusName, kManagerPath, kManagerInterface, "ListNetworks",
+                             error.get(), &raw, "");
   MessagePtr reply(raw);
   if (r < 0) return error.to_error(r, "ListNetworks");
   r = sd_bus_message_enter_container(reply.get(), 'a', "(ssso)");

@@ -214,7 +214,8 @@ int main(int argc, char** argv) {
     return confpod::ctl::network_inspect(bus_args, network_name, std::cout, std::cerr);
   if (*network_create)
     return confpod::ctl::network_create(bus_args, network_args, std::cout, std::cerr);
-  if (*network_rm) return confpod::ctl::network_remove(bus_args, network_name, std::cout, std::cerr);
+  if (*network_rm)
+    return confpod::ctl::network_remove(bus_args, network_name, std::cout, std::cerr);
   if (*port) return confpod::ctl::pod_ports(bus_args, pod_name, std::cout, std::cerr);
   if (*inspect) return confpod::ctl::pod_inspect(bus_args, pod_name, std::cout, std::cerr);
   if (*logs) return confpod::ctl::pod_logs(bus_args, logs_args, std::cout, std::cerr);

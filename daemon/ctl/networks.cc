@@ -20,7 +20,8 @@ int network_list(const BusArgs& bus, bool json, std::ostream& out, std::ostream&
     if (!properties.ok()) return fail(properties.error(), err);
     const auto& list = (*properties)["Pods"];
     pods.push_back(list.is_array() ? list.size() : 0);
-    rows.push_back({{"name", n.name}, {"bridge", n.bridge}, {"subnet", n.subnet}, {"pods", pods.back()}});
+    rows.push_back(
+        {{"name", n.name}, {"bridge", n.bridge}, {"subnet", n.subnet}, {"pods", pods.back()}});
   }
   if (json) {
     out << rows.dump(2) << "\n";

@@ -36,7 +36,7 @@ TEST(Address, RefusesBadSubnetsNamingTheProblem) {
     EXPECT_EQ(r.error().code, "net.invalid");
     EXPECT_NE(r.error().message.find(c.says), std::string::npos) << r.error().message;
   }
-  EXPECT_FALSE(parse_subnet6("fd00:89::/48").ok());  // fewer than 64 bits of prefix
+  EXPECT_FALSE(parse_subnet6("fd00:89::/48").ok());   // fewer than 64 bits of prefix
   EXPECT_FALSE(parse_subnet6("fd00:89::1/64").ok());  // host bits
   EXPECT_FALSE(parse_subnet6("10.0.0.0/64").ok());
 }
@@ -69,8 +69,9 @@ TEST(Address, NamesFollowFromTheAddress) {
   EXPECT_EQ(tap_name_for(a), "cpt0a590002");
   EXPECT_LE(tap_name_for(0xffffffffu).size(), 15u);
   EXPECT_EQ(mac_for(a), "02:cf:0a:59:00:02");
-  EXPECT_EQ(format_ipv6(address6_for(*parse_subnet4("10.89.0.0/24"), *parse_subnet6("fd00:89::/64"), a)),
-            "fd00:89::2");
+  EXPECT_EQ(
+      format_ipv6(address6_for(*parse_subnet4("10.89.0.0/24"), *parse_subnet6("fd00:89::/64"), a)),
+      "fd00:89::2");
   EXPECT_EQ(format_ipv6(address6_for(*parse_subnet4("10.0.0.0/8"), *parse_subnet6("fd00::/64"),
                                      *parse_ipv4("10.1.2.3"))),
             "fd00::1:203");

@@ -11,7 +11,8 @@ namespace {
 std::string quoted(const std::string& name) { return "\"" + name + "\""; }
 
 std::string dnat_rule(const PublishedPort& p) {
-  std::string match = p.host_ip == 0 ? "fib daddr type local" : "ip daddr " + format_ipv4(p.host_ip);
+  std::string match =
+      p.host_ip == 0 ? "fib daddr type local" : "ip daddr " + format_ipv4(p.host_ip);
   return match + " " + p.protocol + " dport " + std::to_string(p.host_port) + " dnat ip to " +
          format_ipv4(p.pod_address) + ":" + std::to_string(p.guest_port);
 }
@@ -67,7 +68,8 @@ std::string render_ruleset(const FirewallModel& model) {
                       format_ipv4(model.kbs->address) + " tcp dport " +
                       std::to_string(model.kbs->port) + " accept");
     }
-    input.push_back("iifname " + b + " ip daddr " + gw + " meta l4proto { tcp, udp } th dport 53 accept");
+    input.push_back("iifname " + b + " ip daddr " + gw +
+                    " meta l4proto { tcp, udp } th dport 53 accept");
     if (n.subnet6) {
       input.push_back("iifname " + b + " ip6 daddr " + format_ipv6(gateway6(*n.subnet6)) +
                       " meta l4proto { tcp, udp } th dport 53 accept");
@@ -150,8 +152,8 @@ Result<std::optional<std::string>> Firewall::current() {
   if (!listed.ok()) return listed.take_error();
   const std::string needle = std::string("table ") + kTableFamily + " " + kTableName + "\n";
   if (listed->find(needle) == std::string::npos) return std::optional<std::string>();
-  CONFPOD_ASSIGN_OR_RETURN(std::string table, run(std::string("list table ") + kTableFamily +
-                                                  " " + kTableName));
+  CONFPOD_ASSIGN_OR_RETURN(std::string table,
+                           run(std::string("list table ") + kTableFamily + " " + kTableName));
   return std::optional<std::string>(std::move(table));
 }
 

@@ -42,8 +42,8 @@ struct FirewallNetwork {
 };
 
 struct PublishedPort {
-  std::string protocol = "tcp";   // tcp | udp
-  std::uint32_t host_ip = 0;      // 0: every local address of the host
+  std::string protocol = "tcp";  // tcp | udp
+  std::uint32_t host_ip = 0;     // 0: every local address of the host
   std::uint16_t host_port = 0;
   std::uint32_t pod_address = 0;  // the pod's IPv4 address
   std::uint16_t guest_port = 0;

@@ -9,10 +9,6 @@
 namespace confpod::net {
 namespace {
 
-#define REQUIRE_NETNS()                                                              \
-  if (!testing::enter_private_netns()) GTEST_SKIP() << "cannot create a network namespace " \
-                                                       "here (needs CAP_SYS_ADMIN)"
-
 bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
@@ -20,7 +16,8 @@ bool has(const std::string& text, const std::string& part) {
 FirewallModel two_networks() {
   FirewallModel m;
   m.networks.push_back({"confpod0", *parse_subnet4("10.89.0.0/24"), std::nullopt, true});
-  m.networks.push_back({"cpback", *parse_subnet4("10.90.0.0/24"), *parse_subnet6("fd00:90::/64"), false});
+  m.networks.push_back(
+      {"cpback", *parse_subnet4("10.90.0.0/24"), *parse_subnet6("fd00:90::/64"), false});
   m.ports.push_back({"tcp", 0, 8080, *parse_ipv4("10.89.0.2"), 80});
   m.ports.push_back({"udp", *parse_ipv4("192.0.2.7"), 5353, *parse_ipv4("10.90.0.2"), 53});
   m.kbs = KbsForward{8081, 0x7f000001u, 8081};
@@ -32,15 +29,19 @@ TEST(FirewallRender, PublishedPortsKbsIsolationAndMasquerade) {
   EXPECT_TRUE(has(t, "table inet confpod {"));
   EXPECT_TRUE(has(t, "fib daddr type local tcp dport 8080 dnat ip to 10.89.0.2:80"));
   EXPECT_TRUE(has(t, "ip daddr 192.0.2.7 udp dport 5353 dnat ip to 10.90.0.2:53"));
-  EXPECT_TRUE(has(t, "iifname \"confpod0\" ip daddr 10.89.0.1 tcp dport 8081 dnat ip to 127.0.0.1:8081"));
-  EXPECT_TRUE(has(t, "ip saddr 10.89.0.0/24 ip daddr != 10.89.0.0/24 oifname != \"confpod0\" masquerade"));
+  EXPECT_TRUE(
+      has(t, "iifname \"confpod0\" ip daddr 10.89.0.1 tcp dport 8081 dnat ip to 127.0.0.1:8081"));
+  EXPECT_TRUE(
+      has(t, "ip saddr 10.89.0.0/24 ip daddr != 10.89.0.0/24 oifname != \"confpod0\" masquerade"));
   // masquerade = false: no egress NAT and the uplink is closed.
   EXPECT_FALSE(has(t, "ip saddr 10.90.0.0/24 ip daddr"));
   EXPECT_TRUE(has(t, "iifname \"cpback\" drop\n"));
   EXPECT_TRUE(has(t, "iifname \"confpod0\" accept\n"));
   // Host protection: the KBS and DNS on the gateway, nothing else.
-  EXPECT_TRUE(has(t, "iifname \"confpod0\" ct status dnat ip daddr 127.0.0.1 tcp dport 8081 accept"));
-  EXPECT_TRUE(has(t, "iifname \"confpod0\" ip daddr 10.89.0.1 meta l4proto { tcp, udp } th dport 53 accept"));
+  EXPECT_TRUE(
+      has(t, "iifname \"confpod0\" ct status dnat ip daddr 127.0.0.1 tcp dport 8081 accept"));
+  EXPECT_TRUE(has(
+      t, "iifname \"confpod0\" ip daddr 10.89.0.1 meta l4proto { tcp, udp } th dport 53 accept"));
   EXPECT_TRUE(has(t, "iifname \"cpback\" meta l4proto ipv6-icmp accept"));
   // Between networks: each network's inbound drop comes before any egress accept.
   EXPECT_LT(t.find("oifname \"cpback\" drop"), t.find("\t\tiifname \"confpod0\" accept"));
@@ -56,7 +57,7 @@ TEST(FirewallRender, IsAFunctionOfTheModelNotOfItsOrder) {
 }
 
 TEST(Firewall, AppliesReplacesAndRemovesTheTable) {
-  REQUIRE_NETNS();
+  CONFPOD_REQUIRE_NETNS();
   auto fw = Firewall::open();
   ASSERT_TRUE(fw.ok()) << fw.error().describe();
   auto before = fw->current();
@@ -85,7 +86,7 @@ TEST(Firewall, AppliesReplacesAndRemovesTheTable) {
 }
 
 TEST(Firewall, ARefusedRulesetLeavesThePreviousTable) {
-  REQUIRE_NETNS();
+  CONFPOD_REQUIRE_NETNS();
   auto fw = Firewall::open();
   ASSERT_TRUE(fw.ok());
   ASSERT_TRUE(fw->apply(two_networks()).ok());

@@ -39,8 +39,9 @@ using CachePtr = std::unique_ptr<nl_cache, CacheFree>;
 // libnl reports errors as -NLE_*; NLE_PERM is the missing CAP_NET_ADMIN.
 Error nl_error(const std::string& what, int err) {
   if (err == -NLE_PERM)
-    return make_error("net.permission", what + ": permission denied (bridge networking needs "
-                                               "CAP_NET_ADMIN; network = \"user\" does not)");
+    return make_error("net.permission", what +
+                                            ": permission denied (bridge networking needs "
+                                            "CAP_NET_ADMIN; network = \"user\" does not)");
   return make_error("net.link", what + ": " + nl_geterror(err));
 }
 
@@ -190,10 +191,21 @@ Result<std::vector<std::string>> Links::names_with_prefix(std::string_view prefi
 
 Status write_sysctl(const std::string& key, const std::string& value) {
   const std::string path = "/proc/sys/" + key;
+  {
+    std::ifstream in(path);
+    std::string current;
+    if (in >> current && current == value) return ok_status();  // already so: write nothing
+  }
   std::ofstream out(path);
   out << value << '\n';
   out.flush();
-  if (!out) return make_error("net.sysctl", "cannot write " + value + " to " + path);
+  if (!out) {
+    std::string name = key;
+    std::replace(name.begin(), name.end(), '/', '.');
+    return make_error("net.sysctl", "cannot write " + value + " to " + path + " (set sysctl " +
+                                        name + "=" + value +
+                                        " on this host, or let confpodd write it)");
+  }
   return ok_status();
 }
 

@@ -57,7 +57,8 @@ class Links {
 };
 
 // Writes `value` to /proc/sys/<key> ("net/ipv4/ip_forward"; slashes, since interface names
-// may hold dots). Network sysctls are per namespace. Error net.sysctl.
+// may hold dots), unless it already holds `value`. Network sysctls are per namespace. Error
+// net.sysctl (names the sysctl an administrator can set instead).
 Status write_sysctl(const std::string& key, const std::string& value);
 
 }  // namespace confpod::net

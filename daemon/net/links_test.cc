@@ -10,12 +10,8 @@
 namespace confpod::net {
 namespace {
 
-#define REQUIRE_NETNS()                                                              \
-  if (!testing::enter_private_netns()) GTEST_SKIP() << "cannot create a network namespace " \
-                                                       "here (needs CAP_SYS_ADMIN)"
-
 TEST(Links, BridgeWithGatewayIsCreatedOnceAndUp) {
-  REQUIRE_NETNS();
+  CONFPOD_REQUIRE_NETNS();
   auto links = Links::open();
   ASSERT_TRUE(links.ok()) << links.error().describe();
   const auto gw6 = parse_ipv6("fd00:89::1");
@@ -30,7 +26,7 @@ TEST(Links, BridgeWithGatewayIsCreatedOnceAndUp) {
 }
 
 TEST(Links, PersistentTapOnTheBridgeAndGoneAfterRemove) {
-  REQUIRE_NETNS();
+  CONFPOD_REQUIRE_NETNS();
   auto links = Links::open();
   ASSERT_TRUE(links.ok());
   ASSERT_TRUE(links->ensure_bridge("cpbr1", *parse_ipv4("10.90.0.1"), 24, std::nullopt, 0).ok());
@@ -50,7 +46,7 @@ TEST(Links, PersistentTapOnTheBridgeAndGoneAfterRemove) {
 }
 
 TEST(Links, TapOnAMissingBridgeIsANamedError) {
-  REQUIRE_NETNS();
+  CONFPOD_REQUIRE_NETNS();
   auto links = Links::open();
   ASSERT_TRUE(links.ok());
   Status tap = links->ensure_tap("cpt01020304", "nosuchbridge");
@@ -61,7 +57,7 @@ TEST(Links, TapOnAMissingBridgeIsANamedError) {
 }
 
 TEST(Links, SysctlsArePerNamespace) {
-  REQUIRE_NETNS();
+  CONFPOD_REQUIRE_NETNS();
   ASSERT_TRUE(write_sysctl("net/ipv4/ip_forward", "1").ok());
   std::ifstream in("/proc/sys/net/ipv4/ip_forward");
   std::string value;

@@ -13,8 +13,9 @@ Result<Network> validate_network(const NetworkDef& def) {
     return make_error("net.invalid", where + "bridge \"" + def.bridge.substr(0, 64) +
                                          "\" must be an interface name of 1..15 [A-Za-z0-9_.-]");
   if (def.bridge.starts_with(kTapPrefix))
-    return make_error("net.invalid", where + "bridge \"" + def.bridge + "\" must not start with \"" +
-                                         std::string(kTapPrefix) + "\" (pod taps use it)");
+    return make_error("net.invalid", where + "bridge \"" + def.bridge +
+                                         "\" must not start with \"" + std::string(kTapPrefix) +
+                                         "\" (pod taps use it)");
   Network net;
   net.def = def;
   auto subnet = parse_subnet4(def.subnet);
@@ -25,8 +26,8 @@ Result<Network> validate_network(const NetworkDef& def) {
     if (!subnet6.ok()) return make_error("net.invalid", where + subnet6.error().message);
     // Pod IPv6 addresses mirror the IPv4 host offset: subnet6 needs as many host bits.
     if (128 - subnet6->prefix < 32 - subnet->prefix)
-      return make_error("net.invalid", where + "subnet6 " + def.subnet6 + " has fewer host bits than subnet " +
-                                           def.subnet);
+      return make_error("net.invalid", where + "subnet6 " + def.subnet6 +
+                                           " has fewer host bits than subnet " + def.subnet);
     net.subnet6 = *subnet6;
     net.def.subnet6 = format(*subnet6);
   }
@@ -45,8 +46,8 @@ Status check_compatible(const Network& candidate, const std::vector<Network>& ex
     if (other.def.name == candidate.def.name)
       return make_error("net.exists", "a network named " + candidate.def.name + " already exists");
     if (other.def.bridge == candidate.def.bridge)
-      return make_error("net.exists", "bridge " + candidate.def.bridge + " already belongs to network " +
-                                          other.def.name);
+      return make_error("net.exists", "bridge " + candidate.def.bridge +
+                                          " already belongs to network " + other.def.name);
     if (overlaps(other.subnet, candidate.subnet))
       return make_error("net.overlap", "subnet " + candidate.def.subnet + " of network " +
                                            candidate.def.name + " overlaps " + other.def.subnet +

@@ -27,8 +27,8 @@ struct NetworkDef {
   std::string name = std::string(kDefaultNetwork);
   std::string bridge = "confpod0";
   std::string subnet = "10.89.0.0/24";
-  std::string subnet6;  // empty: IPv4 only
-  bool masquerade = true;  // pods reach beyond the host (SNAT to the uplink's address)
+  std::string subnet6;           // empty: IPv4 only
+  bool masquerade = true;        // pods reach beyond the host (SNAT to the uplink's address)
   std::vector<std::string> dns;  // nameservers handed to the pods (IPv4 or IPv6 addresses)
   bool from_config = true;       // false: created over D-Bus (stored in SQLite, removable)
   bool operator==(const NetworkDef&) const = default;

@@ -54,7 +54,8 @@ Result<std::unique_ptr<Networking>> Networking::create(NetworkingOptions options
     if (!fits.ok()) {
       // confpod.toml gained a network that clashes with one created earlier: the declared
       // one wins; the stored one stays in SQLite, unused, until removed.
-      pods::log_error("stored network ignored", {{"network", r.name}, {"error", fits.error().describe()}});
+      pods::log_error("stored network ignored",
+                      {{"network", r.name}, {"error", fits.error().describe()}});
       continue;
     }
     self->networks_.push_back(std::move(*n));
@@ -89,7 +90,8 @@ Result<Network> Networking::create_network(const NetworkDef& requested) {
     return stored.take_error();
   }
   networks_.push_back(n);
-  pods::log_info("network created", {{"network", n.def.name}, {"bridge", n.def.bridge}, {"subnet", n.def.subnet}});
+  pods::log_info("network created",
+                 {{"network", n.def.name}, {"bridge", n.def.bridge}, {"subnet", n.def.subnet}});
   return n;
 }
 
@@ -97,10 +99,11 @@ Status Networking::remove_network(std::string_view name) {
   auto it = std::find_if(networks_.begin(), networks_.end(),
                          [&](const Network& n) { return n.def.name == name; });
   if (it == networks_.end())
-    return make_error("net.not_found", "no network named \"" + std::string(name.substr(0, 64)) + "\"");
+    return make_error("net.not_found",
+                      "no network named \"" + std::string(name.substr(0, 64)) + "\"");
   if (it->def.from_config)
-    return make_error("net.config", "network " + it->def.name +
-                                        " is declared in confpod.toml; remove it there");
+    return make_error("net.config",
+                      "network " + it->def.name + " is declared in confpod.toml; remove it there");
   if (auto pods = pods_on(name); !pods.empty())
     return make_error("net.in_use", "network " + it->def.name + " still has pods: " + joined(pods));
   CONFPOD_TRY(store_.remove_network(name));
@@ -131,8 +134,7 @@ Status Networking::check_port_free_on_host(const spec::Port& port) const {
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0) return ok_status();
   const int err = errno;
   if (err == EADDRINUSE)
-    return make_error("net.port_in_use",
-                      "host port " + port_text(port) + " is in use on the host");
+    return make_error("net.port_in_use", "host port " + port_text(port) + " is in use on the host");
   if (err == EADDRNOTAVAIL)
     return make_error("net.invalid", "host_ip " + port.host_ip + " is not an address of this host");
   // EACCES for ports below 1024 without CAP_NET_BIND_SERVICE: not a conflict.
@@ -149,7 +151,8 @@ Result<Lease> Networking::reserve(const std::string& pod, const std::string& req
   if (!is_mode(lease.network)) {
     network = find(lease.network);
     if (network == nullptr)
-      return make_error("net.not_found", "pod " + pod + ": no network named \"" + lease.network + "\"");
+      return make_error("net.not_found",
+                        "pod " + pod + ": no network named \"" + lease.network + "\"");
   }
   for (const spec::Port& port : ports) {
     for (const auto& [other, entry] : pods_) {
@@ -223,8 +226,8 @@ std::string Networking::kbs_url(const Lease& lease) const {
   if (lease.network == kModeNone || !options_.kbs) return "";
   const Network* network = find(lease.network);
   if (network == nullptr) return "";
-  return std::string(options_.kbs_tls ? "https://" : "http://") +
-         format_ipv4(network->gateway()) + ":" + std::to_string(options_.kbs->guest_port);
+  return std::string(options_.kbs_tls ? "https://" : "http://") + format_ipv4(network->gateway()) +
+         ":" + std::to_string(options_.kbs->guest_port);
 }
 
 Status Networking::ensure_links(const Network& network) {
@@ -252,8 +255,8 @@ Status Networking::prepare(const std::string& pod) {
   if (it == pods_.end() || !on_bridge(it->second.lease)) return ok_status();
   const Network* network = find(it->second.lease.network);
   if (network == nullptr)
-    return make_error("net.not_found", "pod " + pod + ": no network named \"" +
-                                           it->second.lease.network + "\"");
+    return make_error("net.not_found",
+                      "pod " + pod + ": no network named \"" + it->second.lease.network + "\"");
   CONFPOD_ASSIGN_OR_RETURN(spec::PodNetwork guest, guest_network(it->second.lease));
   CONFPOD_TRY(ensure_links(*network));
   CONFPOD_TRY(links_->ensure_tap(guest.tap, network->def.bridge));
@@ -306,7 +309,8 @@ Status Networking::recover(const std::vector<PodNet>& pods) {
         if (live_taps.contains(tap)) continue;
         Status removed = links_->remove(tap);
         if (!removed.ok())
-          pods::log_warning("cannot remove stale tap", {{"tap", tap}, {"error", removed.error().describe()}});
+          pods::log_warning("cannot remove stale tap",
+                            {{"tap", tap}, {"error", removed.error().describe()}});
         else
           pods::log_info("removed stale tap", {{"tap", tap}});
       }

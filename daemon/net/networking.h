@@ -70,8 +70,7 @@ struct PodNet {
 class Networking {
  public:
   // Loads the networks created over D-Bus from `store` (which must outlive this object).
-  static Result<std::unique_ptr<Networking>> create(NetworkingOptions options,
-                                                    store::Store& store);
+  static Result<std::unique_ptr<Networking>> create(NetworkingOptions options, store::Store& store);
 
   // Every network, declared ones first (in order), then stored ones by name.
   const std::vector<Network>& networks() const { return networks_; }
@@ -113,7 +112,8 @@ class Networking {
   std::vector<spec::Port> ports_of(const std::string& pod) const;
 
  private:
-  Networking(NetworkingOptions options, store::Store& store) : options_(std::move(options)), store_(store) {}
+  Networking(NetworkingOptions options, store::Store& store)
+      : options_(std::move(options)), store_(store) {}
   Status apply_firewall();
   Status ensure_links(const Network& network);
   Status check_port_free_on_host(const spec::Port& port) const;

@@ -15,10 +15,6 @@
 namespace confpod::net {
 namespace {
 
-#define REQUIRE_NETNS()                                                              \
-  if (!testing::enter_private_netns()) GTEST_SKIP() << "cannot create a network namespace " \
-                                                       "here (needs CAP_SYS_ADMIN)"
-
 spec::Port port(std::uint16_t host, std::uint16_t guest, std::string protocol = "tcp",
                 std::string host_ip = "0.0.0.0") {
   return spec::Port{host, guest, std::move(protocol), std::move(host_ip)};
@@ -67,7 +63,7 @@ class NetworkingTest : public ::testing::Test {
 };
 
 TEST_F(NetworkingTest, LeasesAreLowestFreeAndNameEverythingTheGuestGets) {
-  REQUIRE_NETNS();
+  CONFPOD_REQUIRE_NETNS();
   auto n = make();
   Lease a = add(*n, "a", "");  // the default network
   Lease b = add(*n, "b", "default");
@@ -98,7 +94,7 @@ TEST_F(NetworkingTest, LeasesAreLowestFreeAndNameEverythingTheGuestGets) {
 }
 
 TEST_F(NetworkingTest, PortsPublishedTwiceOrBoundOnTheHostAreRefusedByName) {
-  REQUIRE_NETNS();
+  CONFPOD_REQUIRE_NETNS();
   auto n = make();
   add(*n, "web", "default", {port(8080, 80)});
   auto again = n->reserve("web2", "default", {port(8080, 8080)});
@@ -135,7 +131,7 @@ TEST_F(NetworkingTest, PortsPublishedTwiceOrBoundOnTheHostAreRefusedByName) {
 }
 
 TEST_F(NetworkingTest, PrepareWiresTheHostAndRemoveLeavesNothing) {
-  REQUIRE_NETNS();
+  CONFPOD_REQUIRE_NETNS();
   auto n = make();
   Lease web = add(*n, "web", "default", {port(8080, 80)});
   auto links = Links::open();
@@ -161,7 +157,7 @@ TEST_F(NetworkingTest, PrepareWiresTheHostAndRemoveLeavesNothing) {
 }
 
 TEST_F(NetworkingTest, RecoverRebuildsTheSameTableAndDropsStaleTaps) {
-  REQUIRE_NETNS();
+  CONFPOD_REQUIRE_NETNS();
   std::string before;
   {
     auto n = make();
@@ -178,7 +174,10 @@ TEST_F(NetworkingTest, RecoverRebuildsTheSameTableAndDropsStaleTaps) {
   auto n = make();
   std::vector<PodNet> pods = {
       {"a", Lease{"default", "10.89.0.2", "", "02:cf:0a:59:00:02"}, {port(8080, 80)}, true},
-      {"b", Lease{"back", "10.90.0.2", "fd00:90::2", "02:cf:0a:5a:00:02"}, {port(5353, 53, "udp")}, false},
+      {"b",
+       Lease{"back", "10.90.0.2", "fd00:90::2", "02:cf:0a:5a:00:02"},
+       {port(5353, 53, "udp")},
+       false},
   };
   Status recovered = n->recover(pods);
   ASSERT_TRUE(recovered.ok()) << recovered.error().describe();
@@ -191,7 +190,7 @@ TEST_F(NetworkingTest, RecoverRebuildsTheSameTableAndDropsStaleTaps) {
 }
 
 TEST_F(NetworkingTest, NetworksCreatedOverTheApiAreStoredCheckedAndRemovable) {
-  REQUIRE_NETNS();
+  CONFPOD_REQUIRE_NETNS();
   auto n = make();
   NetworkDef d;
   d.name = "lab";

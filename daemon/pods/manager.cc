@@ -19,16 +19,16 @@
 #include <system_error>
 #include <thread>
 
+#include "attest/base/unique_fd.h"
 #include "daemon/net/networking.h"
 #include "daemon/pods/guest_link.h"
-#include "daemon/pods/pod_files.h"
 #include "daemon/pods/log.h"
+#include "daemon/pods/pod_files.h"
 #include "daemon/spec/init_data.h"
 #include "daemon/spec/spec.h"
 #include "daemon/spec/vm_from_spec.h"
 #include "vmm/qemu_argv.h"
 #include "vmm/supervisor.h"
-#include "attest/base/unique_fd.h"
 
 namespace confpod::pods {
 
@@ -620,7 +620,8 @@ struct Manager::Impl {
       return;
     }
     if (Status unwired = networking->remove_pod(pod.record.name); !unwired.ok())
-      log_error("cannot remove the pod's network", {{"pod", pod.record.name}, {"error", unwired.error().describe()}});
+      log_error("cannot remove the pod's network",
+                {{"pod", pod.record.name}, {"error", unwired.error().describe()}});
     if (listener != nullptr) listener->pod_removed(pod.record);
     for (Listener* l : more_listeners) l->pod_removed(pod.record);
     spec::PodPaths paths = paths_of(pod);
@@ -777,7 +778,8 @@ Result<store::PodRecord> Manager::create_pod(std::string_view spec_toml) {
   // Its published ports in the firewall; nothing half-made stays when that fails.
   if (Status wired = impl_->networking->add_pod(spec.name, lease, spec.ports); !wired.ok()) {
     if (Status undone = impl_->store.remove_pod(spec.name); !undone.ok())
-      log_error("cannot undo CreatePod", {{"pod", spec.name}, {"error", undone.error().describe()}});
+      log_error("cannot undo CreatePod",
+                {{"pod", spec.name}, {"error", undone.error().describe()}});
     return wired.take_error();
   }
   Pod& pod = impl_->add_pod(record);

@@ -64,7 +64,6 @@ std::uint64_t file_size_or_zero(const std::string& path) {
 
 std::string qemu_log_path(const spec::PodPaths& paths) { return paths.dir + "/qemu.log"; }
 
-
 Result<std::string> read_pod_log(const spec::PodPaths& paths, std::uint64_t max_bytes) {
   // QEMU and the console first, then what the agent said, then the containers' own output.
   struct Part {

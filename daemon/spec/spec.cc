@@ -317,7 +317,8 @@ Result<PodSpec> parse_root(const toml::table& root) {
         !net::is_valid_network_name(*network))
       return invalid(line_of(*root.get("network")), "network",
                      "must be \"user\", \"none\" or a network name (1..32 of [A-Za-z0-9_.-]), "
-                     "got \"" + network->substr(0, 64) + "\"");
+                     "got \"" +
+                         network->substr(0, 64) + "\"");
     spec.network = *network;
   }
 

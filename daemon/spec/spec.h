@@ -47,7 +47,7 @@ struct Secret {
 struct Port {
   std::uint16_t host_port = 0;
   std::uint16_t guest_port = 0;
-  std::string protocol = "tcp";    // tcp | udp
+  std::string protocol = "tcp";     // tcp | udp
   std::string host_ip = "0.0.0.0";  // an IPv4 address of the host; 0.0.0.0: all of them
   bool operator==(const Port&) const = default;
 };

@@ -65,8 +65,8 @@ TEST(VmFromSpec, SnpBindsSha256OfInitData) {
   EXPECT_TRUE(c->disks[0].read_only);
   EXPECT_EQ(c->disks[0].serial, "image0");
   ASSERT_EQ(c->nics.size(), 1u);
-  EXPECT_EQ(c->nics[0].forwards,
-            (std::vector<vmm::HostForward>{{"tcp", "0.0.0.0", 8443, 443}, {"udp", "0.0.0.0", 5353, 53}}));
+  EXPECT_EQ(c->nics[0].forwards, (std::vector<vmm::HostForward>{{"tcp", "0.0.0.0", 8443, 443},
+                                                                {"udp", "0.0.0.0", 5353, 53}}));
   EXPECT_TRUE(vmm::qemu_argv(*c).ok());
 }
 

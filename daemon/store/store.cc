@@ -509,9 +509,8 @@ Status Store::remove_network(std::string_view name) {
   CONFPOD_ASSIGN_OR_RETURN(Transaction tx,
                            Transaction::begin(db, "store.io", impl_->path + ": " + what));
   {
-    CONFPOD_ASSIGN_OR_RETURN(StmtPtr remove,
-                             prepare(db, "DELETE FROM networks WHERE name = ?1", "store.io",
-                                     impl_->path + ": " + what));
+    CONFPOD_ASSIGN_OR_RETURN(StmtPtr remove, prepare(db, "DELETE FROM networks WHERE name = ?1",
+                                                     "store.io", impl_->path + ": " + what));
     int rc = bind_text(remove.get(), 1, name);
     if (rc == SQLITE_OK) rc = sqlite3_step(remove.get());
     if (rc != SQLITE_DONE) return impl_->io_error(rc, what);

@@ -26,8 +26,8 @@
 
 #include "attest/base/bytes.h"
 #include "attest/base/result.h"
-#include "guest/evidence/evidence.h"
 #include "attest/base/unique_fd.h"
+#include "guest/evidence/evidence.h"
 
 namespace confpod::guest::agent {
 

@@ -23,7 +23,6 @@
 namespace confpod::guest::agent {
 namespace {
 
-
 constexpr const char* kOldRoot = "/.confpod-old-root";
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 // Device nodes a container gets, bind-mounted from the agent's /dev when present.

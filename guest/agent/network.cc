@@ -4,14 +4,14 @@
 #include <fcntl.h>
 #include <linux/ipv6.h>
 #include <linux/openat2.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -131,8 +131,8 @@ Result<std::string> interface_with_mac(const std::string& mac) {
     if (::ioctl(sock.get(), SIOCGIFHWADDR, &ifr) != 0) continue;
     char text[18];
     const auto* b = reinterpret_cast<const unsigned char*>(ifr.ifr_hwaddr.sa_data);
-    std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3],
-                  b[4], b[5]);
+    std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4],
+                  b[5]);
     if (mac == text) return std::string(i->if_name);
   }
   return make_error("agent.network", "no network interface has MAC " + mac);

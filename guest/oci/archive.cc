@@ -26,9 +26,9 @@
 #include <optional>
 
 #include "attest/base/bytes.h"
+#include "attest/base/unique_fd.h"
 #include "guest/oci/tar.h"
 #include "guest/oci/unpack.h"
-#include "attest/base/unique_fd.h"
 
 namespace confpod::guest::oci {
 

@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <set>
 
+#include "attest/base/unique_fd.h"
 #include "guest/oci/test_util.h"
 #include "guest/oci/unpack.h"
 #include "tests/support/process.h"
-#include "attest/base/unique_fd.h"
 
 namespace confpod::guest::oci {
 namespace {

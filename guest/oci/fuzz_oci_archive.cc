@@ -11,10 +11,10 @@
 #include <filesystem>
 #include <string>
 
+#include "attest/base/unique_fd.h"
 #include "guest/oci/archive.h"
 #include "guest/oci/tar.h"
 #include "guest/oci/unpack.h"
-#include "attest/base/unique_fd.h"
 
 namespace {
 

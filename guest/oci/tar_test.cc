@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <map>
 
+#include "attest/base/unique_fd.h"
 #include "guest/oci/test_util.h"
 #include "tests/support/process.h"
-#include "attest/base/unique_fd.h"
 
 namespace confpod::guest::oci {
 namespace {

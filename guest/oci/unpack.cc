@@ -16,7 +16,6 @@ namespace confpod::guest::oci {
 
 namespace {
 
-
 Error layer_error(const std::string& message) { return make_error("oci.layer", message); }
 
 Error io_error(const std::string& what, const std::string& path) {

@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "attest/base/result.h"
+#include "attest/base/unique_fd.h"
 #include "guest/oci/archive.h"
 #include "guest/oci/tar.h"
-#include "attest/base/unique_fd.h"
 
 namespace confpod::guest::oci {
 
@@ -37,8 +37,8 @@ class LayerUnpacker {
   Status apply_entry(TarReader& tar, const TarEntry& entry);
   // The directory named by comps[0, count) beneath the rootfs (O_PATH). With `create`,
   // missing directories are made (0755). `missing` tells ENOENT/ENOTDIR from other errors.
-  Result<UniqueFd> open_dir(const std::vector<std::string>& comps, std::size_t count,
-                                 bool create, bool& missing);
+  Result<UniqueFd> open_dir(const std::vector<std::string>& comps, std::size_t count, bool create,
+                            bool& missing);
   // Removes everything below `dir_fd` (path `dir_path`) that this layer did not create.
   Status opaque(int dir_fd, const std::string& dir_path);
 

@@ -211,15 +211,15 @@ Status check_network(const InitNetwork& n) {
       return invalid("network.gateway", "needs network.address (no address, no network)");
   }
   if (!n.mac.empty() && !is_mac(n.mac))
-    return invalid("network.mac", "must be xx:xx:xx:xx:xx:xx (lower-case hex), got " +
-                                      quote_value(n.mac));
+    return invalid("network.mac",
+                   "must be xx:xx:xx:xx:xx:xx (lower-case hex), got " + quote_value(n.mac));
   if (!n.address6.empty() && !is_ipv6_prefix(n.address6))
-    return invalid("network.address6", "must be an IPv6 address/len, got " + quote_value(n.address6));
+    return invalid("network.address6",
+                   "must be an IPv6 address/len, got " + quote_value(n.address6));
   if (!n.gateway6.empty()) {
     if (!is_ipv6(n.gateway6))
       return invalid("network.gateway6", "must be an IPv6 address, got " + quote_value(n.gateway6));
-    if (n.address6.empty())
-      return invalid("network.gateway6", "needs network.address6");
+    if (n.address6.empty()) return invalid("network.gateway6", "needs network.address6");
   }
   if (n.dns.size() > kMaxInitDns)
     return invalid("network.dns", "at most " + std::to_string(kMaxInitDns) + " servers");
@@ -318,8 +318,7 @@ Result<InitSecret> read_secret(const json& value, const std::string& path) {
 Result<InitNetwork> read_network(const json& value, const std::string& path) {
   CONFPOD_TRY(expect_object(value, path));
   Members m(value, path, kInvalid);
-  CONFPOD_TRY(
-      m.only({"address", "address6", "dns", "gateway", "gateway6", "interface", "mac"}));
+  CONFPOD_TRY(m.only({"address", "address6", "dns", "gateway", "gateway6", "interface", "mac"}));
   InitNetwork n;
   CONFPOD_ASSIGN_OR_RETURN(n.address, m.string("address"));
   CONFPOD_ASSIGN_OR_RETURN(n.address6, m.string("address6"));

@@ -41,22 +41,6 @@ const std::string kResource = "default/hello/greeting";
 const std::string kUnlisted = "default/hello/other";
 const std::string kSecret = "the class-3 greeting key\n";
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-bool wait_for(const std::function<bool()>& done, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(200ms);
-  }
-  return done();
-}
-
 std::string hello_spec(const std::string& name, const testing::OciImage& image) {
   return "name = \"" + name + "\"\ntee = \"none\"\n[vm]\nvcpus = 1\nmemory_mib = 256\n" +
          "[[containers]]\nname = \"hello\"\nimage = \"oci-archive:" + image.archive + "@" +
@@ -106,7 +90,7 @@ class HelloPodTest : public ::testing::Test {
     std::string path = dir.write(name + ".toml", spec);
     auto run = ctl({"run", path});
     EXPECT_EQ(run.exit_code, 0) << run.err;
-    bool ended = wait_for(
+    bool ended = testing::wait_until(
         [&] {
           std::string s = state(name);
           return s == "exited" || s == "failed";
@@ -190,16 +174,17 @@ TEST_F(HelloPodTest, FailingContainerFailsThePodAndOnFailureRestartsIt) {
   ASSERT_EQ(ctl({"run", dir.write("flaky.toml", spec)}).exit_code, 0);
   const std::string log = daemon_->runtime_dir() + "/pods/flaky/containers.log";
   auto attempts = [&] {
-    std::string text = read_file(log);
+    std::string text = testing::read_text_file(log);
     std::size_t n = 0;
     for (std::size_t at = text.find("attempt\n"); at != std::string::npos;
          at = text.find("attempt\n", at + 1))
       ++n;
     return n;
   };
-  EXPECT_TRUE(wait_for([&] { return attempts() >= 2; }, 180s)) << ctl({"logs", "flaky"}).out;
+  EXPECT_TRUE(testing::wait_until([&] { return attempts() >= 2; }, 180s))
+      << ctl({"logs", "flaky"}).out;
   // Between runs the pod showed the container's status.
-  std::string agent_log = read_file(daemon_->runtime_dir() + "/pods/flaky/agent.log");
+  std::string agent_log = testing::read_text_file(daemon_->runtime_dir() + "/pods/flaky/agent.log");
   EXPECT_NE(agent_log.find("container flaky exited with status 4"), std::string::npos) << agent_log;
   EXPECT_NE(agent_log.find("pod exited with status 4"), std::string::npos) << agent_log;
   EXPECT_NE(daemon_->log().find("restart scheduled"), std::string::npos);
@@ -250,7 +235,7 @@ TEST_F(HelloPodTest, InitDataAlteredByTheHostIsRefusedByTheAgentAndTheKbs) {
   auto channel = vmm::GuestChannel::connect(vm->channels[0].socket_path, 10s);
   ASSERT_TRUE(channel.ok()) << channel.error().describe();
   auto hello = channel->read_frame(120s);
-  ASSERT_TRUE(hello.ok()) << hello.error().describe() << read_file(vm->serial_log);
+  ASSERT_TRUE(hello.ok()) << hello.error().describe() << testing::read_text_file(vm->serial_log);
   guest::HostMessage init;
   init.kind = guest::HostMessage::Kind::kInitData;
   init.init_data = altered;
@@ -273,7 +258,7 @@ TEST_F(HelloPodTest, InitDataAlteredByTheHostIsRefusedByTheAgentAndTheKbs) {
       started = true;
     if (m.kind == guest::GuestMessage::Kind::kPodExit) pod_exit = m.status;
   }
-  EXPECT_TRUE(refused) << read_file(vm->serial_log);
+  EXPECT_TRUE(refused) << testing::read_text_file(vm->serial_log);
   EXPECT_FALSE(started);
   EXPECT_EQ(pod_exit, 125);
   auto exit = sup->wait_exit(30s);

@@ -33,8 +33,8 @@ void ip(const std::vector<std::string>& args) {
 
 NamedNetns::NamedNetns(const std::string& prefix) {
   static std::atomic<int> counter{0};
-  name_ = "confpod-test-" + prefix + "-" + std::to_string(::getpid()) + "-" +
-          std::to_string(counter++);
+  name_ =
+      "confpod-test-" + prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   ip({"netns", "add", name_});
   ip({"-n", name_, "link", "set", "lo", "up"});
 }

@@ -10,6 +10,12 @@
 #include <string>
 #include <vector>
 
+// In a gtest body: moves the test process into a namespace of its own, or skips the test
+// where the machine does not allow that.
+#define CONFPOD_REQUIRE_NETNS()                   \
+  if (!::confpod::testing::enter_private_netns()) \
+  GTEST_SKIP() << "cannot create a network namespace here (needs CAP_SYS_ADMIN)"
+
 namespace confpod::testing {
 
 bool enter_private_netns();

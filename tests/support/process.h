@@ -1,6 +1,8 @@
 // Run a real program from a test and capture what it printed and how it exited.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,12 @@ struct ProcessResult {
 
 // fork + execv (no shell); stdin is /dev/null.
 ProcessResult run_process(const std::vector<std::string>& argv);
+
+// The whole file ("" when it cannot be read).
+std::string read_text_file(const std::string& path);
+
+// Polls `done` every 200 ms until it is true or `limit` has passed; returns its last value.
+bool wait_until(const std::function<bool()>& done, std::chrono::seconds limit);
 
 // A fresh directory under $TMPDIR removed (recursively) when the object dies.
 class TempDir {
