@@ -1,7 +1,7 @@
 // Guest networking throughput, measured in the same run against its own baseline.
 //
 //   http:  GET / of a busybox httpd pod (tee none, QEMU TCG), 4 connections at a time for
-//          10 s. Published: from a "client" namespace through the host's published port
+//          6 s, 3 rounds. Published: from a "client" namespace through the host's published port
 //          10.200.0.1:8080 (veth, DNAT, forward). Direct: from the daemon's namespace straight
 //          to the pod's address 10.89.0.2:80 (the firewall rightly refuses unsolicited traffic
 //          from outside to pod addresses, so the direct baseline runs where it is allowed; the
@@ -168,9 +168,9 @@ int run() {
   waiter.join();
 
   std::vector<double> published, direct, ratios;
-  for (int round = 0; round < 2; ++round) {
-    double p = http_rate(client.name(), "10.200.0.1", 8080, 4, 10s);
-    double d = http_rate(host.name(), "10.89.0.2", 80, 4, 10s);
+  for (int round = 0; round < 3; ++round) {
+    double p = http_rate(client.name(), "10.200.0.1", 8080, 4, 6s);
+    double d = http_rate(host.name(), "10.89.0.2", 80, 4, 6s);
     std::printf("round %d: http published %.1f req/s, direct %.1f req/s, ratio %.3f\n", round, p, d,
                 d > 0 ? p / d : 0);
     published.push_back(p), direct.push_back(d), ratios.push_back(d > 0 ? p / d : 0);
@@ -183,7 +183,7 @@ int run() {
   std::vector<double> tap, user;
   std::thread bulk([&] {
     enter(host.name());
-    for (int round = 0; round < 2; ++round) {
+    for (int round = 0; round < 3; ++round) {
       tap.push_back(push_rate("10.89.0.2", 5001, 32u << 20));
       user.push_back(push_rate("127.0.0.1", 15001, 32u << 20));
     }

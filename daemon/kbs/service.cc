@@ -89,7 +89,8 @@ Result<kbs::ReferenceValues> pod_reference_values(const pods::Manager& pods, std
     // No hardware binds anything; the KBS checks the init-data body the sample evidence
     // carries against the pod's own document (docs/init-data.md).
     v.tee = "sample";
-    v.init_data_digest = crypto::sha256(as_bytes(spec::init_data_text(spec, pods.config().host)));
+    CONFPOD_ASSIGN_OR_RETURN(std::string init_data, pods.init_data(name));
+    v.init_data_digest = crypto::sha256(as_bytes(init_data));
     return v;
   }
   CONFPOD_ASSIGN_OR_RETURN(pods::ReferenceValues ref, pods.reference_values(name));

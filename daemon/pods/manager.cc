@@ -911,6 +911,17 @@ Result<ReferenceValues> Manager::reference_values(std::string_view name) const {
 
 Measurer::Stats Manager::measurement_stats() const { return impl_->measurer.stats(); }
 
+Result<std::string> Manager::init_data(std::string_view name) const {
+  Pod* pod = impl_->find(name);
+  if (pod == nullptr) return not_found(name);
+  if (!pod->spec) {
+    return make_error("spec.invalid", "the stored spec of pod " + pod->record.name +
+                                          " no longer parses: " + pod->spec_error);
+  }
+  CONFPOD_ASSIGN_OR_RETURN(spec::HostDefaults host, impl_->host_for(pod->record));
+  return spec::init_data_text(*pod->spec, host);
+}
+
 net::Networking& Manager::networking() { return *impl_->networking; }
 const net::Networking& Manager::networking() const { return *impl_->networking; }
 

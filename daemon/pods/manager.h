@@ -161,6 +161,9 @@ class Manager {
   // (no evidence to check) or a pod without a measurement (stored by a daemon that did not
   // compute one, until its next start); spec.invalid when its stored spec no longer parses.
   Result<ReferenceValues> reference_values(std::string_view name) const;
+  // The pod's init-data document, the bytes its VM is launched with and its agent receives
+  // (with its network and KBS URL). pods.not_found, spec.invalid, net.*.
+  Result<std::string> init_data(std::string_view name) const;
   // The measurement cache's counters (tests, diagnostics).
   Measurer::Stats measurement_stats() const;
 

@@ -38,8 +38,8 @@ using testing::ProcessResult;
 constexpr const char* kHostAddr = "10.200.0.1";
 constexpr int kKbsPort = 8081;
 
-// What a probe pod prints every round: "R web=OK kbs=OK gw=NO host=NO othergw=NO". A target
-// is OK when an HTTP GET through busybox nc gets a 200 status line within 2 s.
+// What a probe pod prints every round: "R [secret=OK] web=OK kbs=OK gw=NO host=NO othergw=NO". A
+// target is OK when an HTTP GET through busybox nc gets a 200 status line within 2 s.
 std::string probe_command() {
   auto check = [](const std::string& label, const std::string& host, const std::string& port,
                   const std::string& path) {
@@ -50,7 +50,8 @@ std::string probe_command() {
            " 2>/dev/null | busybox head -n 1 | busybox grep -q ' 200 '; then r=\"$r " + label +
            "=OK\"; else r=\"$r " + label + "=NO\"; fi; ";
   };
-  return "while true; do r=R; " + check("web", "10.89.0.2", "80", "/") +
+  return "while true; do r=R; if [ -s /run/secrets/token ]; then r=\"$r secret=OK\"; fi; " +
+         check("web", "10.89.0.2", "80", "/") +
          check("kbs", "$GW", std::to_string(kKbsPort), "/kbs/v0/.well-known/jwks.json") +
          check("gw", "$GW", "9999", "/") + check("host", kHostAddr, "9999", "/") +
          check("othergw", "$OTHERGW", "9999", "/") + "echo \"$r\"; sleep 2; done";
@@ -97,8 +98,14 @@ class NetworkE2E : public ::testing::Test {
         "exec /bin/busybox httpd -f -p 80 -h /tmp/www";
     write_spec("web", pod_toml("web", "default", image, web_cmd, "",
                                "[[ports]]\nhost_port = 8080\nguest_port = 80\n"));
+    // probe-same also gets a secret: its agent attests to the KBS through the gateway first.
+    ProcessResult put =
+        ctl({"secret", "put", "default/net/token", www_->write("token", "t0k3n\n")});
+    if (put.exit_code != 0) setup_error_ += "secret put: " + put.err + "\n";
     write_spec("probe-same", pod_toml("probe-same", "default", image, probe_command(),
-                                      "GW = \"10.89.0.1\", OTHERGW = \"10.90.0.1\"", ""));
+                                      "GW = \"10.89.0.1\", OTHERGW = \"10.90.0.1\"",
+                                      "[[secrets]]\nresource = \"default/net/token\"\n"
+                                      "path = \"/run/secrets/token\"\n"));
     write_spec("probe-other", pod_toml("probe-other", "other", image, probe_command(),
                                        "GW = \"10.90.0.1\", OTHERGW = \"10.89.0.1\"", ""));
     for (const char* pod : {"web", "probe-same", "probe-other"}) {
@@ -212,7 +219,7 @@ TEST_F(NetworkE2E, SameNetworkReachesDifferentNetworkDoesNotAndTheHostOnlyServes
     std::vector<std::string> out;
     std::istringstream in(containers_log(pod));
     for (std::string line; std::getline(in, line);)
-      if (line.find("R web=") != std::string::npos) out.push_back(line);
+      if (line.rfind("R ", 0) == 0 && line.find(" web=") != std::string::npos) out.push_back(line);
     return out;
   };
   ASSERT_TRUE(testing::wait_until(
@@ -234,6 +241,9 @@ TEST_F(NetworkE2E, SameNetworkReachesDifferentNetworkDoesNotAndTheHostOnlyServes
                                             "/kbs/v0/.well-known/jwks.json"}))
           .out.substr(0, 200);
   EXPECT_NE(same.back().find("kbs=OK"), std::string::npos) << same.back() << "\n" << kbs_local;
+  // The secret came from the KBS over the bridge, after attestation with its init-data.
+  EXPECT_NE(same.back().find("secret=OK"), std::string::npos) << same.back();
+  EXPECT_EQ(other.back().find("secret=OK"), std::string::npos) << other.back();
   EXPECT_NE(other.back().find("kbs=OK"), std::string::npos) << other.back() << "\n" << nft_table();
   for (const auto& line : same) {
     EXPECT_NE(line.find("gw=NO"), std::string::npos) << line;
