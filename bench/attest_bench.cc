@@ -25,6 +25,7 @@
 #include "attest/tdx/collateral.h"
 #include "attest/tdx/quote.h"
 #include "attest/tdx/roots.h"
+#include "attest/tdx/signature_cache.h"
 #include "attest/tdx/verify.h"
 
 namespace {
@@ -152,7 +153,18 @@ void bench_tdx() {
   RawSignature raw = make_raw_signature("P-256", EVP_sha256(), signed_part);
   auto baseline = [&] { return raw_verify(raw, EVP_sha256(), signed_part); };
   auto [s, b] = compare(subject, baseline);
-  report("TDX", s, b, "quotes ", "report only; >= 2 P-256 verifies per quote");
+  report("TDX cold", s, b, "quotes ", "report only; every quote verifies its PCK chain");
+  // Repeated quotes of one platform: the PCK chain and QE report come from the cache
+  // (attest/tdx/signature_cache.h); the quote's own signature is still verified each time.
+  confpod::tdx::SignatureCache cache;
+  auto warm = [&] {
+    auto quote = confpod::tdx::parse_quote(quote_bytes);
+    if (!quote.ok()) return false;
+    auto verdict = confpod::tdx::verify_quote(*quote, verified, at, &cache);
+    return verdict.ok() && confpod::tdx::appraise(*quote, *verdict, policy).ok();
+  };
+  auto [w, wb] = compare(warm, baseline);
+  report("TDX warm", w, wb, "quotes ", ">= 0.8");
 }
 
 }  // namespace

@@ -585,7 +585,8 @@ Result<Kbs::Facts> Kbs::verify_tdx(const nlohmann::json& evidence, const Bytes& 
     return make_error("kbs.evidence.tdx", "no TDX collateral source is configured");
   CONFPOD_ASSIGN_OR_RETURN(auto collateral, options_.tdx_collateral(quote, now));
   if (!collateral) return make_error("kbs.evidence.tdx", "no collateral for this quote");
-  CONFPOD_ASSIGN_OR_RETURN(tdx::Verdict verdict, tdx::verify_quote(quote, *collateral, now));
+  CONFPOD_ASSIGN_OR_RETURN(tdx::Verdict verdict,
+                           tdx::verify_quote(quote, *collateral, now, &tdx_signatures_));
   const auto& rd = quote.body.report_data;
   if (!std::equal(rd.begin(), rd.end(), expected.begin(), expected.end()))
     return make_error("kbs.binding", "REPORTDATA " + to_hex(rd) +

@@ -27,6 +27,7 @@
 #include "attest/snp/report.h"
 #include "attest/tdx/collateral.h"
 #include "attest/tdx/quote.h"
+#include "attest/tdx/signature_cache.h"
 
 namespace confpod::kbs {
 
@@ -170,6 +171,8 @@ class Kbs {
   std::map<std::string, Session, std::less<>> sessions_;
   // Indexed by Source.
   std::array<std::map<std::string, ReferenceValues, std::less<>>, 2> pods_;
+  // Verified PCK chains and QE reports of the platforms that sent quotes (thread-safe).
+  mutable tdx::SignatureCache tdx_signatures_;
 };
 
 // The report_data a TEE must carry for a challenge, as Trustee's client computes it: SHA-384

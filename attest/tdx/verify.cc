@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "attest/tdx/signature_cache.h"
+
 namespace confpod::tdx {
 
 namespace {
@@ -242,10 +244,12 @@ Result<Verdict> evaluate_tcb(const TcbInfo& info, const PckExtensions& pck, cons
 }
 
 Result<Verdict> verify_quote(const Quote& quote, const VerifiedCollateral& collateral,
-                             UnixSeconds at) {
+                             UnixSeconds at, SignatureCache* cache) {
   CONFPOD_TRY(check_collateral_time(collateral, at));
   CONFPOD_ASSIGN_OR_RETURN(VerifiedSignatures sigs,
-                           verify_quote_signatures(quote, collateral.root.get(), at));
+                           cache != nullptr
+                               ? cache->verify(quote, collateral.root.get(), at)
+                               : verify_quote_signatures(quote, collateral.root.get(), at));
   X509* leaf = sigs.pck_leaf.get();
   X509* intermediate = sigs.pck_intermediate.get();
 

@@ -74,7 +74,10 @@ Result<Verdict> evaluate_tcb(const TcbInfo& tcb_info, const PckExtensions& pck, 
 //   "tdx.qe_identity"     match_qe_identity()
 //   "tdx.fmspc" / "tdx.pceid"  the PCK's FMSPC / PCE-ID differ from the TCB info's
 //   evaluate_tcb() errors.
+// `cache` (optional, signature_cache.h) serves the signature checks of quotes whose PCK chain
+// and QE report it has verified before.
+class SignatureCache;
 Result<Verdict> verify_quote(const Quote& quote, const VerifiedCollateral& collateral,
-                             UnixSeconds at);
+                             UnixSeconds at, SignatureCache* cache = nullptr);
 
 }  // namespace confpod::tdx
