@@ -54,7 +54,10 @@ std::string probe_command() {
          check("web", "10.89.0.2", "80", "/") +
          check("kbs", "$GW", std::to_string(kKbsPort), "/kbs/v0/.well-known/jwks.json") +
          check("gw", "$GW", "9999", "/") + check("host", kHostAddr, "9999", "/") +
-         check("othergw", "$OTHERGW", "9999", "/") + "echo \"$r\"; sleep 2; done";
+         check("othergw", "$OTHERGW", "9999", "/") +
+         // IPv6 where the network has it: the address is configured and the gateway answers.
+         "if [ -n \"$GW6\" ]; then if busybox ping -6 -c 1 -W 2 $GW6 >/dev/null 2>&1; then "
+         "r=\"$r v6=OK\"; else r=\"$r v6=NO\"; fi; fi; echo \"$r\"; sleep 2; done";
 }
 
 std::string pod_toml(const std::string& name, const std::string& network,
@@ -83,7 +86,8 @@ class NetworkE2E : public ::testing::Test {
         "[kbs]\nenabled = true\nlisten = \"127.0.0.1:" + std::to_string(kKbsPort) + "\"\n";
     options.network_toml =
         "[network]\npod_network = \"default\"\ndns = [\"10.89.0.1\"]\n"
-        "[[networks]]\nname = \"other\"\nbridge = \"cpother\"\nsubnet = \"10.90.0.0/24\"\n";
+        "[[networks]]\nname = \"other\"\nbridge = \"cpother\"\nsubnet = \"10.90.0.0/24\"\n"
+        "subnet6 = \"fd00:90::/64\"\n";
     daemon_ = new testing::DaemonProcess(*bus_, options);
 
     // The host's own service on every address of its namespace: no pod may reach it.
@@ -106,8 +110,9 @@ class NetworkE2E : public ::testing::Test {
                                       "GW = \"10.89.0.1\", OTHERGW = \"10.90.0.1\"",
                                       "[[secrets]]\nresource = \"default/net/token\"\n"
                                       "path = \"/run/secrets/token\"\n"));
-    write_spec("probe-other", pod_toml("probe-other", "other", image, probe_command(),
-                                       "GW = \"10.90.0.1\", OTHERGW = \"10.89.0.1\"", ""));
+    write_spec("probe-other",
+               pod_toml("probe-other", "other", image, probe_command(),
+                        "GW = \"10.90.0.1\", OTHERGW = \"10.89.0.1\", GW6 = \"fd00:90::1\"", ""));
     for (const char* pod : {"web", "probe-same", "probe-other"}) {
       ProcessResult r = ctl({"run", spec_path(pod)});
       if (r.exit_code != 0) setup_error_ += std::string(pod) + ": " + r.err + "\n";
@@ -211,6 +216,7 @@ TEST_F(NetworkE2E, PageFetchedThroughThePublishedPortNamesThePod) {
   ProcessResult port = ctl({"port", "web"});
   EXPECT_EQ(port.out, "80/tcp -> 0.0.0.0:8080\n");
   EXPECT_EQ(inspect("probe-other")["Address"], "10.90.0.2");
+  EXPECT_EQ(inspect("probe-other")["Address6"], "fd00:90::2");
 }
 
 TEST_F(NetworkE2E, SameNetworkReachesDifferentNetworkDoesNotAndTheHostOnlyServesTheKbs) {
@@ -244,6 +250,8 @@ TEST_F(NetworkE2E, SameNetworkReachesDifferentNetworkDoesNotAndTheHostOnlyServes
   // The secret came from the KBS over the bridge, after attestation with its init-data.
   EXPECT_NE(same.back().find("secret=OK"), std::string::npos) << same.back();
   EXPECT_EQ(other.back().find("secret=OK"), std::string::npos) << other.back();
+  // probe-other's network has subnet6: its agent configured fd00:90::2 and the gateway answers.
+  EXPECT_NE(other.back().find("v6=OK"), std::string::npos) << other.back();
   EXPECT_NE(other.back().find("kbs=OK"), std::string::npos) << other.back() << "\n" << nft_table();
   for (const auto& line : same) {
     EXPECT_NE(line.find("gw=NO"), std::string::npos) << line;
