@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "attest/kbs/kbs.h"
-#include "attest/kbs/snp_report_json.h"
+#include "attest/snp/report_json.h"
 
 namespace {
 
@@ -70,7 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (ev != parsed->end() && ev->is_object() && ev->contains("primary_evidence")) {
     const auto& primary = (*ev)["primary_evidence"];
     if (primary.is_object() && primary.contains("attestation_report"))
-      (void)confpod::kbs::raw_report_from_sev_json(primary["attestation_report"]);
+      (void)confpod::snp::raw_report_from_sev_json(primary["attestation_report"]);
   }
   return 0;
 }

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <set>
 
-#include "attest/kbs/snp_report_json.h"
 #include "attest/snp/appraisal.h"
 #include "attest/snp/claims.h"
+#include "attest/snp/report_json.h"
 #include "attest/snp/verify.h"
 #include "attest/tdx/appraisal.h"
 #include "attest/tdx/verify.h"
@@ -508,7 +508,9 @@ Result<Kbs::Facts> Kbs::verify_snp(const nlohmann::json& evidence, const Bytes& 
   // Trustee's attester sends the sev crate's field-by-field object; ours may send the raw bytes.
   Bytes raw;
   if (rep->is_object()) {
-    CONFPOD_ASSIGN_OR_RETURN(raw, raw_report_from_sev_json(*rep));
+    auto decoded = snp::raw_report_from_sev_json(*rep);
+    if (!decoded.ok()) return make_error("kbs.evidence.snp", decoded.error().message);
+    raw = std::move(*decoded);
   } else {
     CONFPOD_ASSIGN_OR_RETURN(
         raw, byte_field(*rep, snp::kReportSize, "kbs.evidence.snp", "attestation_report"));

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
 
   confpod::ctl::VerifySnpArgs snp_args;
   confpod::ctl::VerifyTdxArgs tdx_args;
+  confpod::ctl::VerifySnpEvidenceArgs snp_evidence_args;
 
   CLI::App* verify = app.add_subcommand("verify", "Verify attestation evidence offline");
   verify->require_subcommand(1);
@@ -49,6 +50,13 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"milan", "genoa", "turin"}));
   snp->add_flag("--allow-debug", snp_args.allow_debug, "Accept a guest whose policy allows debug");
 
+  CLI::App* snp_evidence = verify->add_subcommand(
+      "snp-evidence", "Verify SEV-SNP evidence in Trustee's JSON shape (report + cert_chain)");
+  snp_evidence->add_option("FILE", snp_evidence_args.evidence, "Evidence JSON")->required();
+  snp_evidence->add_option("--at", snp_evidence_args.at,
+                           "Verification time, RFC 3339 (default: now)");
+  snp_evidence->add_flag("--allow-debug", snp_evidence_args.allow_debug,
+                         "Accept a guest whose policy allows debug");
   CLI::App* tdx = verify->add_subcommand("tdx", "Verify an Intel TDX DCAP quote");
   tdx->add_option("QUOTE", tdx_args.quote, "DCAP quote (v4 or v5)")->required();
   tdx->add_option("--collateral", tdx_args.collateral,
@@ -191,6 +199,8 @@ int main(int argc, char** argv) {
   }
 
   if (*snp) return confpod::ctl::verify_snp(snp_args, std::cout, std::cerr);
+  if (*snp_evidence)
+    return confpod::ctl::verify_snp_evidence(snp_evidence_args, std::cout, std::cerr);
   if (*tdx) return confpod::ctl::verify_tdx(tdx_args, std::cout, std::cerr);
   if (*qemu_argv) return confpod::ctl::qemu_argv(argv_args, std::cout, std::cerr);
   if (*host_probe) return confpod::ctl::host_probe(probe_args, std::cout, std::cerr);

@@ -1,6 +1,7 @@
 #include "daemon/ctl/verify.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "attest/base/bytes.h"
 #include "attest/base/time.h"
@@ -8,6 +9,7 @@
 #include "attest/snp/appraisal.h"
 #include "attest/snp/claims.h"
 #include "attest/snp/report.h"
+#include "attest/snp/report_json.h"
 #include "attest/snp/verify.h"
 #include "attest/tdx/appraisal.h"
 #include "attest/tdx/collateral.h"
@@ -42,6 +44,21 @@ Result<crypto::X509Ptr> load_certificate(const std::string& option, const std::s
   auto cert = crypto::parse_certificate(bytes);
   if (!cert.ok()) return make_error("usage", option + " " + path + ": " + cert.error().message);
   return cert;
+}
+
+// The checks of `verify snp` on report bytes and certificates already loaded.
+int verify_snp_bytes(ByteView report_bytes, X509* vek, X509* ask, X509* ark,
+                     std::optional<snp::Product> product, UnixSeconds at, bool allow_debug,
+                     std::ostream& out, std::ostream& err) {
+  auto chain = snp::verify_chain(vek, ask, ark, product, at);
+  if (!chain.ok()) return rejected(err, chain.error());
+  auto report = snp::parse_and_verify(report_bytes, *chain);
+  if (!report.ok()) return rejected(err, report.error());
+  snp::Policy policy;
+  policy.allow_debug = allow_debug;
+  if (auto appraisal = snp::appraise(*report, policy); !appraisal.ok())
+    return rejected(err, appraisal.error());
+  return accepted(out, snp::claims(*report, chain->product));
 }
 
 }  // namespace
@@ -80,16 +97,77 @@ int verify_snp(const VerifySnpArgs& args, std::ostream& out, std::ostream& err) 
     product = *parsed;
   }
 
-  auto chain = snp::verify_chain(vek->get(), ask.get(), ark.get(), product, now_unix());
-  if (!chain.ok()) return rejected(err, chain.error());
-  auto report = snp::parse_and_verify(*report_bytes, *chain);
-  if (!report.ok()) return rejected(err, report.error());
+  return verify_snp_bytes(*report_bytes, vek->get(), ask.get(), ark.get(), product, now_unix(),
+                          args.allow_debug, out, err);
+}
 
-  snp::Policy policy;
-  policy.allow_debug = args.allow_debug;
-  if (auto appraisal = snp::appraise(*report, policy); !appraisal.ok())
-    return rejected(err, appraisal.error());
-  return accepted(out, snp::claims(*report, chain->product));
+int verify_snp_evidence(const VerifySnpEvidenceArgs& args, std::ostream& out, std::ostream& err) {
+  UnixSeconds at = now_unix();
+  if (!args.at.empty()) {
+    auto parsed = parse_rfc3339(args.at);
+    if (!parsed.ok()) return usage_error(err, "--at: " + parsed.error().message);
+    at = *parsed;
+  }
+  auto text = read_text_file(args.evidence, 1u << 20);
+  if (!text.ok()) return usage_error(err, text.error().message);
+  auto evidence = nlohmann::json::parse(*text, nullptr, false);
+  if (evidence.is_discarded() || !evidence.is_object())
+    return usage_error(err, args.evidence + ": not a JSON object");
+  // Trustee's shape: {"attestation_report": {sev crate fields}, "cert_chain": [...] | null}.
+  // A base64 string for attestation_report is confpod's raw extension (docs/compatibility.md).
+  auto rep = evidence.find("attestation_report");
+  if (rep == evidence.end())
+    return rejected(err, make_error("snp.json", "evidence has no attestation_report"));
+  Bytes raw;
+  if (rep->is_object()) {
+    auto decoded = snp::raw_report_from_sev_json(*rep);
+    if (!decoded.ok()) return rejected(err, decoded.error());
+    raw = std::move(*decoded);
+  } else if (rep->is_string()) {
+    auto decoded = from_base64(rep->get<std::string>());
+    if (!decoded.ok())
+      return rejected(err, make_error("snp.json", "attestation_report: not base64"));
+    raw = std::move(*decoded);
+  } else {
+    return rejected(err, make_error("snp.json", "attestation_report must be an object"));
+  }
+  crypto::X509Ptr vek, ask, ark;
+  if (auto chain = evidence.find("cert_chain"); chain != evidence.end() && !chain->is_null()) {
+    if (!chain->is_array() || chain->size() > 8)
+      return rejected(err, make_error("snp.json", "cert_chain must be an array of at most 8"));
+    for (const auto& entry : *chain) {
+      auto type = entry.is_object() ? entry.find("cert_type") : entry.end();
+      auto data = entry.is_object() ? entry.find("data") : entry.end();
+      if (!entry.is_object() || type == entry.end() || data == entry.end())
+        return rejected(err, make_error("snp.json", "cert_chain entries need cert_type and data"));
+      if (!type->is_string()) continue;  // OTHER(uuid): nothing to verify with
+      const std::string& t = type->get_ref<const std::string&>();
+      crypto::X509Ptr* slot = t == "VCEK" || t == "VLEK" ? &vek
+                              : t == "ASK"               ? &ask
+                              : t == "ARK"               ? &ark
+                                                         : nullptr;
+      if (slot == nullptr) continue;
+      Bytes der;
+      if (data->is_array() && data->size() <= (64u << 10)) {
+        for (const auto& b : *data) {
+          if (!b.is_number_unsigned() || b.get<std::uint64_t>() > 255)
+            return rejected(err, make_error("snp.json", "cert_chain " + t + " data: not bytes"));
+          der.push_back(static_cast<std::uint8_t>(b.get<std::uint64_t>()));
+        }
+      } else {
+        return rejected(err, make_error("snp.json", "cert_chain " + t + " data: not a byte array"));
+      }
+      auto cert = crypto::parse_certificate(der);
+      if (!cert.ok())
+        return rejected(err,
+                        make_error("snp.json", "cert_chain " + t + ": " + cert.error().message));
+      *slot = std::move(*cert);
+    }
+  }
+  if (!vek) return rejected(err, make_error("snp.json", "cert_chain has no VCEK or VLEK"));
+  if ((ask == nullptr) != (ark == nullptr)) ask.reset(), ark.reset();  // use the pinned pair
+  return verify_snp_bytes(raw, vek.get(), ask.get(), ark.get(), std::nullopt, at, args.allow_debug,
+                          out, err);
 }
 
 int verify_tdx(const VerifyTdxArgs& args, std::ostream& out, std::ostream& err) {

@@ -19,6 +19,13 @@ struct VerifySnpArgs {
   bool allow_debug = false;
 };
 
+// `verify snp-evidence FILE [--at RFC3339]`: SNP evidence in Trustee's JSON shape.
+struct VerifySnpEvidenceArgs {
+  std::string evidence;
+  std::string at;  // RFC 3339; empty: now
+  bool allow_debug = false;
+};
+
 struct VerifyTdxArgs {
   std::string quote;
   std::string collateral;
@@ -30,5 +37,9 @@ struct VerifyTdxArgs {
 // naming the failed check and returns kExitRejected / kExitUsage.
 int verify_snp(const VerifySnpArgs& args, std::ostream& out, std::ostream& err);
 int verify_tdx(const VerifyTdxArgs& args, std::ostream& out, std::ostream& err);
+// Re-encodes the report, verifies its signature and the chain (cert_chain's VCEK/VLEK, and its
+// ASK/ARK or the pinned ones) to the pinned root at `at`, appraises it; prints the claims as
+// verify_snp does, with its exit codes.
+int verify_snp_evidence(const VerifySnpEvidenceArgs& args, std::ostream& out, std::ostream& err);
 
 }  // namespace confpod::ctl

@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "attest/snp/report.h"
+#include "attest/snp/report_json.h"
 #include "attest/tdx/quote.h"
 
 namespace confpod::guest {
@@ -311,7 +312,9 @@ class SnpProvider : public EvidenceProvider {
     if (raw.certs) {
       CONFPOD_ASSIGN_OR_RETURN(chain, cert_chain_from_table(*raw.certs));
     }
-    return nlohmann::json{{"attestation_report", to_base64(raw.report)}, {"cert_chain", chain}};
+    // Trustee's shape (its SNP attester): the report as the sev crate serializes it.
+    return nlohmann::json{{"attestation_report", snp::sev_json_from_raw_report(raw.report)},
+                          {"cert_chain", chain}};
   }
 
  protected:

@@ -52,6 +52,46 @@ void expect_usage_error(const ProcessResult& r) {
 
 // ---- SEV-SNP ---------------------------------------------------------------------------
 
+// Trustee's evidence shape (fixtures/kbs/trustee_snp_evidence_genoa.json, real Genoa evidence):
+// the report re-encoded from the sev crate's object, its signature, the VCEK in cert_chain
+// chained to the pinned Genoa root.
+TEST(CliVerifySnpEvidence, TrusteeShapedGenoaEvidence) {
+  const std::string file = fixture_path("kbs/trustee_snp_evidence_genoa.json");
+  auto claims = accepted(ctl({"verify", "snp-evidence", file, "--at", "2026-01-01T00:00:00Z"}));
+  EXPECT_EQ(claims["tee"], "snp");
+  EXPECT_EQ(claims["product"], "genoa");
+  EXPECT_EQ(
+      claims["measurement"],
+      "6a6519d757e68c2e939c9dbbbc1828498e8de35d2766dd05f1a2cca5059d0cf4ae62a36d75c837974dd50b3"
+      "15506e73e");
+  // Before the VCEK was issued (2025-05-27) the chain is not valid.
+  auto early = ctl({"verify", "snp-evidence", file, "--at", "2025-01-01T00:00:00Z"});
+  EXPECT_EQ(early.exit_code, 1) << early.err;
+}
+
+TEST(CliVerifySnpEvidence, AlteredOrMalformedEvidenceIsRejectedNamingTheCheck) {
+  auto evidence = nlohmann::json::parse(read_fixture_text("kbs/trustee_snp_evidence_genoa.json"));
+  TempDir dir;
+  auto run = [&](const nlohmann::json& j) {
+    return ctl(
+        {"verify", "snp-evidence", dir.write("e.json", j.dump()), "--at", "2026-01-01T00:00:00Z"});
+  };
+  auto altered = evidence;
+  altered["attestation_report"]["measurement"][0] =
+      (altered["attestation_report"]["measurement"][0].get<int>() + 1) % 256;
+  expect_rejected(run(altered), "snp.signature");
+  auto no_report = evidence;
+  no_report.erase("attestation_report");
+  expect_rejected(run(no_report), "snp.json");
+  auto bad_member = evidence;
+  bad_member["attestation_report"]["vmpl"] = "zero";
+  expect_rejected(run(bad_member), "attestation_report.vmpl");
+  auto no_vcek = evidence;
+  no_vcek["cert_chain"] = nullptr;
+  expect_rejected(run(no_vcek), "no VCEK or VLEK");
+  expect_usage_error(ctl({"verify", "snp-evidence", dir.write("x.json", "not json")}));
+}
+
 TEST(CliVerifySnp, MilanReportWithCompiledInRoots) {
   auto claims = accepted(ctl(
       {"verify", "snp", snp("virtee_report_milan.bin"), "--vcek", snp("virtee_vcek_milan.der")}));

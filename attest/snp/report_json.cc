@@ -1,15 +1,15 @@
-#include "attest/kbs/snp_report_json.h"
+#include "attest/snp/report_json.h"
 
 #include <cstdint>
 #include <string>
 
 #include "attest/snp/report.h"
 
-namespace confpod::kbs {
+namespace confpod::snp {
 namespace {
 
 Error bad(const std::string& member, const std::string& what) {
-  return make_error("kbs.evidence.snp", "attestation_report." + member + " " + what);
+  return make_error("snp.json", "attestation_report." + member + " " + what);
 }
 
 Result<std::uint64_t> uint_member(const nlohmann::json& obj, const char* name, std::uint64_t max) {
@@ -59,7 +59,7 @@ Result<std::optional<std::uint8_t>> opt_u8(const nlohmann::json& obj, const char
 Status put_tcb(Bytes& out, std::size_t off, const nlohmann::json& obj, const char* name) {
   auto it = obj.find(name);
   if (it == obj.end() || !it->is_object()) return bad(name, "must be an object");
-  snp::TcbVersion tcb;
+  TcbVersion tcb;
   CONFPOD_ASSIGN_OR_RETURN(auto bl, uint_member(*it, "bootloader", 255));
   CONFPOD_ASSIGN_OR_RETURN(auto tee, uint_member(*it, "tee", 255));
   CONFPOD_ASSIGN_OR_RETURN(auto snp_svn, uint_member(*it, "snp", 255));
@@ -70,7 +70,7 @@ Status put_tcb(Bytes& out, std::size_t off, const nlohmann::json& obj, const cha
   tcb.snp = static_cast<std::uint8_t>(snp_svn);
   tcb.microcode = static_cast<std::uint8_t>(ucode);
   tcb.fmc = fmc;
-  auto raw = snp::encode_tcb(tcb, fmc ? snp::Product::kTurin : snp::Product::kMilan);
+  auto raw = encode_tcb(tcb, fmc ? Product::kTurin : Product::kMilan);
   std::copy(raw.begin(), raw.end(), out.begin() + static_cast<std::ptrdiff_t>(off));
   return ok_status();
 }
@@ -92,7 +92,7 @@ Status put_version(Bytes& out, std::size_t off, const nlohmann::json& obj, const
 
 Result<Bytes> raw_report_from_sev_json(const nlohmann::json& r) {
   if (!r.is_object()) return bad("", "must be an object");
-  Bytes out(snp::kReportSize, 0);
+  Bytes out(kReportSize, 0);
   CONFPOD_ASSIGN_OR_RETURN(std::uint64_t version, uint_member(r, "version", UINT32_MAX));
   put_le(out, 0x00, version, 4);
   CONFPOD_TRY(put_u(out, 0x04, r, "guest_svn", 4));
@@ -139,4 +139,66 @@ Result<Bytes> raw_report_from_sev_json(const nlohmann::json& r) {
   return out;
 }
 
-}  // namespace confpod::kbs
+nlohmann::json sev_json_from_raw_report(ByteView r) {
+  auto le = [&](std::size_t off, std::size_t n) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{r[off + i]} << (8 * i);
+    return v;
+  };
+  auto arr = [&](std::size_t off, std::size_t n) {
+    return nlohmann::json(Bytes(r.begin() + off, r.begin() + off + n));
+  };
+  const std::uint64_t v = le(0, 4);
+  const bool turin = v >= 3 && r[0x188] == 0x1A;
+  auto tcb = [&](std::size_t off) {
+    if (turin)
+      return nlohmann::json{{"fmc", r[off]},
+                            {"bootloader", r[off + 1]},
+                            {"tee", r[off + 2]},
+                            {"snp", r[off + 3]},
+                            {"microcode", r[off + 7]}};
+    return nlohmann::json{{"fmc", nullptr},
+                          {"bootloader", r[off]},
+                          {"tee", r[off + 1]},
+                          {"snp", r[off + 6]},
+                          {"microcode", r[off + 7]}};
+  };
+  auto version = [&](std::size_t off) {
+    return nlohmann::json{{"major", r[off + 2]}, {"minor", r[off + 1]}, {"build", r[off]}};
+  };
+  nlohmann::json j = {{"version", v},
+                      {"guest_svn", le(0x04, 4)},
+                      {"policy", le(0x08, 8)},
+                      {"family_id", arr(0x10, 16)},
+                      {"image_id", arr(0x20, 16)},
+                      {"vmpl", le(0x30, 4)},
+                      {"sig_algo", le(0x34, 4)},
+                      {"current_tcb", tcb(0x38)},
+                      {"plat_info", le(0x40, 8)},
+                      {"key_info", le(0x48, 4)},
+                      {"report_data", arr(0x50, 64)},
+                      {"measurement", arr(0x90, 48)},
+                      {"host_data", arr(0xC0, 32)},
+                      {"id_key_digest", arr(0xE0, 48)},
+                      {"author_key_digest", arr(0x110, 48)},
+                      {"report_id", arr(0x140, 32)},
+                      {"report_id_ma", arr(0x160, 32)},
+                      {"reported_tcb", tcb(0x180)},
+                      {"cpuid_fam_id", v >= 3 ? nlohmann::json(r[0x188]) : nlohmann::json()},
+                      {"cpuid_mod_id", v >= 3 ? nlohmann::json(r[0x189]) : nlohmann::json()},
+                      {"cpuid_step", v >= 3 ? nlohmann::json(r[0x18A]) : nlohmann::json()},
+                      {"chip_id", arr(0x1A0, 64)},
+                      {"committed_tcb", tcb(0x1E0)},
+                      {"current", version(0x1E8)},
+                      {"committed", version(0x1EC)},
+                      {"launch_tcb", tcb(0x1F0)},
+                      {"signature", {{"r", arr(0x2A0, 72)}, {"s", arr(0x2E8, 72)}}}};
+  // Version 5 fields only where the report has them, as Trustee's sev crate sends them.
+  if (v >= 5) {
+    j["launch_mit_vector"] = le(0x1F8, 8);
+    j["current_mit_vector"] = le(0x200, 8);
+  }
+  return j;
+}
+
+}  // namespace confpod::snp

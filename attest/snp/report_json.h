@@ -11,10 +11,17 @@
 #include "attest/base/bytes.h"
 #include "attest/base/result.h"
 
-namespace confpod::kbs {
+namespace confpod::snp {
 
-// The kReportSize bytes of a report given in the sev crate's serde form. Error
-// "kbs.evidence.snp" naming the member that is missing, of the wrong type or out of range.
+// The kReportSize bytes of a report given in the sev crate's serde form. Error "snp.json"
+// naming the member that is missing, of the wrong type or out of range.
 Result<Bytes> raw_report_from_sev_json(const nlohmann::json& report);
 
-}  // namespace confpod::kbs
+// The report (kReportSize bytes) in the sev crate's serde form, as Trustee's SNP attester
+// sends it: what confpod's agent sends too (docs/compatibility.md). TCBs use the Turin layout
+// (with "fmc") for reports of version 3 or later whose CPUID family is 0x1A, the Milan/Genoa
+// one ("fmc": null) otherwise. Reserved bytes are not carried (raw_report_from_sev_json
+// writes them as zero, as the firmware does).
+nlohmann::json sev_json_from_raw_report(ByteView raw);
+
+}  // namespace confpod::snp
