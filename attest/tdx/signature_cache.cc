@@ -21,11 +21,13 @@ Bytes key_of(const Quote& quote, X509* root) {
   add(quote.qe_report_signature);
   add(quote.attestation_key);
   add(quote.qe_auth_data);
-  // The root by identity of its DER: an entry verified against another root never matches.
-  unsigned char* der = nullptr;
-  const int len = i2d_X509(root, &der);
-  if (len > 0) add(ByteView(der, static_cast<std::size_t>(len)));
-  OPENSSL_free(der);
+  // The root by its signature (no other certificate carries it; reading it costs nothing,
+  // unlike re-encoding the DER): an entry verified against another root never matches.
+  const ASN1_BIT_STRING* signature = nullptr;
+  X509_get0_signature(&signature, nullptr, root);
+  if (signature != nullptr)
+    add(ByteView(ASN1_STRING_get0_data(signature),
+                 static_cast<std::size_t>(ASN1_STRING_length(signature))));
   return crypto::sha256(all);
 }
 
