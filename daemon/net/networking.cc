@@ -110,11 +110,7 @@ Status Networking::remove_network(std::string_view name) {
   const std::string bridge = it->def.bridge;
   networks_.erase(it);
   sysctls_done_.erase(bridge);
-  if (!links_) {
-    auto links = Links::open();
-    if (!links.ok()) return links.take_error();
-    links_.emplace(std::move(*links));
-  }
+  CONFPOD_TRY(open_links());
   if (links_->exists(bridge)) CONFPOD_TRY(links_->remove(bridge));
   pods::log_info("network removed", {{"network", std::string(name)}});
   return ok_status();
@@ -230,11 +226,15 @@ std::string Networking::kbs_url(const Lease& lease) const {
          ":" + std::to_string(options_.kbs->guest_port);
 }
 
+Status Networking::open_links() {
+  if (links_) return ok_status();
+  CONFPOD_ASSIGN_OR_RETURN(Links links, Links::open());
+  links_.emplace(std::move(links));
+  return ok_status();
+}
+
 Status Networking::ensure_links(const Network& network) {
-  if (!links_) {
-    CONFPOD_ASSIGN_OR_RETURN(Links links, Links::open());
-    links_.emplace(std::move(links));
-  }
+  CONFPOD_TRY(open_links());
   std::optional<std::array<std::uint8_t, 16>> gw6;
   if (network.subnet6) gw6 = gateway6(*network.subnet6);
   CONFPOD_TRY(links_->ensure_bridge(network.def.bridge, network.gateway(), network.subnet.prefix,
@@ -268,11 +268,7 @@ void Networking::vm_exited(const std::string& pod) {
   if (it == pods_.end() || !on_bridge(it->second.lease)) return;
   auto address = parse_ipv4(it->second.lease.address);
   if (!address) return;
-  if (!links_) {
-    auto links = Links::open();
-    if (!links.ok()) return;
-    links_.emplace(std::move(*links));
-  }
+  if (!open_links().ok()) return;
   Status removed = links_->remove(tap_name_for(*address));
   if (!removed.ok())
     pods::log_warning("cannot remove tap", {{"pod", pod}, {"error", removed.error().describe()}});

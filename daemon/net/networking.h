@@ -115,6 +115,8 @@ class Networking {
   Networking(NetworkingOptions options, store::Store& store)
       : options_(std::move(options)), store_(store) {}
   Status apply_firewall();
+  // Opens the netlink socket on first use (pods on "user" never need one).
+  Status open_links();
   Status ensure_links(const Network& network);
   Status check_port_free_on_host(const spec::Port& port) const;
 
