@@ -24,10 +24,14 @@ BusError to_bus_error(const Error& error) {
   if (code == "bus.access_denied") return {kErrorAccessDenied, error.message};
   if (code == "net.not_found") return {kErrorNoSuchNetwork, error.message};
   if (code == "net.exists") return {kErrorNetworkExists, error.message};
-  if (code == "net.overlap") return {kErrorSubnetOverlap, error.message};
+  // A subnet the host itself already reaches overlaps just as another network's would.
+  if (code == "net.overlap" || code == "net.route_conflict")
+    return {kErrorSubnetOverlap, error.message};
   if (code == "net.in_use" || code == "net.config") return {kErrorNetworkInUse, error.message};
   if (code == "net.port_in_use") return {kErrorPortInUse, error.message};
-  if (code == "net.invalid") return {kErrorInvalidNetwork, error.message};
+  // net.foreign_link: the bridge name is an interface confpodd did not make.
+  if (code == "net.invalid" || code == "net.foreign_link")
+    return {kErrorInvalidNetwork, error.message};
   if (code == "net.exhausted") return {kErrorNetworkExhausted, error.message};
   return {kErrorFailed, error.describe()};
 }

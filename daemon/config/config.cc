@@ -395,10 +395,22 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
   // [network] declares the default network; [[networks]] more, each its own bridge.
   CONFPOD_ASSIGN_OR_RETURN(const toml::table* network, sub_table(root, "network"));
   if (network != nullptr) {
-    CONFPOD_TRY(check_keys(*network, "network",
-                           {"bridge", "subnet", "subnet6", "masquerade", "dns", "pod_network"}));
+    CONFPOD_TRY(
+        check_keys(*network, "network",
+                   {"bridge", "subnet", "subnet6", "masquerade", "dns", "pod_network", "mode"}));
     CONFPOD_TRY(read_network(*network, "network", c.network.default_network));
     CONFPOD_TRY(get_string(*network, "network", "pod_network", c.network.pod_network, 64));
+    // `mode` ("user" | "bridge") is the key before named networks: it still means what it
+    // meant, as the default network of pods that name none.
+    if (const toml::node* mode = network->get("mode")) {
+      std::string value;
+      CONFPOD_TRY(get_enum(*network, "network", "mode", {"user", "bridge"}, value));
+      if (network->get("pod_network") != nullptr)
+        return invalid(line_of(*mode), "network.mode",
+                       "is replaced by network.pod_network; set only pod_network");
+      c.network.pod_network =
+          value == "user" ? std::string(net::kModeUser) : c.network.default_network.name;
+    }
   }
   std::vector<net::Network> declared;
   {

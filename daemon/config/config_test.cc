@@ -325,7 +325,16 @@ const BadCase kBadCases[] = {
      "needs allow_insecure_tee = true"},
     {"unknown pod network", "[network]\npod_network = \"nat\"\n", 2, "network.pod_network",
      "must be \"user\", \"none\" or a declared network, got \"nat\""},
-    {"old mode key", "[network]\nmode = \"user\"\n", 2, "network.mode", "unknown key"},
+    {"old mode key with its successor", "[network]\nmode = \"user\"\npod_network = \"user\"\n", 2,
+     "network.mode", "is replaced by network.pod_network"},
+    {"old mode key, unknown value", "[network]\nmode = \"nat\"\n", 2, "network.mode",
+     "must be user or bridge"},
+    {"loopback subnet", "[network]\nsubnet = \"127.0.0.0/24\"\n", 1, "network",
+     "subnet 127.0.0.0/24 is in the loopback range 127.0.0.0/8"},
+    {"link-local subnet", "[network]\nsubnet = \"169.254.0.0/24\"\n", 1, "network",
+     "link-local range 169.254.0.0/16"},
+    {"multicast subnet6", "[network]\nsubnet6 = \"ff02::/64\"\n", 1, "network",
+     "multicast range ff00::/8"},
     {"dns not an address", "[network]\ndns = [\"resolver\"]\n", 2, "network.dns",
      "not an IPv4 or IPv6 address"},
     {"subnet6 host bits", "[network]\nsubnet6 = \"fd00::1/64\"\n", 2, "network.subnet6",
@@ -405,6 +414,17 @@ INSTANTIATE_TEST_SUITE_P(Corpus, BadConfig, ::testing::ValuesIn(kBadCases),
                              if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return name;
                          });
+
+TEST(Config, OldNetworkModeKeyKeepsItsMeaning) {
+  // Configs written before named networks: mode chose between user networking and the bridge.
+  auto user = parse_config("[network]\nmode = \"user\"\n", "t");
+  ASSERT_TRUE(user.ok()) << user.error().describe();
+  EXPECT_EQ(user->network.pod_network, "user");
+  auto bridge = parse_config("[network]\nmode = \"bridge\"\nbridge = \"br7\"\n", "t");
+  ASSERT_TRUE(bridge.ok()) << bridge.error().describe();
+  EXPECT_EQ(bridge->network.pod_network, "default");
+  EXPECT_EQ(bridge->network.default_network.bridge, "br7");
+}
 
 TEST(Config, CmdlineLongerThanTheKernelKeepsIsInvalid) {
   auto r = parse_config("kernel_cmdline = \"" + std::string(2049, 'a') + "\"\n", "c.toml");

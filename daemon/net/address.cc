@@ -176,6 +176,40 @@ std::string mac_for(std::uint32_t address4) {
   return buf;
 }
 
+std::optional<std::array<std::uint8_t, 6>> parse_mac(std::string_view text) {
+  if (text.size() != 17) return std::nullopt;
+  std::array<std::uint8_t, 6> mac{};
+  for (std::size_t i = 0; i < 6; ++i) {
+    if (i > 0 && text[i * 3 - 1] != ':') return std::nullopt;
+    unsigned value = 0;
+    for (std::size_t j = 0; j < 2; ++j) {
+      const char c = text[i * 3 + j];
+      unsigned digit;
+      if (c >= '0' && c <= '9')
+        digit = c - '0';
+      else if (c >= 'a' && c <= 'f')
+        digit = c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        digit = c - 'A' + 10;
+      else
+        return std::nullopt;
+      value = value * 16 + digit;
+    }
+    mac[i] = static_cast<std::uint8_t>(value);
+  }
+  return mac;
+}
+
+std::array<std::uint8_t, 16> link_local_for(const std::array<std::uint8_t, 6>& mac) {
+  // fe80::/64 + the MAC split by ff:fe, with the universal/local bit flipped (RFC 4291 App. A).
+  return {0xfe,   0x80,   0,
+          0,      0,      0,
+          0,      0,      static_cast<std::uint8_t>(mac[0] ^ 0x02),
+          mac[1], mac[2], 0xff,
+          0xfe,   mac[3], mac[4],
+          mac[5]};
+}
+
 bool is_valid_network_name(std::string_view name) { return name_ok(name, 32); }
 bool is_valid_ifname(std::string_view name) { return name_ok(name, 15); }
 

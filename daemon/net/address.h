@@ -67,6 +67,11 @@ std::array<std::uint8_t, 16> address6_for(const Ipv4Net& net4, const Ipv6Net& ne
 std::string tap_name_for(std::uint32_t address4);  // "cpt0a590002"
 std::string mac_for(std::uint32_t address4);       // "02:cf:0a:59:00:02"
 inline constexpr std::string_view kTapPrefix = "cpt";
+// "02:cf:0a:59:00:02" (six hex pairs, either case); nullopt otherwise.
+std::optional<std::array<std::uint8_t, 6>> parse_mac(std::string_view text);
+// The IPv6 link-local address a Linux guest gives itself on a NIC with this MAC (modified
+// EUI-64, the kernel's default address generation): fe80::cf:aff:fe59:2 for the MAC above.
+std::array<std::uint8_t, 16> link_local_for(const std::array<std::uint8_t, 6>& mac);
 
 // A network name: 1..32 of [A-Za-z0-9_.-], starting with a letter or digit (names go into
 // D-Bus object paths, escaped, and into messages; "user" and "none" are pod network modes).

@@ -6,6 +6,7 @@
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <netlink/route/route.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -126,24 +127,184 @@ Status Links::set_up_and_master(const std::string& name, int master_ifindex) {
   return ok_status();
 }
 
-Status Links::ensure_bridge(const std::string& name, std::uint32_t gateway4, unsigned prefix4,
+bool Links::is_our_bridge(const std::string& name) {
+  rtnl_link* raw = nullptr;
+  if (rtnl_link_get_kernel(sock_.get(), 0, name.c_str(), &raw) < 0) return false;
+  LinkPtr link(raw);
+  const char* type = rtnl_link_get_type(link.get());
+  const char* alias = rtnl_link_get_ifalias(link.get());
+  return type != nullptr && std::string_view(type) == "bridge" && alias != nullptr &&
+         std::string_view(alias).starts_with(kBridgeAlias);
+}
+
+Status Links::check_adoptable(rtnl_link* link, const std::string& name, std::uint32_t gateway4) {
+  const char* type = rtnl_link_get_type(link);
+  if (type == nullptr || std::string_view(type) != "bridge")
+    return make_error("net.foreign_link",
+                      "interface " + name + " exists and is not a bridge (" +
+                          (type ? std::string(type) : std::string("a device")) +
+                          "); confpodd never takes over an interface it did not make: choose "
+                          "another bridge name");
+  const char* alias = rtnl_link_get_ifalias(link);
+  if (alias != nullptr && std::string_view(alias).starts_with(kBridgeAlias)) return ok_status();
+  const int ifindex = rtnl_link_get_ifindex(link);
+  std::string foreign;
+  nl_cache* raw_links = nullptr;
+  int err = rtnl_link_alloc_cache(sock_.get(), AF_UNSPEC, &raw_links);
+  CachePtr links(raw_links);
+  if (err < 0) return nl_error("list links", err);
+  for (nl_object* obj = nl_cache_get_first(links.get()); obj != nullptr;
+       obj = nl_cache_get_next(obj)) {
+    auto* member = reinterpret_cast<rtnl_link*>(obj);
+    const char* member_name = rtnl_link_get_name(member);
+    if (rtnl_link_get_master(member) == ifindex && member_name != nullptr &&
+        !std::string_view(member_name).starts_with(kTapPrefix))
+      foreign = "it has member " + std::string(member_name);
+  }
+  nl_cache* raw_addrs = nullptr;
+  err = rtnl_addr_alloc_cache(sock_.get(), &raw_addrs);
+  CachePtr addrs(raw_addrs);
+  if (err < 0) return nl_error("list addresses", err);
+  for (nl_object* obj = nl_cache_get_first(addrs.get()); obj != nullptr;
+       obj = nl_cache_get_next(obj)) {
+    auto* addr = reinterpret_cast<rtnl_addr*>(obj);
+    if (rtnl_addr_get_ifindex(addr) != ifindex || rtnl_addr_get_family(addr) != AF_INET) continue;
+    nl_addr* local = rtnl_addr_get_local(addr);
+    std::uint32_t be = 0;
+    if (local == nullptr || nl_addr_get_len(local) != 4) continue;
+    std::memcpy(&be, nl_addr_get_binary_addr(local), 4);
+    if (ntohl(be) != gateway4) foreign = "it has address " + format_ipv4(ntohl(be));
+  }
+  if (!foreign.empty())
+    return make_error("net.foreign_link",
+                      "bridge " + name + " exists and was not made by confpodd (" + foreign +
+                          "); confpodd never takes over an interface it did not make: choose "
+                          "another bridge name");
+  return ok_status();
+}
+
+Result<std::vector<std::string>> Links::links_with_ra_routes() {
+  nl_cache* raw_routes = nullptr;
+  int err = rtnl_route_alloc_cache(sock_.get(), AF_INET6, 0, &raw_routes);
+  CachePtr routes(raw_routes);
+  if (err < 0) return nl_error("list IPv6 routes", err);
+  std::vector<std::string> names;
+  for (nl_object* obj = nl_cache_get_first(routes.get()); obj != nullptr;
+       obj = nl_cache_get_next(obj)) {
+    auto* route = reinterpret_cast<rtnl_route*>(obj);
+    if (rtnl_route_get_protocol(route) != RTPROT_RA) continue;
+    rtnl_nexthop* hop = rtnl_route_nexthop_n(route, 0);
+    rtnl_link* raw = nullptr;
+    if (hop == nullptr ||
+        rtnl_link_get_kernel(sock_.get(), rtnl_route_nh_get_ifindex(hop), nullptr, &raw) < 0)
+      continue;
+    LinkPtr link(raw);
+    std::string name = rtnl_link_get_name(link.get());
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  return names;
+}
+
+Result<std::optional<std::string>> Links::subnet_in_use(const Ipv4Net& subnet,
+                                                        const std::string& bridge) {
+  auto found = ifindex_of(bridge);
+  const int bridge_index = found.ok() ? *found : 0;
+  auto link_name = [&](int ifindex) {
+    rtnl_link* raw = nullptr;
+    if (ifindex <= 0 || rtnl_link_get_kernel(sock_.get(), ifindex, nullptr, &raw) < 0)
+      return std::string("?");
+    LinkPtr link(raw);
+    return std::string(rtnl_link_get_name(link.get()));
+  };
+  nl_cache* raw_addrs = nullptr;
+  int err = rtnl_addr_alloc_cache(sock_.get(), &raw_addrs);
+  CachePtr addrs(raw_addrs);
+  if (err < 0) return nl_error("list addresses", err);
+  for (nl_object* obj = nl_cache_get_first(addrs.get()); obj != nullptr;
+       obj = nl_cache_get_next(obj)) {
+    auto* addr = reinterpret_cast<rtnl_addr*>(obj);
+    if (rtnl_addr_get_family(addr) != AF_INET || rtnl_addr_get_ifindex(addr) == bridge_index)
+      continue;
+    nl_addr* local = rtnl_addr_get_local(addr);
+    if (local == nullptr || nl_addr_get_len(local) != 4) continue;
+    std::uint32_t be = 0;
+    std::memcpy(&be, nl_addr_get_binary_addr(local), 4);
+    const unsigned prefix = static_cast<unsigned>(rtnl_addr_get_prefixlen(addr));
+    Ipv4Net theirs{ntohl(be) & (prefix == 0 ? 0 : ~0u << (32 - prefix)), prefix};
+    if (subnet.contains(ntohl(be)) || overlaps(theirs, subnet))
+      return std::optional<std::string>("address " + format_ipv4(ntohl(be)) + "/" +
+                                        std::to_string(prefix) + " on " +
+                                        link_name(rtnl_addr_get_ifindex(addr)));
+  }
+  nl_cache* raw_routes = nullptr;
+  err = rtnl_route_alloc_cache(sock_.get(), AF_INET, 0, &raw_routes);
+  CachePtr routes(raw_routes);
+  if (err < 0) return nl_error("list routes", err);
+  for (nl_object* obj = nl_cache_get_first(routes.get()); obj != nullptr;
+       obj = nl_cache_get_next(obj)) {
+    auto* route = reinterpret_cast<rtnl_route*>(obj);
+    if (rtnl_route_get_table(route) != RT_TABLE_MAIN || rtnl_route_get_type(route) != RTN_UNICAST)
+      continue;
+    nl_addr* dst = rtnl_route_get_dst(route);
+    if (dst == nullptr || nl_addr_get_len(dst) != 4) continue;
+    const unsigned prefix = nl_addr_get_prefixlen(dst);
+    if (prefix == 0) continue;  // the default route overlaps everything, and that is fine
+    std::uint32_t be = 0;
+    std::memcpy(&be, nl_addr_get_binary_addr(dst), 4);
+    Ipv4Net theirs{ntohl(be) & (~0u << (32 - prefix)), prefix};
+    if (!overlaps(theirs, subnet)) continue;
+    rtnl_nexthop* hop = rtnl_route_nexthop_n(route, 0);
+    const int oif = hop != nullptr ? rtnl_route_nh_get_ifindex(hop) : 0;
+    if (oif == bridge_index && bridge_index != 0) continue;
+    return std::optional<std::string>("route " + format(theirs) + " via " + link_name(oif));
+  }
+  return std::optional<std::string>();
+}
+
+Status Links::ensure_bridge(const std::string& name, const std::string& network,
+                            const Ipv4Net& subnet,
                             const std::optional<std::array<std::uint8_t, 16>>& gateway6,
                             unsigned prefix6) {
-  if (!exists(name)) {
+  const std::uint32_t gateway = gateway4(subnet);
+  const std::string alias = std::string(kBridgeAlias) + network;
+  rtnl_link* raw = nullptr;
+  int err = rtnl_link_get_kernel(sock_.get(), 0, name.c_str(), &raw);
+  LinkPtr existing(raw);
+  if (err >= 0) {
+    CONFPOD_TRY(check_adoptable(existing.get(), name, gateway));
+  } else {
     LinkPtr bridge(rtnl_link_alloc());
     if (!bridge) return make_error("net.link", "out of memory");
     rtnl_link_set_name(bridge.get(), name.c_str());
-    int err = rtnl_link_set_type(bridge.get(), "bridge");
+    err = rtnl_link_set_type(bridge.get(), "bridge");
     if (err < 0) return nl_error("bridge " + name, err);
-    err = rtnl_link_add(sock_.get(), bridge.get(), NLM_F_CREATE);
+    err = rtnl_link_add(sock_.get(), bridge.get(), NLM_F_CREATE | NLM_F_EXCL);
     if (err < 0 && err != -NLE_EXIST) return nl_error("create bridge " + name, err);
   }
+  CONFPOD_ASSIGN_OR_RETURN(auto in_use, subnet_in_use(subnet, name));
+  if (in_use)
+    return make_error("net.route_conflict", "network " + network + ": subnet " + format(subnet) +
+                                                " is already reachable on this host (" + *in_use +
+                                                "); choose a subnet the host does not use");
   CONFPOD_ASSIGN_OR_RETURN(int ifindex, ifindex_of(name));
-  const std::uint32_t be = htonl(gateway4);
-  CONFPOD_TRY(add_address(sock_.get(), ifindex, AF_INET, &be, 4, prefix4, name));
+  const std::uint32_t be = htonl(gateway);
+  CONFPOD_TRY(add_address(sock_.get(), ifindex, AF_INET, &be, 4, subnet.prefix, name));
   if (gateway6)
     CONFPOD_TRY(add_address(sock_.get(), ifindex, AF_INET6, gateway6->data(), 16, prefix6, name));
-  return set_up_and_master(name, 0);
+  // Up, and marked as ours: the mark is what lets a later run (or network rm) touch it.
+  rtnl_link* raw_now = nullptr;
+  err = rtnl_link_get_kernel(sock_.get(), 0, name.c_str(), &raw_now);
+  LinkPtr now(raw_now);
+  if (err < 0) return nl_error("link " + name, err);
+  LinkPtr change(rtnl_link_alloc());
+  if (!change) return make_error("net.link", "out of memory");
+  rtnl_link_set_flags(change.get(), IFF_UP);
+  const char* current_alias = rtnl_link_get_ifalias(now.get());
+  if (current_alias == nullptr || alias != current_alias)
+    rtnl_link_set_ifalias(change.get(), alias.c_str());
+  err = rtnl_link_change(sock_.get(), now.get(), change.get(), 0);
+  if (err < 0) return nl_error("set bridge " + name + " up", err);
+  return ok_status();
 }
 
 Status Links::ensure_tap(const std::string& name, const std::string& bridge) {
@@ -207,6 +368,31 @@ Status write_sysctl(const std::string& key, const std::string& value) {
                                         " on this host, or let confpodd write it)");
   }
   return ok_status();
+}
+
+}  // namespace confpod::net
+
+namespace confpod::net {
+
+Status enable_ipv6_forwarding() {
+  {
+    std::ifstream in("/proc/sys/net/ipv6/conf/all/forwarding");
+    std::string current;
+    if (in >> current && current == "1") return ok_status();
+  }
+  CONFPOD_ASSIGN_OR_RETURN(Links links, Links::open());
+  CONFPOD_ASSIGN_OR_RETURN(auto ra_links, links.links_with_ra_routes());
+  for (const std::string& name : ra_links) {
+    std::ifstream in("/proc/sys/net/ipv6/conf/" + name + "/accept_ra");
+    std::string accept_ra;
+    if (in >> accept_ra && accept_ra == "1")
+      return make_error("net.sysctl",
+                        "IPv6 pods need net.ipv6.conf.all.forwarding=1, which would make " + name +
+                            " drop the IPv6 routes it learns from router advertisements; set "
+                            "net.ipv6.conf." +
+                            name + ".accept_ra=2 first (or forwarding=1 yourself)");
+  }
+  return write_sysctl("net/ipv6/conf/all/forwarding", "1");
 }
 
 }  // namespace confpod::net

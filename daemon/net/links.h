@@ -18,8 +18,12 @@
 #include "daemon/net/address.h"
 
 struct nl_sock;
+struct rtnl_link;
 
 namespace confpod::net {
+
+// The alias (IFLA_IFALIAS) of every bridge confpodd creates, followed by the network's name.
+inline constexpr std::string_view kBridgeAlias = "confpod network ";
 
 struct NlSockFree {
   void operator()(nl_sock* sock) const;
@@ -31,11 +35,25 @@ class Links {
   // A NETLINK_ROUTE socket.
   static Result<Links> open();
 
-  // Creates the bridge if absent, gives it `gateway4`/prefix (and `gateway6`/prefix), and
-  // brings it up. Existing addresses are kept: a restart finds the bridge as it left it.
-  Status ensure_bridge(const std::string& name, std::uint32_t gateway4, unsigned prefix4,
+  // Creates the bridge if absent, marked as confpodd's (its alias, kBridgeAlias + network),
+  // gives it `gateway4`/prefix (and `gateway6`/prefix), and brings it up. Existing addresses
+  // are kept: a restart finds the bridge as it left it. An existing link is used only when it
+  // is a bridge marked as ours, or an unmarked bridge with nothing but confpod taps on it and
+  // no other IPv4 address (left by a confpodd that did not mark; it is marked now); anything
+  // else (eth0, lo, docker0, an administrator's bridge) is net.foreign_link, untouched.
+  // Before addresses are added, net.route_conflict when the host already has an address in
+  // `subnet` on another link or a route into it through another link.
+  Status ensure_bridge(const std::string& name, const std::string& network, const Ipv4Net& subnet,
                        const std::optional<std::array<std::uint8_t, 16>>& gateway6,
                        unsigned prefix6);
+  // Where the host already reaches (part of) `subnet` other than through `bridge`: "address
+  // 10.89.0.7/24 on eth0" or "route 10.89.0.0/16 via eth1"; nullopt when nowhere.
+  Result<std::optional<std::string>> subnet_in_use(const Ipv4Net& subnet,
+                                                   const std::string& bridge);
+  // Names of the links that hold an IPv6 route learned from a router advertisement.
+  Result<std::vector<std::string>> links_with_ra_routes();
+  // Whether `name` is a bridge confpodd marked as its own.
+  bool is_our_bridge(const std::string& name);
   // Creates the persistent tap `name` if absent, attaches it to `bridge` and brings it up.
   Status ensure_tap(const std::string& name, const std::string& bridge);
   // Deletes the link; an absent link is fine.
@@ -52,6 +70,7 @@ class Links {
  private:
   explicit Links(NlSockPtr sock) : sock_(std::move(sock)) {}
   Result<int> ifindex_of(const std::string& name);
+  Status check_adoptable(rtnl_link* link, const std::string& name, std::uint32_t gateway4);
   Status set_up_and_master(const std::string& name, int master_ifindex);
   NlSockPtr sock_;
 };
@@ -60,5 +79,12 @@ class Links {
 // may hold dots), unless it already holds `value`. Network sysctls are per namespace. Error
 // net.sysctl (names the sysctl an administrator can set instead).
 Status write_sysctl(const std::string& key, const std::string& value);
+
+// net.ipv6.conf.all.forwarding=1, which IPv6 pods need. Turning it on makes every interface
+// with accept_ra=1 stop accepting router advertisements, so a host that takes its IPv6 route
+// from RAs would lose it: when forwarding is off and an interface holds a route learned from
+// an RA with accept_ra=1, nothing is written and the error (net.sysctl) names the interface
+// and the fix (accept_ra=2 there, as libvirt asks too).
+Status enable_ipv6_forwarding();
 
 }  // namespace confpod::net

@@ -21,9 +21,38 @@ Result<Network> validate_network(const NetworkDef& def) {
   auto subnet = parse_subnet4(def.subnet);
   if (!subnet.ok()) return make_error("net.invalid", where + subnet.error().message);
   net.subnet = *subnet;
+  // Addresses that are never routed between hosts: a pod network there would shadow the
+  // host's own loopback, link-local or multicast traffic.
+  struct Reserved4 {
+    Ipv4Net net;
+    const char* what;
+  };
+  static const Reserved4 kReserved4[] = {{{0x00000000u, 8}, "\"this network\""},
+                                         {{0x7f000000u, 8}, "loopback"},
+                                         {{0xa9fe0000u, 16}, "link-local"},
+                                         {{0xe0000000u, 4}, "multicast"},
+                                         {{0xf0000000u, 4}, "reserved"}};
+  for (const Reserved4& r : kReserved4)
+    if (overlaps(*subnet, r.net))
+      return make_error("net.invalid", where + "subnet " + format(*subnet) + " is in the " +
+                                           r.what + " range " + format_ipv4(r.net.address) + "/" +
+                                           std::to_string(r.net.prefix));
   if (!def.subnet6.empty()) {
     auto subnet6 = parse_subnet6(def.subnet6);
     if (!subnet6.ok()) return make_error("net.invalid", where + subnet6.error().message);
+    static const std::pair<const char*, const char*> kReserved6[] = {
+        {"::/8", "loopback, unspecified and IPv4-mapped"},
+        {"fe80::/10", "link-local"},
+        {"ff00::/8", "multicast"}};
+    for (const auto& [range, what] : kReserved6) {
+      const auto text = std::string_view(range);
+      const auto slash = text.find('/');
+      Ipv6Net reserved{*parse_ipv6(text.substr(0, slash)),
+                       static_cast<unsigned>(std::stoul(std::string(text.substr(slash + 1))))};
+      if (overlaps(*subnet6, reserved))
+        return make_error("net.invalid", where + "subnet6 " + format(*subnet6) + " is in the " +
+                                             what + " range " + range);
+    }
     // Pod IPv6 addresses mirror the IPv4 host offset: subnet6 needs as many host bits.
     if (128 - subnet6->prefix < 32 - subnet->prefix)
       return make_error("net.invalid", where + "subnet6 " + def.subnet6 +

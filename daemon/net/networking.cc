@@ -81,6 +81,20 @@ Result<Network> Networking::create_network(const NetworkDef& requested) {
   def.from_config = false;
   CONFPOD_ASSIGN_OR_RETURN(Network n, validate_network(def));
   CONFPOD_TRY(check_compatible(n, networks_));
+  // Refused now rather than at the first pod's start: a subnet the host already reaches, or
+  // a bridge name taken by an interface confpodd did not make. (An unprivileged daemon can
+  // still read links; one that cannot open netlink at all learns it at the first start.)
+  if (open_links().ok()) {
+    CONFPOD_ASSIGN_OR_RETURN(auto in_use, links_->subnet_in_use(n.subnet, n.def.bridge));
+    if (in_use)
+      return make_error("net.route_conflict", "network " + n.def.name + ": subnet " + n.def.subnet +
+                                                  " is already reachable on this host (" + *in_use +
+                                                  ")");
+    if (links_->exists(n.def.bridge) && !links_->is_our_bridge(n.def.bridge))
+      return make_error("net.foreign_link", "network " + n.def.name + ": interface " +
+                                                n.def.bridge +
+                                                " exists and was not made by confpodd");
+  }
   store::NetworkRecord record{n.def.name,    n.def.bridge,     n.def.subnet,
                               n.def.subnet6, n.def.masquerade, dns_to_text(n.def.dns)};
   Status stored = store_.insert_network(record);
@@ -111,7 +125,12 @@ Status Networking::remove_network(std::string_view name) {
   networks_.erase(it);
   sysctls_done_.erase(bridge);
   CONFPOD_TRY(open_links());
-  if (links_->exists(bridge)) CONFPOD_TRY(links_->remove(bridge));
+  // Only a bridge confpodd made and marked: never an interface that merely has the name.
+  if (links_->is_our_bridge(bridge)) {
+    CONFPOD_TRY(links_->remove(bridge));
+  } else if (links_->exists(bridge)) {
+    pods::log_warning("bridge not removed: not made by confpodd", {{"bridge", bridge}});
+  }
   pods::log_info("network removed", {{"network", std::string(name)}});
   return ok_status();
 }
@@ -137,6 +156,23 @@ Status Networking::check_port_free_on_host(const spec::Port& port) const {
   return ok_status();
 }
 
+Status Networking::check_port_address(const std::string& pod, const spec::Port& port) const {
+  const std::uint32_t host_ip = parse_ipv4(port.host_ip).value_or(0);
+  for (const Network& n : networks_) {
+    // A pod network's address (the gateway above all) is the pods' side of the host: a port
+    // published there would be reachable only from pods and could shadow the KBS or DNS.
+    if (host_ip != 0 && n.subnet.contains(host_ip))
+      return make_error("net.invalid", "pod " + pod + ": host_ip " + port.host_ip +
+                                           " is in pod network " + n.def.name + " (" +
+                                           n.def.subnet + "); publish on a host address");
+  }
+  if (options_.kbs && port.protocol == "tcp" && port.host_port == options_.kbs->guest_port &&
+      options_.kbs_guest_url.empty())
+    return make_error("net.port_in_use",
+                      "host port " + port_text(port) + " is the port pods reach the KBS on");
+  return ok_status();
+}
+
 Result<Lease> Networking::reserve(const std::string& pod, const std::string& requested,
                                   const std::vector<spec::Port>& ports) {
   Lease lease;
@@ -151,6 +187,7 @@ Result<Lease> Networking::reserve(const std::string& pod, const std::string& req
                         "pod " + pod + ": no network named \"" + lease.network + "\"");
   }
   for (const spec::Port& port : ports) {
+    CONFPOD_TRY(check_port_address(pod, port));
     for (const auto& [other, entry] : pods_) {
       if (other == pod) continue;
       for (const spec::Port& taken : entry.ports)
@@ -161,10 +198,11 @@ Result<Lease> Networking::reserve(const std::string& pod, const std::string& req
     CONFPOD_TRY(check_port_free_on_host(port));
   }
   if (network == nullptr) return lease;
+  // Every pod's address, not only this network's: the store's unique index spans them all
+  // (a stored network that confpod.toml now overlaps may still have pods).
   std::set<std::uint32_t> taken;
   for (const auto& [other, entry] : pods_)
-    if (entry.lease.network == lease.network)
-      if (auto a = parse_ipv4(entry.lease.address)) taken.insert(*a);
+    if (auto a = parse_ipv4(entry.lease.address)) taken.insert(*a);
   auto address = allocate4(network->subnet, taken);
   if (!address)
     return make_error("net.exhausted", "network " + network->def.name + " (" + network->def.subnet +
@@ -237,14 +275,14 @@ Status Networking::ensure_links(const Network& network) {
   CONFPOD_TRY(open_links());
   std::optional<std::array<std::uint8_t, 16>> gw6;
   if (network.subnet6) gw6 = gateway6(*network.subnet6);
-  CONFPOD_TRY(links_->ensure_bridge(network.def.bridge, network.gateway(), network.subnet.prefix,
-                                    gw6, network.subnet6 ? network.subnet6->prefix : 0));
+  CONFPOD_TRY(links_->ensure_bridge(network.def.bridge, network.def.name, network.subnet, gw6,
+                                    network.subnet6 ? network.subnet6->prefix : 0));
   if (!sysctls_done_.contains(network.def.bridge)) {
     // Routing between the bridge and the uplink, and (for the KBS forward to the host's
     // loopback and host-local clients of published ports) 127/8 on the bridge.
     CONFPOD_TRY(write_sysctl("net/ipv4/ip_forward", "1"));
     CONFPOD_TRY(write_sysctl("net/ipv4/conf/" + network.def.bridge + "/route_localnet", "1"));
-    if (network.subnet6) CONFPOD_TRY(write_sysctl("net/ipv6/conf/all/forwarding", "1"));
+    if (network.subnet6) CONFPOD_TRY(enable_ipv6_forwarding());
     sysctls_done_.insert(network.def.bridge);
   }
   return ok_status();
@@ -259,8 +297,14 @@ Status Networking::prepare(const std::string& pod) {
                       "pod " + pod + ": no network named \"" + it->second.lease.network + "\"");
   CONFPOD_ASSIGN_OR_RETURN(spec::PodNetwork guest, guest_network(it->second.lease));
   CONFPOD_TRY(ensure_links(*network));
-  CONFPOD_TRY(links_->ensure_tap(guest.tap, network->def.bridge));
-  return apply_firewall();
+  // A start that fails here leaves no tap behind (a tap that was there stays: recover() or
+  // vm_exited() own it).
+  const bool had_tap = links_->exists(guest.tap);
+  Status wired = links_->ensure_tap(guest.tap, network->def.bridge);
+  // Every start also checks that the tables are still as written (not flushed meanwhile).
+  if (wired.ok()) wired = apply_firewall(true);
+  if (!wired.ok() && !had_tap) (void)links_->remove(guest.tap);
+  return wired;
 }
 
 void Networking::vm_exited(const std::string& pod) {
@@ -280,6 +324,8 @@ Status Networking::remove_pod(const std::string& pod) {
   const bool bridged = on_bridge(it->second.lease);
   if (bridged) vm_exited(pod);
   pods_.erase(it);
+  // When this fails the pod's rules stay until the next change succeeds (apply_firewall()
+  // forgets what it wrote, so that one rewrites everything); they name an address no pod has.
   return bridged ? apply_firewall() : ok_status();
 }
 
@@ -314,7 +360,7 @@ Status Networking::recover(const std::vector<PodNet>& pods) {
   } else if (any_bridged) {
     return links.take_error();
   }
-  Status applied = apply_firewall();
+  Status applied = apply_firewall(true);
   if (!applied.ok() && any_bridged) return applied;
   if (!applied.ok())
     pods::log_warning("cannot check the nftables table", {{"error", applied.error().describe()}});
@@ -329,6 +375,12 @@ FirewallModel Networking::firewall_model() const {
     used.insert(entry.lease.network);
     auto address = parse_ipv4(entry.lease.address);
     if (!address) continue;
+    FirewallPod fp;
+    fp.tap = tap_name_for(*address);
+    fp.mac = parse_mac(entry.lease.mac).value_or(*parse_mac(mac_for(*address)));
+    fp.address = *address;
+    if (!entry.lease.address6.empty()) fp.address6 = parse_ipv6(entry.lease.address6);
+    model.pods.push_back(fp);
     for (const spec::Port& p : entry.ports) {
       PublishedPort pp;
       pp.protocol = p.protocol;
@@ -351,14 +403,22 @@ std::vector<spec::Port> Networking::ports_of(const std::string& pod) const {
   return it == pods_.end() ? std::vector<spec::Port>() : it->second.ports;
 }
 
-Status Networking::apply_firewall() {
+Status Networking::apply_firewall(bool verify) {
   FirewallModel model = firewall_model();
   const std::string text = model.empty() ? std::string() : render_ruleset(model);
-  if (applied_ && *applied_ == text) return ok_status();
+  if (applied_ && *applied_ == text && (!verify || text.empty())) return ok_status();
   if (!firewall_) {
     CONFPOD_ASSIGN_OR_RETURN(Firewall fw, Firewall::open());
     firewall_.emplace(std::move(fw));
   }
+  if (applied_ && *applied_ == text) {
+    auto listing = firewall_->current();
+    if (listing.ok() && *listing == applied_listing_) return ok_status();
+    pods::log_warning("nftables tables of confpodd changed from outside; restoring them",
+                      {{"table", std::string(kTableFamily) + " " + kTableName}});
+    ++restores_;
+  }
+  applied_.reset();  // until it is known again what the kernel holds
   if (model.empty()) {
     // Only delete a table that is there: a daemon without bridged pods writes nothing.
     CONFPOD_ASSIGN_OR_RETURN(auto current, firewall_->current());
@@ -366,8 +426,14 @@ Status Networking::apply_firewall() {
   } else {
     CONFPOD_TRY(firewall_->apply(model));
   }
+  CONFPOD_ASSIGN_OR_RETURN(applied_listing_, firewall_->current());
   applied_ = text;
   return ok_status();
+}
+
+Status Networking::verify_firewall() {
+  if (!applied_ || applied_->empty()) return ok_status();  // nothing of ours to keep
+  return apply_firewall(true);
 }
 
 }  // namespace confpod::net

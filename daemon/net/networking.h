@@ -106,19 +106,28 @@ class Networking {
   // Daemon start, with every pod from the store.
   Status recover(const std::vector<PodNet>& pods);
 
-  // The table as it should be now (tests, diagnostics).
+  // The tables as they should be now (tests, diagnostics).
   FirewallModel firewall_model() const;
+  // Checks that the kernel still holds the tables last written and restores them when not
+  // (an outside `nft flush ruleset`, a firewall service reload). Cheap when nothing was
+  // written. The manager calls it on every nftables change notification (NftMonitor).
+  Status verify_firewall();
+  // How often verify_firewall() or a start found the tables changed and restored them.
+  unsigned firewall_restores() const { return restores_; }
   // Published ports of `pod` with the address they reach.
   std::vector<spec::Port> ports_of(const std::string& pod) const;
 
  private:
   Networking(NetworkingOptions options, store::Store& store)
       : options_(std::move(options)), store_(store) {}
-  Status apply_firewall();
+  // Writes the tables when the model changed; with `verify`, also when the kernel no longer
+  // holds what was last written (someone flushed or edited them).
+  Status apply_firewall(bool verify = false);
   // Opens the netlink socket on first use (pods on "user" never need one).
   Status open_links();
   Status ensure_links(const Network& network);
   Status check_port_free_on_host(const spec::Port& port) const;
+  Status check_port_address(const std::string& pod, const spec::Port& port) const;
 
   struct PodEntry {
     Lease lease;
@@ -131,8 +140,10 @@ class Networking {
   std::map<std::string, PodEntry, std::less<>> pods_;
   std::optional<Firewall> firewall_;  // opened on first use: pods on "user" never need it
   std::optional<Links> links_;
-  std::set<std::string> sysctls_done_;  // bridges whose sysctls are written this run
-  std::optional<std::string> applied_;  // the ruleset last written (nullopt: not this run)
+  std::set<std::string> sysctls_done_;          // bridges whose sysctls are written this run
+  std::optional<std::string> applied_;          // the ruleset last written (nullopt: not this run)
+  std::optional<std::string> applied_listing_;  // how nft listed it right after
+  unsigned restores_ = 0;
 };
 
 }  // namespace confpod::net

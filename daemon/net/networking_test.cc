@@ -189,6 +189,101 @@ TEST_F(NetworkingTest, RecoverRebuildsTheSameTableAndDropsStaleTaps) {
   EXPECT_EQ(add(*n, "c", "default").address, "10.89.0.3");
 }
 
+TEST_F(NetworkingTest, TablesFlushedFromOutsideAreRestored) {
+  CONFPOD_REQUIRE_NETNS();
+  auto n = make();
+  add(*n, "a", "default", {port(8080, 80)});
+  ASSERT_TRUE(n->prepare("a").ok());
+  auto fw = Firewall::open();
+  const std::string written = **fw->current();
+  EXPECT_NE(written.find("table bridge confpod"), std::string::npos);
+  // Nothing changed: verify reads, writes nothing.
+  ASSERT_TRUE(n->verify_firewall().ok());
+  EXPECT_EQ(n->firewall_restores(), 0u);
+
+  // `nft flush ruleset` (a firewall service reload does the same).
+  ASSERT_EQ(testing::run_process({"/usr/sbin/nft", "flush", "ruleset"}).exit_code, 0);
+  EXPECT_FALSE(fw->current()->has_value());
+  ASSERT_TRUE(n->verify_firewall().ok());
+  EXPECT_EQ(**fw->current(), written);
+  EXPECT_EQ(n->firewall_restores(), 1u);
+
+  // A rule slipped into our table is gone again at the next start.
+  ASSERT_EQ(testing::run_process({"/usr/sbin/nft", "insert", "rule", "inet", "confpod", "input",
+                                  "iifname", "\"confpod0\"", "accept"})
+                .exit_code,
+            0);
+  ASSERT_TRUE(n->prepare("a").ok());
+  EXPECT_EQ(**fw->current(), written);
+  EXPECT_EQ(n->firewall_restores(), 2u);
+  ASSERT_TRUE(n->remove_pod("a").ok());
+  EXPECT_FALSE(fw->current()->has_value());
+}
+
+TEST_F(NetworkingTest, APodCannotSendAsAnotherAddressOrMac) {
+  CONFPOD_REQUIRE_NETNS();
+  auto n = make();
+  Lease a = add(*n, "a", "default");  // 10.89.0.2
+  Lease b = add(*n, "b", "default");  // 10.89.0.3
+  // Stand-ins for the two VMs: a veth named as the pod's tap, its other end in a namespace of
+  // its own with the pod's MAC and address, as the agent configures them.
+  testing::NamedNetns pod_a("poda"), pod_b("podb");
+  auto plug = [](const testing::NamedNetns& ns, const Lease& l) {
+    const std::string tap = tap_name_for(*parse_ipv4(l.address));
+    testing::ip({"link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", ns.name()});
+    testing::ip({"-n", ns.name(), "link", "set", "eth0", "address", l.mac, "up"});
+    testing::ip({"-n", ns.name(), "addr", "add", l.address + "/24", "dev", "eth0"});
+  };
+  plug(pod_a, a);
+  plug(pod_b, b);
+  ASSERT_TRUE(n->prepare("a").ok());
+  ASSERT_TRUE(n->prepare("b").ok());
+  auto a_reaches_b = [&] {
+    return testing::run_process(
+               pod_a.exec({"/bin/busybox", "ping", "-c", "1", "-W", "2", b.address}))
+               .exit_code == 0;
+  };
+  auto a_uses = [&](const std::string& address, const std::string& mac) {
+    testing::ip({"-n", pod_a.name(), "addr", "flush", "dev", "eth0"});
+    testing::ip({"-n", pod_a.name(), "link", "set", "eth0", "address", mac});
+    testing::ip({"-n", pod_a.name(), "addr", "add", address + "/24", "dev", "eth0"});
+  };
+  EXPECT_TRUE(a_reaches_b());  // same network: reachable
+  a_uses("10.89.0.9", a.mac);
+  EXPECT_FALSE(a_reaches_b()) << "a spoofed source address left the tap";
+  a_uses(a.address, "02:cf:0a:59:00:09");
+  EXPECT_FALSE(a_reaches_b()) << "a spoofed MAC left the tap";
+  a_uses(a.address, a.mac);
+  EXPECT_TRUE(a_reaches_b());
+  ASSERT_TRUE(n->remove_pod("a").ok());
+  ASSERT_TRUE(n->remove_pod("b").ok());
+}
+
+TEST_F(NetworkingTest, PortsThatWouldTakeThePodsSideOfTheHostAreRefused) {
+  CONFPOD_REQUIRE_NETNS();
+  auto n = make();
+  // The gateway (or any address of a pod network) as host_ip.
+  auto gateway = n->reserve("p", "default", {port(8000, 80, "tcp", "10.89.0.1")});
+  ASSERT_FALSE(gateway.ok());
+  EXPECT_EQ(gateway.error().code, "net.invalid");
+  EXPECT_NE(gateway.error().message.find("is in pod network default"), std::string::npos);
+  EXPECT_FALSE(n->reserve("p", "default", {port(8000, 80, "tcp", "10.90.0.9")}).ok());
+  // The port pods reach the KBS on.
+  auto kbs = n->reserve("p", "default", {port(8081, 80)});
+  ASSERT_FALSE(kbs.ok());
+  EXPECT_EQ(kbs.error().code, "net.port_in_use");
+  EXPECT_NE(kbs.error().message.find("the port pods reach the KBS on"), std::string::npos);
+  EXPECT_TRUE(n->reserve("p", "default", {port(8081, 80, "udp")}).ok());
+}
+
+TEST_F(NetworkingTest, AddressesAreUniqueAcrossEveryNetwork) {
+  CONFPOD_REQUIRE_NETNS();
+  auto n = make();
+  // A pod from a stored network that the configuration now overlaps still holds its address.
+  ASSERT_TRUE(n->add_pod("old", Lease{"gone", "10.89.0.2", "", "02:cf:0a:59:00:02"}, {}).ok());
+  EXPECT_EQ(add(*n, "new", "default").address, "10.89.0.3");
+}
+
 TEST_F(NetworkingTest, NetworksCreatedOverTheApiAreStoredCheckedAndRemovable) {
   CONFPOD_REQUIRE_NETNS();
   auto n = make();
@@ -223,6 +318,23 @@ TEST_F(NetworkingTest, NetworksCreatedOverTheApiAreStoredCheckedAndRemovable) {
   ASSERT_TRUE(n->remove_network("lab").ok());
   EXPECT_FALSE(Links::open()->exists("cplab"));
   EXPECT_EQ(make()->find("lab"), nullptr);
+
+  // A subnet the host reaches already, or a bridge name some other interface has.
+  testing::ip({"link", "add", "cpnic", "type", "veth", "peer", "name", "cpnicp"});
+  testing::ip({"addr", "add", "10.96.0.9/16", "dev", "cpnic"});
+  d.name = "lab3";
+  d.bridge = "cplab3";
+  d.subnet = "10.96.1.0/24";
+  auto routed = n->create_network(d);
+  ASSERT_FALSE(routed.ok());
+  EXPECT_EQ(routed.error().code, "net.route_conflict");
+  d.subnet = "10.97.0.0/24";
+  d.bridge = "cpnic";
+  auto foreign = n->create_network(d);
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_EQ(foreign.error().code, "net.foreign_link");
+  EXPECT_EQ(n->find("lab3"), nullptr);
+  ASSERT_TRUE(Links::open()->remove("cpnic").ok());
 }
 
 }  // namespace

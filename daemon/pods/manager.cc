@@ -148,6 +148,8 @@ struct Manager::Impl {
   std::uint64_t next_job_id = 1;
   UniqueFd wake_fd;
   EventSourcePtr wake_source;
+  std::optional<net::NftMonitor> nft_monitor;
+  EventSourcePtr nft_watch;
 
   Impl(sd_event* e, ManagerOptions o, store::Store s)
       : event(e),
@@ -213,6 +215,30 @@ struct Manager::Impl {
     if (r < 0) return make_error("pods.io", std::string("sd_event_add_io: ") + std::strerror(-r));
     wake_source.reset(source);
     return ok_status();
+  }
+
+  // Every nftables change in the namespace (ours too) makes Networking check its tables, so
+  // a flush by someone else is undone at once rather than at the next pod change. Without
+  // CAP_NET_ADMIN there is nothing to subscribe to and no table of ours to keep.
+  void watch_nftables() {
+    auto monitor = net::NftMonitor::open();
+    if (!monitor.ok()) return;
+    sd_event_source* source = nullptr;
+    if (sd_event_add_io(event, &source, monitor->fd(), EPOLLIN, &Impl::on_nft_change, this) < 0) {
+      log_warning("cannot watch nftables changes", {});
+      return;
+    }
+    nft_monitor.emplace(std::move(*monitor));
+    nft_watch.reset(source);
+  }
+
+  static int on_nft_change(sd_event_source*, int, std::uint32_t, void* userdata) {
+    auto* self = static_cast<Impl*>(userdata);
+    if (!self->nft_monitor->drain()) return 0;
+    Status kept = self->networking->verify_firewall();
+    if (!kept.ok())
+      log_error("cannot restore the nftables tables", {{"error", kept.error().describe()}});
+    return 0;
   }
 
   // Runs `work` on a new thread; the closure it returns runs on the loop thread.
@@ -355,7 +381,10 @@ struct Manager::Impl {
       return finish(done, wired);
     }
     Status starting = set_state(pod, store::PodState::kStarting, false);
-    if (!starting.ok()) return finish(done, starting);
+    if (!starting.ok()) {
+      networking->vm_exited(pod.record.name);
+      return finish(done, starting);
+    }
     pod.job = true;
     pod.sigkill_sent = false;
     pod.run_since = SteadyClock::now();
@@ -702,6 +731,7 @@ Status Manager::recover() {
   // The nftables table and the taps, as the store says they must be (before re-attaching:
   // a pod whose VM is gone loses its tap in after_exit).
   CONFPOD_TRY(impl_->networking->recover(networked));
+  impl_->watch_nftables();
   for (Pod* pod : active) {
     spec::PodPaths paths = impl_->paths_of(*pod);
     bool was_stopping = pod->record.state == store::PodState::kStopping;

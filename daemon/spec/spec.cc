@@ -266,10 +266,19 @@ Result<Secret> parse_secret(const toml::table& t, const std::string& p) {
 }
 
 Result<Port> parse_port(const toml::table& t, const std::string& p) {
-  CONFPOD_TRY(check_keys(t, p, {"host_port", "guest_port", "protocol", "host_ip"}));
+  CONFPOD_TRY(
+      check_keys(t, p, {"host_port", "guest_port", "protocol", "host_ip", "host", "container"}));
   Port port;
-  CONFPOD_ASSIGN_OR_RETURN(std::int64_t host, required_int(t, p, "host_port", 1, 65535));
-  CONFPOD_ASSIGN_OR_RETURN(std::int64_t guest, required_int(t, p, "guest_port", 1, 65535));
+  // `host` and `container` are the keys before guest networking (pods stored then still
+  // parse); a table uses one spelling or the other.
+  const bool old_keys = t.contains("host") || t.contains("container");
+  if (old_keys && (t.contains("host_port") || t.contains("guest_port")))
+    return invalid(line_of(t), p,
+                   "use host_port/guest_port, or the older host/container, not both");
+  CONFPOD_ASSIGN_OR_RETURN(std::int64_t host,
+                           required_int(t, p, old_keys ? "host" : "host_port", 1, 65535));
+  CONFPOD_ASSIGN_OR_RETURN(std::int64_t guest,
+                           required_int(t, p, old_keys ? "container" : "guest_port", 1, 65535));
   port.host_port = static_cast<std::uint16_t>(host);
   port.guest_port = static_cast<std::uint16_t>(guest);
   CONFPOD_ASSIGN_OR_RETURN(auto host_ip, optional_string(t, p, "host_ip"));
@@ -381,7 +390,7 @@ Result<PodSpec> parse_root(const toml::table& root) {
     CONFPOD_ASSIGN_OR_RETURN(Port port, parse_port(*ports[i], p));
     for (const Port& q : spec.ports)
       if (ports_conflict(q, port))
-        return invalid(line_of(*ports[i]->get("host_port")), p + ".host_port",
+        return invalid(line_of(*ports[i]), p + ".host_port",
                        "duplicate host port " + std::to_string(port.host_port) + "/" +
                            port.protocol + " (also published by an earlier [[ports]])");
     spec.ports.push_back(std::move(port));

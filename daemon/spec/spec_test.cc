@@ -63,6 +63,21 @@ TEST(PodSpec, IssueExampleParsesToTheRightValues) {
   EXPECT_EQ(s.network, "");  // the daemon's default, filled in at CreatePod
 }
 
+TEST(PodSpec, PortsWithTheOlderKeysStillParse) {
+  // Pods stored before guest networking wrote [[ports]] host/container.
+  std::string text = read_text(data_dir() / "good/payroll.toml");
+  const std::string now = "host_port = 8443\nguest_port = 443\n";
+  const std::size_t at = text.find(now);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, now.size(), "host = 8443\ncontainer = 443\n");
+  PodSpec s = parse_ok(text);
+  ASSERT_EQ(s.ports.size(), 1u);
+  EXPECT_EQ(s.ports[0].host_port, 8443);
+  EXPECT_EQ(s.ports[0].guest_port, 443);
+  // Canonical text has the current keys only.
+  EXPECT_NE(to_toml(s).find(now), std::string::npos);
+}
+
 TEST(PodSpec, DefaultsForOptionalKeys) {
   PodSpec s = parse_ok(read_text(data_dir() / "good/minimal.toml"));
   EXPECT_EQ(s.name, "m");

@@ -155,6 +155,18 @@ Status configure_guest_network(const InitNetwork& network) {
     if (::ioctl(sock.get(), SIOCSIFNAME, &ifr) != 0)
       return net_error("rename " + current + " to " + network.interface);
   }
+  // The only addresses and routes are the attested ones: router advertisements and
+  // redirects come from the host's network, which is hostile input to the guest. Set before
+  // the link comes up, so no RA is ever acted on.
+  for (const char* key : {"ipv6/conf/%s/accept_ra", "ipv6/conf/%s/autoconf",
+                          "ipv6/conf/%s/accept_redirects", "ipv4/conf/%s/accept_redirects"}) {
+    char path[128];
+    std::snprintf(path, sizeof path, key, network.interface.c_str());
+    UniqueFd f(::open(("/proc/sys/net/" + std::string(path)).c_str(), O_WRONLY | O_CLOEXEC));
+    if (!f && errno == ENOENT) continue;  // a kernel without IPv6 takes no RA either
+    if (!f || ::write(f.get(), "0\n", 2) != 2)
+      return net_error(std::string("set net.") + path + " = 0");
+  }
   CONFPOD_TRY(configure_network(network.interface, network.address, network.gateway));
   if (network.address6.empty()) return ok_status();
 

@@ -276,13 +276,20 @@ TEST_F(NetworkE2E, BadRequestsGetNamedErrorsAndLeaveNothingBehind) {
   EXPECT_EQ(clash.exit_code, 1);
   EXPECT_NE(clash.err.find("org.confpod1.Error.PortInUse"), std::string::npos) << clash.err;
   EXPECT_NE(clash.err.find("already published by pod web"), std::string::npos) << clash.err;
-  // The KBS port is in use on the host.
+  // The port pods reach the KBS on.
   write_spec("clash2", pod_toml("clash2", "default", testing::shared_hello_image(), "true", "",
                                 "[[ports]]\nhost_port = " + std::to_string(kKbsPort) +
                                     "\nguest_port = 80\n"));
   ProcessResult host_port = ctl({"create", spec_path("clash2")});
   EXPECT_NE(host_port.err.find("org.confpod1.Error.PortInUse"), std::string::npos) << host_port.err;
-  EXPECT_NE(host_port.err.find("in use on the host"), std::string::npos) << host_port.err;
+  EXPECT_NE(host_port.err.find("the port pods reach the KBS on"), std::string::npos)
+      << host_port.err;
+  // An address of a pod network as host_ip.
+  write_spec("clash3", pod_toml("clash3", "default", testing::shared_hello_image(), "true", "",
+                                "[[ports]]\nhost_port = 8090\nguest_port = 80\n"
+                                "host_ip = \"10.89.0.1\"\n"));
+  ProcessResult gateway = ctl({"create", spec_path("clash3")});
+  EXPECT_NE(gateway.err.find("is in pod network default"), std::string::npos) << gateway.err;
 
   ProcessResult overlap = ctl({"network", "create", "lab", "--subnet", "10.89.0.0/16"});
   EXPECT_NE(overlap.err.find("org.confpod1.Error.SubnetOverlap"), std::string::npos) << overlap.err;
@@ -307,6 +314,18 @@ TEST_F(NetworkE2E, BadRequestsGetNamedErrorsAndLeaveNothingBehind) {
 
   EXPECT_EQ(nft_table(), before);  // nothing half-made
   EXPECT_EQ(inspect("clash").count("Name"), 0u);
+}
+
+TEST_F(NetworkE2E, AFlushedRulesetIsRestoredAtOnce) {
+  const std::string table = nft_table();
+  ASSERT_NE(table.find("dnat ip to 10.89.0.2:80"), std::string::npos) << table;
+  // What `systemctl reload nftables` or an administrator's `nft flush ruleset` does.
+  ASSERT_EQ(testing::run_process(host_->exec({"/usr/sbin/nft", "flush", "ruleset"})).exit_code, 0);
+  ASSERT_TRUE(testing::wait_until([&] { return nft_table() == table; }, 5s))
+      << nft_table() << daemon_->log();
+  EXPECT_NE(daemon_->log().find("changed from outside; restoring"), std::string::npos);
+  ProcessResult page = fetch_from_client(std::string("http://") + kHostAddr + ":8080/");
+  EXPECT_EQ(page.out, "hello from pod web\n") << page.err;
 }
 
 TEST_F(NetworkE2E, KillNineKeepsAddressesPortsAndTheTable) {
