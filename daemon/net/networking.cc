@@ -337,6 +337,13 @@ Status Networking::recover(const std::vector<PodNet>& pods) {
     pods_[p.name] = PodEntry{p.lease, p.ports};
     if (!on_bridge(p.lease)) continue;
     any_bridged = true;
+    if (find(p.lease.network) == nullptr) {
+      // Its network left confpod.toml while the pod ran: there are no rules for that bridge
+      // any more, so the VM is cut off (its tap goes) rather than left on an open bridge.
+      pods::log_error("pod's network is gone; its VM loses its link",
+                      {{"pod", p.name}, {"network", p.lease.network}});
+      continue;
+    }
     if (auto a = parse_ipv4(p.lease.address); a && p.vm_running) live_taps.insert(tap_name_for(*a));
   }
   // Taps of VMs that are gone (the daemon died before it could remove them, or the VM ended
@@ -371,7 +378,7 @@ FirewallModel Networking::firewall_model() const {
   FirewallModel model;
   std::set<std::string> used;
   for (const auto& [pod, entry] : pods_) {
-    if (!on_bridge(entry.lease)) continue;
+    if (!on_bridge(entry.lease) || find(entry.lease.network) == nullptr) continue;
     used.insert(entry.lease.network);
     auto address = parse_ipv4(entry.lease.address);
     if (!address) continue;

@@ -172,7 +172,12 @@ TEST_F(NetworkingTest, RecoverRebuildsTheSameTableAndDropsStaleTaps) {
   auto fw = Firewall::open();
   ASSERT_TRUE(fw->remove().ok());  // and someone flushed the table meanwhile
   auto n = make();
+  // A third pod ran on a network that has since left confpod.toml: no rules cover its
+  // bridge any more, so its tap must go although its VM runs.
+  auto orphan_links = Links::open();
+  ASSERT_TRUE(orphan_links->ensure_tap("cpt0a620002", "confpod0").ok());
   std::vector<PodNet> pods = {
+      {"gone", Lease{"retired", "10.98.0.2", "", "02:cf:0a:62:00:02"}, {}, true},
       {"a", Lease{"default", "10.89.0.2", "", "02:cf:0a:59:00:02"}, {port(8080, 80)}, true},
       {"b",
        Lease{"back", "10.90.0.2", "fd00:90::2", "02:cf:0a:5a:00:02"},
@@ -185,6 +190,7 @@ TEST_F(NetworkingTest, RecoverRebuildsTheSameTableAndDropsStaleTaps) {
   auto links = Links::open();
   EXPECT_TRUE(links->exists("cpt0a590002"));
   EXPECT_FALSE(links->exists("cpt0a5a0002"));
+  EXPECT_FALSE(links->exists("cpt0a620002"));
   // The recovered leases count: the next pod on "default" gets .3.
   EXPECT_EQ(add(*n, "c", "default").address, "10.89.0.3");
 }
