@@ -2,7 +2,10 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstdio>
+
+#include "attest/base/bytes.h"
 
 namespace confpod::net {
 namespace {
@@ -178,25 +181,18 @@ std::string mac_for(std::uint32_t address4) {
 
 std::optional<std::array<std::uint8_t, 6>> parse_mac(std::string_view text) {
   if (text.size() != 17) return std::nullopt;
-  std::array<std::uint8_t, 6> mac{};
-  for (std::size_t i = 0; i < 6; ++i) {
-    if (i > 0 && text[i * 3 - 1] != ':') return std::nullopt;
-    unsigned value = 0;
-    for (std::size_t j = 0; j < 2; ++j) {
-      const char c = text[i * 3 + j];
-      unsigned digit;
-      if (c >= '0' && c <= '9')
-        digit = c - '0';
-      else if (c >= 'a' && c <= 'f')
-        digit = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F')
-        digit = c - 'A' + 10;
-      else
-        return std::nullopt;
-      value = value * 16 + digit;
+  std::string digits;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (i % 3 == 2) {
+      if (text[i] != ':') return std::nullopt;
+    } else {
+      digits += text[i];
     }
-    mac[i] = static_cast<std::uint8_t>(value);
   }
+  auto bytes = from_hex(digits);
+  if (!bytes.ok()) return std::nullopt;
+  std::array<std::uint8_t, 6> mac{};
+  std::copy(bytes->begin(), bytes->end(), mac.begin());
   return mac;
 }
 

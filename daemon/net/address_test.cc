@@ -89,5 +89,16 @@ TEST(Address, Names) {
   EXPECT_FALSE(is_valid_ifname("a b"));
 }
 
+TEST(Address, MacsAndTheLinkLocalAddressTheGuestDerivesFromThem) {
+  auto mac = parse_mac("02:CF:0a:59:00:02");
+  ASSERT_TRUE(mac.has_value());
+  EXPECT_EQ(*mac, (std::array<std::uint8_t, 6>{0x02, 0xcf, 0x0a, 0x59, 0x00, 0x02}));
+  // The universal/local bit flips (02 -> 00) and ff:fe goes in the middle.
+  EXPECT_EQ(format_ipv6(link_local_for(*mac)), "fe80::cf:aff:fe59:2");
+  for (const char* bad : {"", "02:cf:0a:59:00", "02:cf:0a:59:00:0g", "02-cf-0a-59-00-02",
+                          "02:cf:0a:59:00:02:", "002:cf:0a:59:00:2"})
+    EXPECT_FALSE(parse_mac(bad).has_value()) << bad;
+}
+
 }  // namespace
 }  // namespace confpod::net
