@@ -136,6 +136,26 @@ Result<Product> detect_product(X509* vek) {
                                              issuer_cn(vek) + "'); give the product explicitly");
 }
 
+Result<VekIdentity> read_vek_identity(X509* vek) {
+  if (vek == nullptr) return make_error("snp.chain.vek_kind", "no VCEK/VLEK certificate given");
+  VekIdentity id;
+  const std::string cn = subject_cn(vek);
+  if (cn == "SEV-VCEK") {
+    id.kind = SigningKey::kVcek;
+  } else if (cn == "SEV-VLEK") {
+    id.kind = SigningKey::kVlek;
+  } else {
+    return make_error("snp.chain.vek_kind", "certificate '" + crypto::subject_name(vek) +
+                                                "' is neither a VCEK nor a VLEK");
+  }
+  CONFPOD_ASSIGN_OR_RETURN(id.product, detect_product(vek));
+  CONFPOD_ASSIGN_OR_RETURN(id.tcb, vek_tcb(vek, id.product));
+  if (id.kind == SigningKey::kVcek) {
+    CONFPOD_ASSIGN_OR_RETURN(id.hwid, vek_hwid(vek, id.product));
+  }
+  return id;
+}
+
 Result<VerifiedChain> verify_chain(X509* vek, X509* ask, X509* ark, std::optional<Product> product,
                                    UnixSeconds at) {
   if (vek == nullptr) return make_error("snp.chain.vek_kind", "no VCEK/VLEK certificate given");

@@ -31,6 +31,17 @@ struct VerifiedChain {
 // productName extension (1.3.6.1.4.1.3704.1.2, "Milan-B0"). Error "snp.chain.product".
 Result<Product> detect_product(X509* vek);
 
+// What a VCEK or VLEK says about itself, read without verifying anything (for finding the
+// certificate of a report in a store; trust comes only from verify_chain()). Errors
+// "snp.chain.vek_kind", "snp.chain.product", "snp.vcek.extension".
+struct VekIdentity {
+  SigningKey kind = SigningKey::kVcek;
+  Product product = Product::kMilan;
+  TcbVersion tcb;
+  Bytes hwid;  // VCEK only
+};
+Result<VekIdentity> read_vek_identity(X509* vek);
+
 // Verifies vek -> ask -> ark at time `at`.
 //  - product: when absent, detected from the VEK (detect_product).
 //  - ask: the ASK (for a VCEK) or ASVK (for a VLEK); nullptr = AMD's compiled-in one.

@@ -310,32 +310,34 @@ Result<Collateral> parse_collateral_json(std::string_view text) {
   return c;
 }
 
+Result<SignedObject> split_pcs_response(std::string_view response, std::string_view member) {
+  const std::string what = std::string(member) + " response";
+  CONFPOD_ASSIGN_OR_RETURN(json doc, parse_json(response, kFormat, what));
+  CONFPOD_ASSIGN_OR_RETURN(std::string sig, string_member(doc, "signature", kFormat, what));
+  SignedObject out;
+  CONFPOD_ASSIGN_OR_RETURN(out.signature, signature_hex(sig, std::string(member) + " signature"));
+  CONFPOD_ASSIGN_OR_RETURN(std::string_view raw, raw_member(response, member, what));
+  out.body = std::string(raw);
+  return out;
+}
+
+Status verify_signed_object(const SignedObject& object, X509* signer, const std::string& what) {
+  return verify_signed_json(object.body, object.signature, signer, what);
+}
+
 Result<Collateral> collateral_from_pcs(std::string_view tcb_info_response,
                                        std::string_view qe_identity_response,
                                        std::string_view tcb_issuer_chain_pem, ByteView pck_crl_der,
                                        std::string_view pck_crl_issuer_chain_pem,
                                        ByteView root_crl_der) {
   Collateral c;
-  {
-    CONFPOD_ASSIGN_OR_RETURN(json doc, parse_json(tcb_info_response, kFormat, "TCB info response"));
-    CONFPOD_ASSIGN_OR_RETURN(std::string sig,
-                             string_member(doc, "signature", kFormat, "TCB info response"));
-    CONFPOD_ASSIGN_OR_RETURN(c.tcb_info_signature, signature_hex(sig, "TCB info signature"));
-    CONFPOD_ASSIGN_OR_RETURN(std::string_view raw,
-                             raw_member(tcb_info_response, "tcbInfo", "TCB info response"));
-    c.tcb_info = std::string(raw);
-  }
-  {
-    CONFPOD_ASSIGN_OR_RETURN(json doc,
-                             parse_json(qe_identity_response, kFormat, "QE identity response"));
-    CONFPOD_ASSIGN_OR_RETURN(std::string sig,
-                             string_member(doc, "signature", kFormat, "QE identity response"));
-    CONFPOD_ASSIGN_OR_RETURN(c.qe_identity_signature, signature_hex(sig, "QE identity signature"));
-    CONFPOD_ASSIGN_OR_RETURN(
-        std::string_view raw,
-        raw_member(qe_identity_response, "enclaveIdentity", "QE identity response"));
-    c.qe_identity = std::string(raw);
-  }
+  CONFPOD_ASSIGN_OR_RETURN(SignedObject tcb, split_pcs_response(tcb_info_response, "tcbInfo"));
+  c.tcb_info = std::move(tcb.body);
+  c.tcb_info_signature = std::move(tcb.signature);
+  CONFPOD_ASSIGN_OR_RETURN(SignedObject qe,
+                           split_pcs_response(qe_identity_response, "enclaveIdentity"));
+  c.qe_identity = std::move(qe.body);
+  c.qe_identity_signature = std::move(qe.signature);
   c.tcb_info_issuer_chain = std::string(tcb_issuer_chain_pem);
   c.qe_identity_issuer_chain = std::string(tcb_issuer_chain_pem);
   c.pck_crl.assign(pck_crl_der.begin(), pck_crl_der.end());

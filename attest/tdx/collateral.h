@@ -47,6 +47,18 @@ Result<Collateral> collateral_from_pcs(std::string_view tcb_info_response,
                                        std::string_view pck_crl_issuer_chain_pem,
                                        ByteView root_crl_der);
 
+// One signed object of an Intel PCS response ({"tcbInfo": {...}, "signature": "hex"}, or
+// "enclaveIdentity"): the object's exact bytes, cut out of the response, and the signature.
+struct SignedObject {
+  std::string body;
+  Bytes signature;  // 64 bytes r||s
+};
+// Error "tdx.collateral.format".
+Result<SignedObject> split_pcs_response(std::string_view response, std::string_view member);
+// The signature of `object` by `signer`'s key (ECDSA P-256, SHA-256). Nothing about the
+// signer itself is checked. Error "tdx.collateral.signature" naming `what`.
+Status verify_signed_object(const SignedObject& object, X509* signer, const std::string& what);
+
 // The dcap-qvl JSON form that parse_collateral_json() reads back to an equal Collateral.
 std::string collateral_to_json(const Collateral& collateral);
 
