@@ -68,6 +68,20 @@ constexpr Migration kMigrations[] = {
      "  masquerade INTEGER NOT NULL CHECK (masquerade IN (0, 1)),"
      "  dns TEXT NOT NULL"
      ") STRICT;"},
+    // Attestation collateral imported for hosts without internet (collateral_store.h): rows
+    // of the exact served bytes, found by kind and key.
+    {4,
+     "CREATE TABLE collateral ("
+     "  id TEXT PRIMARY KEY NOT NULL,"
+     "  kind TEXT NOT NULL,"
+     "  key TEXT NOT NULL,"
+     "  subject TEXT NOT NULL,"
+     "  not_after INTEGER NOT NULL,"
+     "  data BLOB NOT NULL,"
+     "  source TEXT NOT NULL,"
+     "  imported_at INTEGER NOT NULL"
+     ") STRICT;"
+     "CREATE INDEX collateral_kind_key ON collateral (kind, key);"},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 

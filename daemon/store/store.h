@@ -57,8 +57,8 @@ struct NetworkRecord {
 };
 
 // 1: pods. 2: resources (the KBS secrets, daemon/store/resource_store.h). 3: pod network
-// columns and networks.
-inline constexpr int kSchemaVersion = 3;
+// columns and networks. 4: attestation collateral (daemon/store/collateral_store.h).
+inline constexpr int kSchemaVersion = 4;
 
 class Store {
  public:
