@@ -22,10 +22,12 @@
 #include "daemon/bus/broker.h"
 #include "daemon/bus/service.h"
 #include "daemon/config/config.h"
+#include "daemon/kbs/collateral_source.h"
 #include "daemon/kbs/service.h"
 #include "daemon/pods/guest_image.h"
 #include "daemon/pods/log.h"
 #include "daemon/pods/manager.h"
+#include "daemon/store/collateral_store.h"
 #include "daemon/store/resource_store.h"
 #include "vmm/probe.h"
 
@@ -181,10 +183,35 @@ int run(const Options& opts) {
     log_error("cannot load the KBS signing key", {{"error", signing_key.error().describe()}});
     return 1;
   }
+  // Collateral for evidence that arrives without it (docs/collateral.md): the same database.
+  auto opened_collateral =
+      confpod::store::SqliteCollateralStore::open(state_dir + "/confpod.db");
+  if (!opened_collateral.ok()) {
+    log_error("cannot open the collateral store",
+              {{"error", opened_collateral.error().describe()}});
+    return 1;
+  }
+  std::unique_ptr<confpod::store::SqliteCollateralStore> collateral =
+      std::move(opened_collateral).value();
+  confpod::kbs_http::CollateralSource collateral_source(*collateral);
   confpod::kbs::Options kbs_options;
   kbs_options.allow_insecure = config->host.allow_insecure_tee;
+  kbs_options.snp_vek = [&collateral_source](const confpod::snp::Report& report) {
+    return collateral_source.snp_vek(report);
+  };
+  kbs_options.tdx_collateral = [&collateral_source](const confpod::tdx::Quote& quote,
+                                                    confpod::UnixSeconds now) {
+    return collateral_source.tdx_collateral(quote, now);
+  };
   confpod::kbs::Kbs kbs(std::move(kbs_options), std::move(signing_key).value(), resources);
-  confpod::bus::Broker broker(kbs, *resources, auth);
+  confpod::bus::Broker broker(kbs, *resources, *collateral, auth);
+  // What expires within 30 days is logged now and every day after.
+  auto expiry_check = confpod::kbs_http::watch_collateral_expiry(raw_event, *collateral);
+  if (!expiry_check.ok()) {
+    log_error("cannot schedule the collateral expiry check",
+              {{"error", expiry_check.error().describe()}});
+    return 1;
+  }
   if (auto added = confpod::bus::add_broker(bus.get(), broker); !added.ok()) {
     log_error("cannot register D-Bus objects", {{"error", added.error().describe()}});
     return 1;

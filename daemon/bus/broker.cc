@@ -8,6 +8,8 @@
 #include <string_view>
 
 #include "attest/base/bytes.h"
+#include "attest/base/time.h"
+#include "attest/collateral/collateral.h"
 #include "daemon/bus/errors.h"
 #include "daemon/bus/service.h"
 
@@ -196,6 +198,97 @@ struct Broker::Handlers {
     });
   }
 
+  static int import_collateral(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    const char* name_raw = nullptr;
+    int r = sd_bus_message_read(m, "s", &name_raw);
+    if (r < 0) return r;
+    const void* data = nullptr;
+    std::size_t size = 0;
+    r = sd_bus_message_read_array(m, 'y', &data, &size);
+    if (r < 0) return r;
+    Broker* b = self(userdata);
+    // Parsed before authorizing (the message is only readable now); nothing is stored before.
+    const std::string name = std::string(name_raw).substr(0, 200);
+    auto parsed = std::make_shared<Result<std::vector<collateral::Item>>>(
+        collateral::parse_file(ByteView(static_cast<const std::uint8_t*>(data), size), name));
+    return b->auth_.authorize(m, error, [b, parsed, name](sd_bus_message* call,
+                                                          sd_bus_error* err) {
+      if (!parsed->ok()) return set_bus_error(err, parsed->error());
+      auto imported = import_items(b->collateral_, **parsed, name);
+      if (!imported.ok()) return set_bus_error(err, imported.error());
+      sd_bus_message* raw = nullptr;
+      int rr = sd_bus_message_new_method_return(call, &raw);
+      if (rr < 0) return rr;
+      std::unique_ptr<sd_bus_message, sd_bus_message* (*)(sd_bus_message*)> reply(
+          raw, &sd_bus_message_unref);
+      rr = sd_bus_message_open_container(raw, 'a', "(ssssx)");
+      for (std::size_t i = 0; rr >= 0 && i < (*parsed)->size(); ++i) {
+        const collateral::Item& item = (**parsed)[i];
+        rr = sd_bus_message_append(raw, "(ssssx)", item.id().c_str(),
+                                   std::string(collateral::kind_name(item.kind)).c_str(),
+                                   item.subject.c_str(), (*imported)[i] ? "added" : "present",
+                                   static_cast<std::int64_t>(item.not_after));
+      }
+      if (rr >= 0) rr = sd_bus_message_close_container(raw);
+      if (rr < 0) return rr;
+      return sd_bus_send(nullptr, raw, nullptr);
+    });
+  }
+
+  // Every item is verified against the pinned roots (issuers from the same file or the store)
+  // before any is stored: a file is imported whole or not at all.
+  static Result<std::vector<bool>> import_items(store::SqliteCollateralStore& store,
+                                                const std::vector<collateral::Item>& items,
+                                                const std::string& name) {
+    std::vector<collateral::Item> known = items;
+    CONFPOD_ASSIGN_OR_RETURN(auto issuers, store.find(collateral::Kind::kIntelCa));
+    for (collateral::Item& i : issuers) known.push_back(std::move(i));
+    const UnixSeconds now = now_unix();
+    for (const collateral::Item& item : items) {
+      Status ok = collateral::verify_item(item, known, now);
+      if (!ok.ok()) return make_error(ok.error().code, name + ": " + ok.error().message);
+    }
+    return store.add(items, name, now);
+  }
+
+  static int list_collateral(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    Broker* b = self(userdata);
+    return b->auth_.authorize(m, error, [b](sd_bus_message* call, sd_bus_error* err) {
+      auto list = b->collateral_.list();
+      if (!list.ok()) return set_bus_error(err, list.error());
+      sd_bus_message* raw = nullptr;
+      int r = sd_bus_message_new_method_return(call, &raw);
+      if (r < 0) return r;
+      std::unique_ptr<sd_bus_message, sd_bus_message* (*)(sd_bus_message*)> reply(
+          raw, &sd_bus_message_unref);
+      r = sd_bus_message_open_container(raw, 'a', "(ssssxsx)");
+      for (const store::CollateralEntry& e : *list) {
+        if (r < 0) break;
+        r = sd_bus_message_append(raw, "(ssssxsx)", e.item.id().c_str(),
+                                  std::string(collateral::kind_name(e.item.kind)).c_str(),
+                                  e.item.key.c_str(), e.item.subject.c_str(),
+                                  static_cast<std::int64_t>(e.item.not_after), e.source.c_str(),
+                                  static_cast<std::int64_t>(e.imported_at));
+      }
+      if (r >= 0) r = sd_bus_message_close_container(raw);
+      if (r < 0) return r;
+      return sd_bus_send(nullptr, raw, nullptr);
+    });
+  }
+
+  static int remove_collateral(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    const char* id_raw = nullptr;
+    int r = sd_bus_message_read(m, "s", &id_raw);
+    if (r < 0) return r;
+    Broker* b = self(userdata);
+    std::string id = id_raw;
+    return b->auth_.authorize(m, error, [b, id](sd_bus_message* call, sd_bus_error* err) {
+      auto removed = b->collateral_.remove(id);
+      if (!removed.ok()) return set_bus_error(err, removed.error());
+      return sd_bus_reply_method_return(call, "s", removed->item.id().c_str());
+    });
+  }
+
   static const sd_bus_vtable vtable[];
 };
 
@@ -210,11 +303,19 @@ const sd_bus_vtable Broker::Handlers::vtable[] = {
                              SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("SetReferenceValues", "sa{sv}", SD_BUS_PARAM(pod) SD_BUS_PARAM(values),
                              "", , set_reference_values, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ImportCollateral", "say", SD_BUS_PARAM(name) SD_BUS_PARAM(data),
+                             "a(ssssx)", SD_BUS_PARAM(items), import_collateral,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ListCollateral", "", , "a(ssssxsx)", SD_BUS_PARAM(items),
+                             list_collateral, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("RemoveCollateral", "s", SD_BUS_PARAM(id), "s", SD_BUS_PARAM(removed),
+                             remove_collateral, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,
 };
 
-Broker::Broker(kbs::Kbs& kbs, kbs::ResourceStore& store, AuthPolicy auth)
-    : kbs_(kbs), store_(store), auth_(std::move(auth)) {}
+Broker::Broker(kbs::Kbs& kbs, kbs::ResourceStore& store, store::SqliteCollateralStore& collateral,
+               AuthPolicy auth)
+    : kbs_(kbs), store_(store), collateral_(collateral), auth_(std::move(auth)) {}
 
 Broker::~Broker() = default;
 

@@ -1,8 +1,10 @@
 // org.confpod1.Broker at /org/confpod1 (docs/dbus-api.md, "Broker"): the admin face of the
 // embedded KBS. SetResource / DeleteResource / ListResources manage the secrets in the
-// resource store; SetReferenceValues registers what a pod's evidence must show. All four go
-// through the Authorizer, ListResources included: resource names say which workloads hold
-// which secrets. Values are never logged and never echoed in errors.
+// resource store; SetReferenceValues registers what a pod's evidence must show;
+// ImportCollateral / ListCollateral / RemoveCollateral manage the attestation collateral the
+// KBS verifies evidence with on hosts without internet (docs/collateral.md). All go through
+// the Authorizer, the List methods included: resource names say which workloads hold which
+// secrets. Values are never logged and never echoed in errors.
 #pragma once
 
 #include <systemd/sd-bus.h>
@@ -14,6 +16,7 @@
 #include "attest/kbs/kbs.h"
 #include "attest/kbs/resources.h"
 #include "daemon/bus/auth.h"
+#include "daemon/store/collateral_store.h"
 
 namespace confpod::bus {
 
@@ -21,8 +24,10 @@ inline constexpr const char* kBrokerInterface = "org.confpod1.Broker";
 
 class Broker {
  public:
-  // `kbs` and `store` must outlive the Broker; `store` is the one the Kbs releases from.
-  Broker(kbs::Kbs& kbs, kbs::ResourceStore& store, AuthPolicy auth);
+  // `kbs`, `store` and `collateral` must outlive the Broker; `store` is the one the Kbs
+  // releases from, `collateral` the one its collateral source reads.
+  Broker(kbs::Kbs& kbs, kbs::ResourceStore& store, store::SqliteCollateralStore& collateral,
+         AuthPolicy auth);
   ~Broker();
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
@@ -35,6 +40,7 @@ class Broker {
   };
   kbs::Kbs& kbs_;
   kbs::ResourceStore& store_;
+  store::SqliteCollateralStore& collateral_;
   Authorizer auth_;
   std::unique_ptr<sd_bus_slot, SlotUnref> slot_;
 };

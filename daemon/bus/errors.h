@@ -16,6 +16,9 @@
 //   net.port_in_use                            org.confpod1.Error.PortInUse
 //   net.invalid                                org.confpod1.Error.InvalidNetwork
 //   net.exhausted                              org.confpod1.Error.NetworkExhausted
+//   collateral.format, .size, .untrusted,      org.confpod1.Error.InvalidCollateral
+//     .issuer_missing, .expired
+//   collateral.not_found                       org.confpod1.Error.NoSuchCollateral
 //   anything else                              org.freedesktop.DBus.Error.Failed
 //
 // The D-Bus error message is the Error's message, except for measure.* and the generic
@@ -45,6 +48,8 @@ inline constexpr const char* kErrorNetworkInUse = "org.confpod1.Error.NetworkInU
 inline constexpr const char* kErrorPortInUse = "org.confpod1.Error.PortInUse";
 inline constexpr const char* kErrorInvalidNetwork = "org.confpod1.Error.InvalidNetwork";
 inline constexpr const char* kErrorNetworkExhausted = "org.confpod1.Error.NetworkExhausted";
+inline constexpr const char* kErrorInvalidCollateral = "org.confpod1.Error.InvalidCollateral";
+inline constexpr const char* kErrorNoSuchCollateral = "org.confpod1.Error.NoSuchCollateral";
 inline constexpr const char* kErrorInvalidArgs = "org.freedesktop.DBus.Error.InvalidArgs";
 inline constexpr const char* kErrorAccessDenied = "org.freedesktop.DBus.Error.AccessDenied";
 inline constexpr const char* kErrorFailed = "org.freedesktop.DBus.Error.Failed";

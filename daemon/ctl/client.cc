@@ -432,4 +432,76 @@ Result<std::vector<std::string>> Client::list_resources() {
   return out;
 }
 
+Result<std::vector<Client::CollateralRow>> Client::import_collateral(
+    const std::string& name, const std::vector<std::uint8_t>& data) {
+  BusError error;
+  sd_bus_message* raw = nullptr;
+  int r = sd_bus_message_new_method_call(bus_.get(), &raw, kBusName, kManagerPath, kBrokerInterface,
+                                         "ImportCollateral");
+  MessagePtr call(raw);
+  if (r >= 0) r = sd_bus_message_append(call.get(), "s", name.c_str());
+  if (r >= 0) r = sd_bus_message_append_array(call.get(), 'y', data.data(), data.size());
+  if (r < 0) return make_error(kConnectError, std::string("ImportCollateral: ") + std::strerror(-r));
+  sd_bus_message* reply_raw = nullptr;
+  r = sd_bus_call(bus_.get(), call.get(), 0, error.get(), &reply_raw);
+  MessagePtr reply(reply_raw);
+  if (r < 0) return error.to_error(r, "ImportCollateral");
+  std::vector<CollateralRow> out;
+  r = sd_bus_message_enter_container(reply.get(), 'a', "(ssssx)");
+  const char *id, *kind, *subject, *status;
+  std::int64_t not_after = 0;
+  while (r >= 0 && (r = sd_bus_message_read(reply.get(), "(ssssx)", &id, &kind, &subject, &status,
+                                            &not_after)) > 0) {
+    CollateralRow row;
+    row.id = id;
+    row.kind = kind;
+    row.subject = subject;
+    row.status = status;
+    row.not_after = not_after;
+    out.push_back(std::move(row));
+  }
+  if (r < 0) return reply_error("ImportCollateral", r);
+  return out;
+}
+
+Result<std::vector<Client::CollateralRow>> Client::list_collateral() {
+  BusError error;
+  sd_bus_message* raw = nullptr;
+  int r = sd_bus_call_method(bus_.get(), kBusName, kManagerPath, kBrokerInterface, "ListCollateral",
+                             error.get(), &raw, "");
+  MessagePtr reply(raw);
+  if (r < 0) return error.to_error(r, "ListCollateral");
+  std::vector<CollateralRow> out;
+  r = sd_bus_message_enter_container(reply.get(), 'a', "(ssssxsx)");
+  const char *id, *kind, *key, *subject, *source;
+  std::int64_t not_after = 0, imported_at = 0;
+  while (r >= 0 && (r = sd_bus_message_read(reply.get(), "(ssssxsx)", &id, &kind, &key, &subject,
+                                            &not_after, &source, &imported_at)) > 0) {
+    CollateralRow row;
+    row.id = id;
+    row.kind = kind;
+    row.key = key;
+    row.subject = subject;
+    row.not_after = not_after;
+    row.source = source;
+    row.imported_at = imported_at;
+    out.push_back(std::move(row));
+  }
+  if (r < 0) return reply_error("ListCollateral", r);
+  return out;
+}
+
+Result<std::string> Client::remove_collateral(const std::string& id) {
+  BusError error;
+  sd_bus_message* raw = nullptr;
+  int r = sd_bus_call_method(bus_.get(), kBusName, kManagerPath, kBrokerInterface,
+                             "RemoveCollateral", error.get(), &raw, "s", id.c_str());
+  MessagePtr reply(raw);
+  if (r < 0) return error.to_error(r, "RemoveCollateral");
+  const char* removed = nullptr;
+  r = sd_bus_message_read(reply.get(), "s", &removed);
+  if (r < 0) return reply_error("RemoveCollateral", r);
+  return std::string(removed);
+}
+
 }  // namespace confpod::ctl

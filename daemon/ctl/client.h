@@ -98,6 +98,19 @@ class Client {
   Status delete_resource(const std::string& path);
   Result<std::vector<std::string>> list_resources();
 
+  // org.confpod1.Broker: ImportCollateral, ListCollateral, RemoveCollateral.
+  struct CollateralRow {
+    std::string id, kind, key, subject, status, source;
+    std::int64_t not_after = 0, imported_at = 0;
+  };
+  // Rows with id, kind, subject, status ("added" | "present") and not_after.
+  Result<std::vector<CollateralRow>> import_collateral(const std::string& name,
+                                                       const std::vector<std::uint8_t>& data);
+  // Rows with everything but status.
+  Result<std::vector<CollateralRow>> list_collateral();
+  // The full id of what was removed.
+  Result<std::string> remove_collateral(const std::string& id);
+
  private:
   explicit Client(std::unique_ptr<sd_bus, BusUnref> bus) : bus_(std::move(bus)) {}
   std::unique_ptr<sd_bus, BusUnref> bus_;

@@ -13,6 +13,7 @@
 #include "daemon/ctl/measure.h"
 #include "daemon/ctl/networks.h"
 #include "daemon/ctl/pods.h"
+#include "daemon/ctl/collateral.h"
 #include "daemon/ctl/secrets.h"
 #include "daemon/ctl/verify.h"
 
@@ -187,6 +188,18 @@ int main(int argc, char** argv) {
   secret_rm->add_option("PATH", secret_path, "Resource path")->required();
   CLI::App* secret_ls = secret->add_subcommand("ls", "List resource paths (never values)");
 
+  std::vector<std::string> collateral_args;
+  CLI::App* collateral = app.add_subcommand(
+      "collateral", "Manage attestation collateral (AMD KDS, Intel PCS) for hosts without internet");
+  collateral->require_subcommand(1);
+  CLI::App* collateral_import = collateral->add_subcommand(
+      "import", "Import certificates, CRLs, TCB info and QE identity from files or directories");
+  collateral_import->add_option("PATH", collateral_args, "File or directory")->required();
+  CLI::App* collateral_ls = collateral->add_subcommand(
+      "ls", "List collateral: ID KIND EXPIRES SUBJECT (marks what expires within 30 days)");
+  CLI::App* collateral_rm = collateral->add_subcommand("rm", "Remove collateral by id");
+  collateral_rm->add_option("ID", collateral_args, "Id (or a unique prefix)")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -233,5 +246,11 @@ int main(int argc, char** argv) {
     return confpod::ctl::secret_put(bus_args, secret_path, secret_file, std::cout, std::cerr);
   if (*secret_rm) return confpod::ctl::secret_remove(bus_args, secret_path, std::cout, std::cerr);
   if (*secret_ls) return confpod::ctl::secret_list(bus_args, std::cout, std::cerr);
+  if (*collateral_import)
+    return confpod::ctl::collateral_import(bus_args, collateral_args, std::cout, std::cerr);
+  if (*collateral_ls)
+    return confpod::ctl::collateral_list(bus_args, confpod::now_unix(), std::cout, std::cerr);
+  if (*collateral_rm)
+    return confpod::ctl::collateral_remove(bus_args, collateral_args, std::cout, std::cerr);
   return confpod::ctl::kExitUsage;
 }

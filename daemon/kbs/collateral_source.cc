@@ -2,9 +2,13 @@
 
 #include <openssl/pem.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "attest/crypto/crypto.h"
 #include "attest/tdx/pck.h"
 #include "attest/tdx/roots.h"
+#include "daemon/pods/log.h"
 
 namespace confpod::kbs_http {
 namespace {
@@ -150,6 +154,57 @@ Result<std::shared_ptr<const tdx::VerifiedCollateral>> CollateralSource::tdx_col
   ++verifications_;
   tdx_cache_[cache_key] = Cached{generation, shared};
   return shared;
+}
+
+std::vector<store::CollateralEntry> expiring_within(std::vector<store::CollateralEntry> entries,
+                                                    UnixSeconds now, int days) {
+  std::vector<store::CollateralEntry> out;
+  for (store::CollateralEntry& e : entries)
+    if (e.item.not_after <= now + static_cast<UnixSeconds>(days) * 86400) out.push_back(std::move(e));
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.item.not_after < b.item.not_after;
+  });
+  return out;
+}
+
+namespace {
+
+constexpr std::uint64_t kDayUsec = 24ull * 3600 * 1000 * 1000;
+
+void log_expiring(store::SqliteCollateralStore& store) {
+  auto entries = store.list();
+  if (!entries.ok()) {
+    pods::log_warning("cannot check collateral expiry", {{"error", entries.error().describe()}});
+    return;
+  }
+  const UnixSeconds now = now_unix();
+  for (const store::CollateralEntry& e : expiring_within(std::move(*entries), now)) {
+    pods::log_warning(e.item.not_after < now ? "collateral has expired" : "collateral expires soon",
+                      {{"id", e.item.id()},
+                       {"kind", std::string(collateral::kind_name(e.item.kind))},
+                       {"subject", e.item.subject},
+                       {"not_after", format_rfc3339(e.item.not_after)}});
+  }
+}
+
+int on_expiry_timer(sd_event_source* source, std::uint64_t, void* userdata) {
+  log_expiring(*static_cast<store::SqliteCollateralStore*>(userdata));
+  sd_event_source_set_time_relative(source, kDayUsec);
+  sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+  return 0;
+}
+
+}  // namespace
+
+Result<EventSourcePtr> watch_collateral_expiry(sd_event* event,
+                                               store::SqliteCollateralStore& store) {
+  sd_event_source* raw = nullptr;
+  // 1 µs: as soon as the loop runs (a daemon that starts logs the state at once).
+  const int r = sd_event_add_time_relative(event, &raw, CLOCK_MONOTONIC, 1, 0, &on_expiry_timer,
+                                           &store);
+  if (r < 0)
+    return make_error("kbs.collateral.timer", std::string("sd_event_add_time: ") + std::strerror(-r));
+  return EventSourcePtr(raw);
 }
 
 }  // namespace confpod::kbs_http

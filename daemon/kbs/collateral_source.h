@@ -13,10 +13,13 @@
 // serves it), and the verification errors of tdx::verify_collateral.
 #pragma once
 
+#include <systemd/sd-event.h>
+
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "attest/base/result.h"
 #include "attest/snp/report.h"
@@ -50,5 +53,20 @@ class CollateralSource {
   std::map<std::string, Cached> tdx_cache_;  // "<fmspc>/<platform|processor>"
   unsigned verifications_ = 0;
 };
+
+// The entries that have expired or expire within `days` of `now`, soonest first.
+std::vector<store::CollateralEntry> expiring_within(std::vector<store::CollateralEntry> entries,
+                                                    UnixSeconds now, int days = 30);
+
+struct EventSourceUnref {
+  void operator()(sd_event_source* source) const { sd_event_source_unref(source); }
+};
+using EventSourcePtr = std::unique_ptr<sd_event_source, EventSourceUnref>;
+
+// Logs a warning ("collateral expires soon" / "collateral has expired", with id, kind, subject
+// and date) for each such entry of `store` once the loop runs, and every 24 hours after. The
+// check ends with the returned source. Error kbs.collateral.timer.
+Result<EventSourcePtr> watch_collateral_expiry(sd_event* event,
+                                               store::SqliteCollateralStore& store);
 
 }  // namespace confpod::kbs_http

@@ -128,5 +128,21 @@ TEST_F(CollateralSourceTest, ForgedTdxCollateralInTheStoreIsRefused) {
   EXPECT_EQ(collateral.error().code, "tdx.collateral.signature") << collateral.error().describe();
 }
 
+TEST_F(CollateralSourceTest, ExpiryWarningsCoverTheNext30DaysAndThePast) {
+  put("tdx/dcapqvl_collateral_v4.json");
+  auto entries = store_->list();
+  ASSERT_TRUE(entries.ok());
+  UnixSeconds soonest = entries->front().item.not_after;
+  for (const auto& e : *entries) soonest = std::min(soonest, e.item.not_after);
+  // 40 days before the first expiry: nothing; 20 days before: that one; after it: it too.
+  EXPECT_TRUE(expiring_within(*entries, soonest - 40 * 86400).empty());
+  auto soon = expiring_within(*entries, soonest - 20 * 86400);
+  ASSERT_FALSE(soon.empty());
+  EXPECT_EQ(soon.front().item.not_after, soonest);
+  EXPECT_LT(soon.size(), entries->size());  // the root CA certificate lasts for decades
+  auto late = expiring_within(*entries, soonest + 1);
+  EXPECT_GE(late.size(), soon.size());
+}
+
 }  // namespace
 }  // namespace confpod::kbs_http

@@ -10,7 +10,9 @@
 #include <memory>
 #include <sstream>
 
+#include "attest/base/bytes.h"
 #include "tests/support/bus.h"
+#include "tests/support/fixtures.h"
 #include "tests/support/process.h"
 
 namespace confpod {
@@ -132,6 +134,75 @@ TEST_F(Broker, OutsidersGetAccessDeniedOnEveryMethod) {
       /*as_nobody=*/true);
   EXPECT_NE(refs.exit_code, 0);
   EXPECT_EQ(listed(), (std::vector<std::string>{"team/keys/one"}));
+}
+
+// confpodctl collateral against the real daemon: files as saved from AMD's KDS, checked
+// against the pinned roots at import, kept across kill -9, removable; forged, expired and
+// unknown files refused with InvalidCollateral; outsiders refused.
+TEST_F(Broker, CollateralImportListRemove) {
+  // A directory as an operator brings it from a machine with internet.
+  TempDir kds;
+  for (const char* f : {"ms_genoa_vcek.pem", "ask_ark_milan_vlek.pem", "trustee_genoa_vcek.der"}) {
+    kds.write(f, testing::read_fixture_text(std::string("snp/") + f));
+  }
+  auto imported = ctl({"collateral", "import", kds.path()});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  EXPECT_NE(imported.out.find("added  "), std::string::npos) << imported.out;
+  EXPECT_NE(imported.out.find("snp-vcek  VCEK genoa"), std::string::npos) << imported.out;
+  EXPECT_NE(imported.out.find("snp-asvk  ASVK milan"), std::string::npos) << imported.out;
+  EXPECT_NE(imported.out.find("snp-ark  ARK milan"), std::string::npos) << imported.out;
+  // Again: nothing new.
+  auto again = ctl({"collateral", "import", kds.path() + "/ms_genoa_vcek.pem"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(again.out.starts_with("present  ")) << again.out;
+
+  auto ls = ctl({"collateral", "ls"});
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_TRUE(ls.out.starts_with("ID ")) << ls.out;
+  EXPECT_EQ(std::count(ls.out.begin(), ls.out.end(), '\n'), 5) << ls.out;  // header + 4
+  EXPECT_NE(ls.out.find("2033-02-05"), std::string::npos) << ls.out;  // the VCEK's notAfter
+
+  // Forged (one bit of the signature), expired (TDX collateral of 2025), not collateral.
+  Bytes forged = testing::read_fixture("snp/trustee_genoa_vcek.der");
+  forged[forged.size() - 9] ^= 0x04;
+  const std::string forged_path =
+      files_.write("forged.der", std::string(forged.begin(), forged.end()));
+  auto refused = ctl({"collateral", "import", forged_path});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("org.confpod1.Error.InvalidCollateral: forged.der: VCEK genoa"),
+            std::string::npos)
+      << refused.err;
+  auto expired = ctl({"collateral", "import", testing::fixture_path("tdx/dcapqvl_collateral_v4.json")});
+  EXPECT_EQ(expired.exit_code, 1);
+  EXPECT_NE(expired.err.find("expired on 2025-"), std::string::npos) << expired.err;
+  auto junk = ctl({"collateral", "import", files_.write("notes.txt", "hello")});
+  EXPECT_NE(junk.err.find("notes.txt: neither PEM"), std::string::npos) << junk.err;
+
+  daemon_.kill9();
+  daemon_.restart();
+  auto after = ctl({"collateral", "ls"});
+  EXPECT_EQ(after.out, ls.out) << "collateral lost across kill -9 (or a refused file got in)";
+
+  // rm by a prefix of the id ls shows.
+  const std::string first_id = after.out.substr(after.out.find('\n') + 1, 16);
+  auto rm = ctl({"collateral", "rm", first_id.substr(0, 8)});
+  EXPECT_EQ(rm.exit_code, 0) << rm.err;
+  EXPECT_EQ(rm.out, first_id + "\n");
+  EXPECT_EQ(ctl({"collateral", "ls"}).out.find(first_id), std::string::npos);
+  auto missing = ctl({"collateral", "rm", first_id});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("org.confpod1.Error.NoSuchCollateral"), std::string::npos)
+      << missing.err;
+
+  ::chmod(kds.path().c_str(), 0755);
+  for (auto args : std::vector<std::vector<std::string>>{{"collateral", "ls"},
+                                                          {"collateral", "rm", first_id},
+                                                          {"collateral", "import", kds.path()}}) {
+    auto r = ctl(args, /*as_nobody=*/true);
+    EXPECT_EQ(r.exit_code, 1) << args[1] << ": " << r.err;
+    EXPECT_NE(r.err.find("org.freedesktop.DBus.Error.AccessDenied"), std::string::npos)
+        << args[1] << ": " << r.err;
+  }
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "daemon/spec/init_data.h"
 #include "daemon/spec/spec.h"
 #include "tests/support/bus.h"
+#include "tests/support/fixtures.h"
 #include "tests/support/process.h"
 
 namespace confpod {
@@ -205,6 +206,43 @@ TEST_F(KbsHttpDaemonTest, HostileRequestsGetErrorInformationAndTheDaemonKeepsRun
   EXPECT_FALSE(kbs_http::testing::session_cookie(a).empty());
   EXPECT_EQ(::kill(daemon.pid(), 0), 0);
   EXPECT_EQ(daemon.terminate(), 0) << daemon.log();
+}
+
+// An SNP report without its certificate chain (what a guest with /dev/sev-guest and no
+// extended report sends): the live KBS takes the VCEK from the collateral store. Before the
+// import it names what to fetch; after it, the report's chain and signature verify and only
+// the nonce binding is left to fail (the fixture report was not made for this session).
+TEST_F(KbsHttpDaemonTest, SnpEvidenceWithoutCertificatesUsesTheImportedVcek) {
+  testing::DaemonProcess daemon(bus_);
+  enable_kbs(daemon);
+  const std::string report = to_base64(confpod::testing::read_fixture("snp/ms_genoa_report_v3.bin"));
+  auto attest = [&]() -> std::string {
+    httplib::Client cli("127.0.0.1", port_);
+    auto a = cli.Post("/kbs/v0/auth", kbs_http::testing::auth_body("snp"), "application/json");
+    if (!a || a->status != 200) return "auth failed";
+    const std::string nonce = nlohmann::json::parse(a->body, nullptr, false).value("nonce", "");
+    auto tee_key = kbs::testing::make_ec_tee_key();
+    nlohmann::json body = {
+        {"runtime-data", {{"nonce", nonce}, {"tee-pubkey", tee_key.jwk}}},
+        {"tee-evidence",
+         {{"primary_evidence", {{"attestation_report", report}, {"cert_chain", nullptr}}},
+          {"additional_evidence", ""}}}};
+    auto t = cli.Post("/kbs/v0/attest", {{"Cookie", kbs_http::testing::session_cookie(a)}},
+                      body.dump(), "application/json");
+    return t ? std::to_string(t->status) + " " + t->body : "no reply";
+  };
+  const std::string before = attest();
+  EXPECT_TRUE(before.starts_with("401 ")) << before;
+  EXPECT_NE(before.find("kdsintf.amd.com/vcek/v1/Genoa/"), std::string::npos) << before;
+
+  auto imported = testing::run_process({CONFPODCTL_PATH, "--address", bus_.address(), "collateral",
+                                        "import",
+                                        confpod::testing::fixture_path("snp/ms_genoa_vcek.pem")});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  const std::string after = attest();
+  EXPECT_TRUE(after.starts_with("401 ")) << after;
+  EXPECT_EQ(after.find("kdsintf"), std::string::npos) << after;
+  EXPECT_NE(after.find("is not the runtime-data digest"), std::string::npos) << after;
 }
 
 // A KBS on its own (a trusted machine): no QEMU probe, no pods, the KBS and the Broker only.
