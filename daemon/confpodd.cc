@@ -199,6 +199,11 @@ int run(const Options& opts) {
   kbs_options.snp_vek = [&collateral_source](const confpod::snp::Report& report) {
     return collateral_source.snp_vek(report);
   };
+  kbs_options.snp_revocation = [&collateral_source, require = config->kbs.require_crl](
+                                   const confpod::snp::VerifiedChain& chain,
+                                   confpod::UnixSeconds now) {
+    return collateral_source.snp_revocation(chain, now, require);
+  };
   kbs_options.tdx_collateral = [&collateral_source](const confpod::tdx::Quote& quote,
                                                     confpod::UnixSeconds now) {
     return collateral_source.tdx_collateral(quote, now);

@@ -546,6 +546,7 @@ Result<Kbs::Facts> Kbs::verify_snp(const nlohmann::json& evidence, const Bytes& 
   }
   CONFPOD_ASSIGN_OR_RETURN(auto chain,
                            snp::verify_chain(vek.get(), ask.get(), ark.get(), std::nullopt, now));
+  if (options_.snp_revocation) CONFPOD_TRY(options_.snp_revocation(chain, now));
   CONFPOD_ASSIGN_OR_RETURN(snp::Report report, snp::parse_and_verify(raw, chain));
   if (!std::equal(report.report_data.begin(), report.report_data.end(), expected.begin(),
                   expected.end()))

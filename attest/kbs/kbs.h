@@ -25,6 +25,7 @@
 #include "attest/kbs/jose.h"
 #include "attest/kbs/resources.h"
 #include "attest/snp/report.h"
+#include "attest/snp/verify.h"
 #include "attest/tdx/collateral.h"
 #include "attest/tdx/quote.h"
 #include "attest/tdx/signature_cache.h"
@@ -70,6 +71,9 @@ using TdxCollateralProvider = std::function<Result<std::shared_ptr<const tdx::Ve
     const tdx::Quote& quote, UnixSeconds now)>;
 // The DER VCEK/VLEK for an SNP report whose evidence carries no cert_chain.
 using SnpVekProvider = std::function<Result<Bytes>(const snp::Report& report)>;
+// Revocation of a verified SNP chain (AMD's CRL); an error refuses the evidence.
+using SnpRevocationCheck =
+    std::function<Status(const snp::VerifiedChain& chain, UnixSeconds now)>;
 
 struct Options {
   bool allow_insecure = false;  // accept tee "sample" (no hardware); tokens say "insecure"
@@ -82,6 +86,7 @@ struct Options {
   std::vector<std::string> tdx_accepted_tcb_statuses = {"UpToDate", "SWHardeningNeeded"};
   TdxCollateralProvider tdx_collateral;
   SnpVekProvider snp_vek;
+  SnpRevocationCheck snp_revocation;  // unset: no revocation check
 };
 
 class Kbs {

@@ -224,6 +224,27 @@ Result<VerifiedChain> verify_chain(X509* vek, X509* ask, X509* ark, std::optiona
   return chain;
 }
 
+Status check_revocation(X509_CRL* crl, X509* ark, const VerifiedChain& chain, UnixSeconds at,
+                        bool require_current) {
+  if (crl == nullptr || ark == nullptr)
+    return make_error("snp.crl.signature", "no CRL or no ARK to check it with");
+  if (auto s = crypto::verify_crl_signature(crl, ark); !s.ok())
+    return make_error("snp.crl.signature", "the CRL of '" + crypto::crl_issuer_name(crl) +
+                                               "' is not signed by the ARK '" +
+                                               crypto::subject_name(ark) + "'");
+  if (require_current) {
+    if (auto s = crypto::check_crl_validity(crl, at); !s.ok())
+      return make_error("snp.crl.expired", "AMD CRL: " + s.error().message);
+  }
+  for (X509* cert : {chain.intermediate.get(), chain.vek.get()}) {
+    if (cert != nullptr && crypto::is_revoked(crl, cert))
+      return make_error("snp.chain.revoked", "'" + crypto::subject_name(cert) + "' (serial " +
+                                                 crypto::serial_hex(cert) +
+                                                 ") is revoked by AMD's CRL");
+  }
+  return ok_status();
+}
+
 Status verify_report(const Report& report, const VerifiedChain& chain) {
   if (report.signature_algo != kSignatureAlgoEcdsaP384Sha384)
     return make_error("snp.report.signature_algo",

@@ -52,6 +52,14 @@ Result<VekIdentity> read_vek_identity(X509* vek);
 Result<VerifiedChain> verify_chain(X509* vek, X509* ask, X509* ark, std::optional<Product> product,
                                    UnixSeconds at);
 
+// Revocation of a verified chain's intermediate (ASK/ASVK) and VCEK/VLEK against an AMD CRL
+// (KDS `/vcek/v1/<product>/crl`). The CRL must be signed by `ark` (the pinned ARK of the
+// chain's product) else "snp.crl.signature"; with `require_current` it must also be inside
+// thisUpdate..nextUpdate at `at` ("snp.crl.expired"); a stale CRL is still read for what it
+// revokes. A listed certificate is "snp.chain.revoked", naming it.
+Status check_revocation(X509_CRL* crl, X509* ark, const VerifiedChain& chain, UnixSeconds at,
+                        bool require_current);
+
 // The report's own checks against a verified chain, in this order:
 //   "snp.report.signature_algo"  SIGNATURE_ALGO is not 1 (ECDSA P-384 with SHA-384)
 //   "snp.report.signing_key"     SIGNING_KEY does not name the kind of key in the chain

@@ -353,7 +353,8 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
   if (kbs != nullptr) {
     CONFPOD_TRY(
         check_keys(*kbs, "kbs",
-                   {"enabled", "listen", "tls_cert", "tls_key", "allow_plain_http", "guest_url"}));
+                   {"enabled", "listen", "tls_cert", "tls_key", "allow_plain_http", "guest_url",
+                    "require_crl"}));
     CONFPOD_TRY(get_bool(*kbs, "kbs", "enabled", c.kbs.enabled));
     CONFPOD_TRY(get_string(*kbs, "kbs", "listen", c.kbs.listen, 260));
     if (const toml::node* n = kbs->get("listen")) {
@@ -363,6 +364,7 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
     CONFPOD_TRY(get_path(*kbs, "kbs", "tls_cert", c.kbs.tls_cert, true));
     CONFPOD_TRY(get_path(*kbs, "kbs", "tls_key", c.kbs.tls_key, true));
     CONFPOD_TRY(get_bool(*kbs, "kbs", "allow_plain_http", c.kbs.allow_plain_http));
+    CONFPOD_TRY(get_bool(*kbs, "kbs", "require_crl", c.kbs.require_crl));
     CONFPOD_TRY(get_string(*kbs, "kbs", "guest_url", c.kbs.guest_url, 260));
     if (const toml::node* n = kbs->get("guest_url"); n && !c.kbs.guest_url.empty() &&
                                                      !c.kbs.guest_url.starts_with("http://") &&

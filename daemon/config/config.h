@@ -29,6 +29,10 @@ struct KbsConfig {
   // user networking reaches it (http(s)://10.0.2.2:<listen port>). Set it when the KBS runs
   // elsewhere (confpodd --kbs-only on a trusted machine) or guests use bridge networking.
   std::string guest_url;
+  // SNP evidence is refused unless the collateral store holds a current AMD CRL for its
+  // product (signed by the pinned ARK) that does not revoke its ASK/VCEK. Off: a CRL there is
+  // still checked, and a missing one is no error (docs/collateral.md).
+  bool require_crl = false;
 };
 
 // Guest networks (docs/network.md).

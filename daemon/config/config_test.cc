@@ -40,6 +40,7 @@ std::string dump(const DaemonConfig& c) {
     << "\nallow_insecure_tee=" << h.allow_insecure_tee << "\nkbs.enabled=" << c.kbs.enabled
     << "\nkbs.listen=" << c.kbs.listen << "\nkbs.tls_cert=" << c.kbs.tls_cert
     << "\nkbs.tls_key=" << c.kbs.tls_key << "\nkbs.allow_plain_http=" << c.kbs.allow_plain_http
+    << "\nkbs.require_crl=" << c.kbs.require_crl
     << "\nnetwork.bridge=" << c.network.default_network.bridge
     << "\nnetwork.subnet=" << c.network.default_network.subnet
     << "\nnetwork.subnet6=" << c.network.default_network.subnet6
@@ -85,6 +86,7 @@ const std::vector<std::string> kAllKeys = {"state_dir",
                                            "kbs.tls_key",
                                            "kbs.allow_plain_http",
                                            "kbs.guest_url",
+                                           "kbs.require_crl",
                                            "network.bridge",
                                            "network.subnet",
                                            "network.subnet6",
@@ -168,6 +170,7 @@ listen = "[::1]:9443"
 tls_cert = "/etc/confpod/kbs.crt"
 tls_key = "/etc/confpod/kbs.key"
 allow_plain_http = true
+require_crl = true
 
 [network]
 bridge = "br-pods"
@@ -209,6 +212,7 @@ subnet = "172.21.0.0/24"
   e.kbs.tls_cert = "/etc/confpod/kbs.crt";
   e.kbs.tls_key = "/etc/confpod/kbs.key";
   e.kbs.allow_plain_http = true;
+  e.kbs.require_crl = true;
   e.network.default_network.bridge = "br-pods";
   e.network.default_network.subnet = "172.20.0.0/16";
   e.network.default_network.subnet6 = "fd00:20::/64";

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "attest/crypto/crypto.h"
+#include "attest/snp/roots.h"
 #include "attest/tdx/pck.h"
 #include "attest/tdx/roots.h"
 #include "daemon/pods/log.h"
@@ -93,6 +94,25 @@ Result<Bytes> CollateralSource::snp_vek(const snp::Report& report) {
   return missing(std::string("no ") + (vlek ? "VLEK" : "VCEK") + " for this report in the " +
                  "collateral store (looked for " + tried + "); import it" + url +
                  " with confpodctl collateral import");
+}
+
+Status CollateralSource::snp_revocation(const snp::VerifiedChain& chain, UnixSeconds now,
+                                        bool require_crl) {
+  const std::string product(snp::product_name(chain.product));
+  CONFPOD_ASSIGN_OR_RETURN(auto crls, store_.find(Kind::kSnpCrl, product));
+  if (crls.empty()) {
+    if (!require_crl) return ok_status();
+    std::string kds = product;
+    kds[0] = static_cast<char>(kds[0] - 'a' + 'A');
+    return missing("no AMD CRL for " + product +
+                   " in the collateral store and [kbs] require_crl = true; import "
+                   "https://kdsintf.amd.com/vcek/v1/" +
+                   kds + "/crl (confpodctl collateral import)");
+  }
+  auto crl = crypto::parse_crl(crls.front().data);
+  if (!crl.ok()) return make_error("snp.crl.signature", "the stored AMD CRL does not parse");
+  return snp::check_revocation(crl->get(), snp::builtin_ark(chain.product).get(), chain, now,
+                               require_crl);
 }
 
 Result<std::shared_ptr<const tdx::VerifiedCollateral>> CollateralSource::tdx_collateral(

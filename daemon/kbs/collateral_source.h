@@ -23,6 +23,7 @@
 
 #include "attest/base/result.h"
 #include "attest/snp/report.h"
+#include "attest/snp/verify.h"
 #include "attest/tdx/collateral.h"
 #include "attest/tdx/quote.h"
 #include "daemon/store/collateral_store.h"
@@ -37,6 +38,11 @@ class CollateralSource {
   // For kbs::Options::snp_vek: the DER VCEK (by CHIP_ID and REPORTED_TCB) or VLEK (by
   // REPORTED_TCB) of `report`.
   Result<Bytes> snp_vek(const snp::Report& report);
+  // For kbs::Options::snp_revocation: the chain's ASK/ASVK and VEK against the newest AMD CRL
+  // of its product in the store, signed by the pinned ARK. Without one: fine, unless
+  // `require_crl` (then kbs.collateral.missing naming KDS's CRL URL; a CRL past its next
+  // update is refused too).
+  Status snp_revocation(const snp::VerifiedChain& chain, UnixSeconds now, bool require_crl);
   // For kbs::Options::tdx_collateral.
   Result<std::shared_ptr<const tdx::VerifiedCollateral>> tdx_collateral(const tdx::Quote& quote,
                                                                         UnixSeconds now);

@@ -90,6 +90,28 @@ TEST_F(CollateralSourceTest, AForgedVcekInTheStoreDoesNotMakeTheReportPass) {
   EXPECT_EQ(verified.error().code, "snp.chain.vek_signature");
 }
 
+TEST_F(CollateralSourceTest, RequireCrlRefusesAChainWithoutAnAmdCrl) {
+  auto vek = crypto::parse_certificate(testing::read_fixture("snp/ms_genoa_vcek.pem"));
+  ASSERT_TRUE(vek.ok());
+  auto chain = snp::verify_chain(vek->get(), nullptr, nullptr, std::nullopt, kSnpAt);
+  ASSERT_TRUE(chain.ok()) << chain.error().describe();
+  EXPECT_TRUE(source_->snp_revocation(*chain, kSnpAt, false).ok());
+  Status required = source_->snp_revocation(*chain, kSnpAt, true);
+  ASSERT_FALSE(required.ok());
+  EXPECT_EQ(required.error().code, "kbs.collateral.missing");
+  EXPECT_NE(required.error().message.find("https://kdsintf.amd.com/vcek/v1/Genoa/crl"),
+            std::string::npos)
+      << required.error().message;
+  // A "CRL" in the store that AMD's ARK did not sign (Intel's root CRL under AMD's kind and
+  // key) is refused, not taken as "nothing revoked".
+  auto intel = collateral::parse_file(testing::read_fixture("tdx/gotdx_rootcrl.der"), "crl");
+  ASSERT_TRUE(intel.ok());
+  (*intel)[0].kind = collateral::Kind::kSnpCrl;
+  (*intel)[0].key = "genoa";
+  ASSERT_TRUE(store_->add(*intel, "crl", 1).ok());
+  EXPECT_EQ(source_->snp_revocation(*chain, kSnpAt, false).error().code, "snp.crl.signature");
+}
+
 TEST_F(CollateralSourceTest, AQuoteGetsVerifiedCollateralOncePerStoreContents) {
   auto quote = tdx::parse_quote(testing::read_fixture("tdx/dcapqvl_quote_v4.dat"));
   ASSERT_TRUE(quote.ok());
