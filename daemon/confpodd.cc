@@ -29,6 +29,7 @@
 #include "daemon/pods/manager.h"
 #include "daemon/store/collateral_store.h"
 #include "daemon/store/resource_store.h"
+#include "vmm/accel_check.h"
 #include "vmm/probe.h"
 
 namespace {
@@ -110,6 +111,20 @@ int run(const Options& opts) {
   }
   confpod::pods::ManagerOptions manager_options;
   if (!opts.kbs_only) manager_options.probe = confpod::vmm::probe_host(probe_options);
+  // accel = "auto": whether tee-none pods get KVM depends on KVM really running a guest here.
+  if (!opts.kbs_only && config->host.accel == "auto") {
+    confpod::vmm::BootCheckOptions check;
+    check.qemu_binary = config->host.qemu_binary;
+    check.kernel = config->host.kernel;
+    check.initrd = config->host.initrd;
+    check.cpu_model = config->host.cpu_model;
+    std::error_code ec;
+    std::filesystem::create_directories(config->host.runtime_dir, ec);
+    const auto choice = confpod::vmm::cached_tee_none_accel(
+        manager_options.probe, check, config->host.runtime_dir + "/tee-none-accel.json");
+    config->host.tee_none_accel = choice.accel;
+    log_info("tee-none pods use " + choice.accel, {{"reason", choice.reason}});
+  }
   manager_options.config = *config;
   if (!opts.kbs_only && !manager_options.probe.qemu.runs)
     log_warning("QEMU does not run", {{"binary", config->host.qemu_binary},
@@ -184,8 +199,7 @@ int run(const Options& opts) {
     return 1;
   }
   // Collateral for evidence that arrives without it (docs/collateral.md): the same database.
-  auto opened_collateral =
-      confpod::store::SqliteCollateralStore::open(state_dir + "/confpod.db");
+  auto opened_collateral = confpod::store::SqliteCollateralStore::open(state_dir + "/confpod.db");
   if (!opened_collateral.ok()) {
     log_error("cannot open the collateral store",
               {{"error", opened_collateral.error().describe()}});

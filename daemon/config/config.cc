@@ -297,7 +297,7 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
           "must be a libvirt URI driver[+transport]://[host]/path, got \"" + c.libvirt_uri + "\"");
   }
   CONFPOD_TRY(get_path(root, "", "qemu", h.qemu_binary, false));
-  CONFPOD_TRY(get_enum(root, "", "accel", {"kvm", "tcg"}, h.accel));
+  CONFPOD_TRY(get_enum(root, "", "accel", {"auto", "kvm", "tcg"}, h.accel));
   CONFPOD_TRY(get_string(root, "", "cpu_model", h.cpu_model, 64));
   if (const toml::node* n = root.get("cpu_model"); n && !is_cpu_model(h.cpu_model))
     return invalid(line_of(*n), "cpu_model",

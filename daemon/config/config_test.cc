@@ -103,7 +103,7 @@ TEST(Config, EmptyFileIsTheDocumentedDefaults) {
   EXPECT_EQ(c.backend, "qemu");
   EXPECT_EQ(c.libvirt_uri, "qemu:///system");
   EXPECT_EQ(c.host.qemu_binary, "/usr/bin/qemu-system-x86_64");
-  EXPECT_EQ(c.host.accel, "kvm");
+  EXPECT_EQ(c.host.accel, "auto");
   EXPECT_EQ(c.host.cpu_model, "");
   EXPECT_EQ(c.host.kernel, "");
   EXPECT_EQ(c.host.initrd, "");
@@ -323,7 +323,7 @@ const BadCase kBadCases[] = {
      "must be an absolute path"},
     {"bad backend", "backend = \"docker\"\n", 1, "backend",
      "must be qemu or libvirt, got \"docker\""},
-    {"bad accel", "accel = \"hvf\"\n", 1, "accel", "must be kvm or tcg, got \"hvf\""},
+    {"bad accel", "accel = \"hvf\"\n", 1, "accel", "must be auto or kvm or tcg, got \"hvf\""},
     {"enum is case-sensitive", "backend = \"QEMU\"\n", 1, "backend", "must be qemu or libvirt"},
     {"tcg without insecure tee", "accel = \"tcg\"\n", 1, "accel",
      "needs allow_insecure_tee = true"},

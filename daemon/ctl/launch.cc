@@ -1,11 +1,13 @@
 #include "daemon/ctl/launch.h"
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "attest/base/bytes.h"
 #include "daemon/ctl/verify.h"
 #include "daemon/spec/spec.h"
 #include "daemon/spec/vm_from_spec.h"
+#include "vmm/accel_check.h"
 #include "vmm/probe.h"
 #include "vmm/qemu_argv.h"
 
@@ -76,6 +78,34 @@ int qemu_argv(const QemuArgvArgs& args, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+namespace {
+
+// Which accelerator tee-none pods get, and why (vmm/accel_check.h).
+nlohmann::json tee_none_accel(const HostProbeArgs& args, const vmm::HostProbe& probe) {
+  if (!args.guest_kernel.empty() && !args.guest_initrd.empty()) {
+    vmm::BootCheckOptions check;
+    check.qemu_binary = args.qemu_binary;
+    check.kernel = args.guest_kernel;
+    check.initrd = args.guest_initrd;
+    auto choice = vmm::choose_tee_none_accel(probe, check);
+    return {{"accel", choice.accel}, {"reason", choice.reason}, {"source", "checked now"}};
+  }
+  const std::string cache = args.runtime_dir + "/tee-none-accel.json";
+  std::ifstream in(cache);
+  auto cached = nlohmann::json::parse(in, nullptr, false);
+  if (cached.is_object() && cached.contains("accel"))
+    return {{"accel", cached.value("accel", "")},
+            {"reason", cached.value("reason", "")},
+            {"source", "confpodd's check at start-up (" + cache + ")"}};
+  if (!probe.dev_kvm) return {{"accel", "tcg"}, {"reason", "no /dev/kvm on this host"}};
+  return {{"accel", "unknown"},
+          {"reason",
+           "/dev/kvm exists; confpodd boots a test guest at start-up to decide "
+           "(or give --guest-kernel and --guest-initrd to check now)"}};
+}
+
+}  // namespace
+
 int host_probe(const HostProbeArgs& args, std::ostream& out, std::ostream& /*err*/) {
   vmm::HostProbe probe = vmm::probe_host(args.qemu_binary);
   nlohmann::json j = vmm::to_json(probe);
@@ -83,6 +113,7 @@ int host_probe(const HostProbeArgs& args, std::ostream& out, std::ostream& /*err
   Status none = vmm::check_tee_available(probe, vmm::Tee::kNone, /*allow_insecure_none=*/true);
   j["tee"]["none"] = {{"available", none.ok()}, {"insecure", true}};
   if (!none.ok()) j["tee"]["none"]["missing"] = none.error().message;
+  j["tee"]["none"]["accel"] = tee_none_accel(args, probe);
   out << j.dump(2) << "\n";
   return kExitOk;
 }

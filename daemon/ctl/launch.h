@@ -19,6 +19,11 @@ int qemu_argv(const QemuArgvArgs& args, std::ostream& out, std::ostream& err);
 
 struct HostProbeArgs {
   std::string qemu_binary = "/usr/bin/qemu-system-x86_64";
+  // Where confpodd keeps its accelerator verdict (runtime_dir of confpod.toml).
+  std::string runtime_dir = "/run/confpod";
+  // Given both: boot them under KVM now instead of reading confpodd's verdict.
+  std::string guest_kernel;
+  std::string guest_initrd;
 };
 
 // Prints the host probe as one JSON object; always kExitOk (a host that can run nothing is

@@ -9,11 +9,11 @@
 #include <cstdio>
 #include <iostream>
 
+#include "daemon/ctl/collateral.h"
 #include "daemon/ctl/launch.h"
 #include "daemon/ctl/measure.h"
 #include "daemon/ctl/networks.h"
 #include "daemon/ctl/pods.h"
-#include "daemon/ctl/collateral.h"
 #include "daemon/ctl/secrets.h"
 #include "daemon/ctl/verify.h"
 
@@ -78,6 +78,11 @@ int main(int argc, char** argv) {
   CLI::App* host_probe =
       app.add_subcommand("host-probe", "Print which TEEs this host supports, as JSON");
   host_probe->add_option("--qemu", probe_args.qemu_binary, "QEMU binary to probe");
+  host_probe->add_option("--runtime-dir", probe_args.runtime_dir,
+                         "confpodd's runtime_dir, where its accelerator verdict is kept");
+  host_probe->add_option("--guest-kernel", probe_args.guest_kernel,
+                         "With --guest-initrd: boot this guest under KVM now to decide");
+  host_probe->add_option("--guest-initrd", probe_args.guest_initrd, "See --guest-kernel");
 
   confpod::ctl::MeasureSnpArgs measure_snp_args;
   confpod::ctl::MeasureTdxArgs measure_tdx_args;
@@ -190,7 +195,8 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> collateral_args;
   CLI::App* collateral = app.add_subcommand(
-      "collateral", "Manage attestation collateral (AMD KDS, Intel PCS) for hosts without internet");
+      "collateral",
+      "Manage attestation collateral (AMD KDS, Intel PCS) for hosts without internet");
   collateral->require_subcommand(1);
   CLI::App* collateral_import = collateral->add_subcommand(
       "import", "Import certificates, CRLs, TCB info and QE identity from files or directories");

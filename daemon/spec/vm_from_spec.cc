@@ -28,7 +28,9 @@ Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefault
   c.vcpus = spec.vm.vcpus;
   c.memory_mib = spec.vm.memory_mib;
   c.qemu_binary = host.qemu_binary;
-  c.accel = host.accel;
+  c.accel = host.accel != "auto"          ? host.accel
+            : spec.tee == vmm::Tee::kNone ? host.tee_none_accel
+                                          : "kvm";
   c.cpu_model = host.cpu_model;
   c.kernel = host.kernel;
   c.initrd = host.initrd;

@@ -32,7 +32,10 @@ struct PodNetwork {
 // parameters. Filled from confpod.toml by the daemon.
 struct HostDefaults {
   std::string qemu_binary = "/usr/bin/qemu-system-x86_64";
-  std::string accel = "kvm";  // "tcg" only for tee none (development, CI)
+  // "auto": SEV-SNP and TDX pods on kvm, tee-none pods on `tee_none_accel` (what the daemon's
+  // boot check found, vmm/accel_check.h); "kvm" or "tcg" for every pod.
+  std::string accel = "auto";
+  std::string tee_none_accel = "tcg";
   std::string cpu_model;      // empty: "host" with kvm, "max" with tcg
   std::string firmware_snp;   // AmdSev OVMF build (-bios)
   std::string firmware_tdx;   // TDVF (-bios)

@@ -96,6 +96,20 @@ TEST(VmFromSpec, TeeNoneNeedsTheHostToAllowIt) {
   EXPECT_TRUE(vmm::qemu_argv(*c).ok());
 }
 
+TEST(VmFromSpec, AutoAccelIsKvmForTeesAndTheCheckedOneForTeeNone) {
+  HostDefaults h = host();
+  h.allow_insecure_tee = true;
+  h.accel = "auto";
+  h.tee_none_accel = "tcg";
+  EXPECT_EQ(vm_config_from_spec(example(vmm::Tee::kSnp), h)->accel, "kvm");
+  EXPECT_EQ(vm_config_from_spec(example(vmm::Tee::kTdx), h)->accel, "kvm");
+  EXPECT_EQ(vm_config_from_spec(example(vmm::Tee::kNone), h)->accel, "tcg");
+  h.tee_none_accel = "kvm";
+  EXPECT_EQ(vm_config_from_spec(example(vmm::Tee::kNone), h)->accel, "kvm");
+  h.accel = "tcg";  // an explicit accel is every pod's
+  EXPECT_EQ(vm_config_from_spec(example(vmm::Tee::kNone), h)->accel, "tcg");
+}
+
 TEST(VmFromSpec, MissingFirmwareIsAHostError) {
   HostDefaults h = host();
   h.firmware_snp.clear();

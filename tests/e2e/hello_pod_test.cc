@@ -8,6 +8,7 @@
 //     the channel), and the KBS releases nothing against it;
 //   - a resource the spec does not list is refused by the KBS.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <httplib.h>
 
 #include <chrono>
@@ -54,6 +55,8 @@ class HelloPodTest : public ::testing::Test {
     bus_ = new testing::PrivateBus();
     port_ = testing::free_loopback_port();
     testing::DaemonOptions options;
+    // As shipped: tee-none pods on KVM where a test guest boots under it, TCG otherwise.
+    options.accel = "auto";
     options.kbs_toml =
         "[kbs]\nenabled = true\nlisten = \"127.0.0.1:" + std::to_string(port_) + "\"\n";
     daemon_ = new testing::DaemonProcess(*bus_, options);
@@ -132,6 +135,13 @@ TEST_F(HelloPodTest, ContainerGetsItsSecretFromTheKbsAndExitsZero) {
   EXPECT_EQ(daemon_->log().find(kSecret), std::string::npos);
   EXPECT_EQ(logs.find(kSecret), std::string::npos);
   EXPECT_EQ(ctl({"rm", "hello"}).exit_code, 0);
+  // accel = "auto": the daemon said which accelerator and why, and it is TCG without /dev/kvm.
+  const std::string log = daemon_->log();
+  const std::size_t said = log.find("tee-none pods use ");
+  ASSERT_NE(said, std::string::npos) << log;
+  if (::access("/dev/kvm", F_OK) != 0) {
+    EXPECT_EQ(log.compare(said, 21, "tee-none pods use tcg"), 0) << log.substr(said, 200);
+  }
 }
 
 TEST_F(HelloPodTest, ImageChangedAfterItsDigestWasPinnedIsRefusedByTheAgent) {

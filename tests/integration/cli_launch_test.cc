@@ -147,6 +147,27 @@ TEST(CliQemuArgv, UnusableArgumentsExitTwo) {
   }
 }
 
+TEST(CliHostProbe, SaysWhichAcceleratorTeeNonePodsGetAndWhy) {
+  testing::TempDir run;
+  // No verdict of confpodd's yet: without /dev/kvm the answer is known, with it not.
+  auto fresh = ctl({"host-probe", "--runtime-dir", run.path()});
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.err;
+  auto accel = nlohmann::json::parse(fresh.out)["tee"]["none"]["accel"];
+  if (!std::filesystem::exists("/dev/kvm")) {
+    EXPECT_EQ(accel["accel"], "tcg") << accel;
+    EXPECT_EQ(accel["reason"], "no /dev/kvm on this host") << accel;
+  } else {
+    EXPECT_EQ(accel["accel"], "unknown") << accel;
+  }
+  // confpodd's verdict, as its start-up check leaves it, is what host-probe reports.
+  run.write("tee-none-accel.json",
+            R"({"key":"k","accel":"kvm","reason":"a test guest booted and powered off under KVM in 812 ms"})");
+  auto cached = ctl({"host-probe", "--runtime-dir", run.path()});
+  accel = nlohmann::json::parse(cached.out)["tee"]["none"]["accel"];
+  EXPECT_EQ(accel["accel"], "kvm");
+  EXPECT_NE(accel["source"].get<std::string>().find("confpodd's check"), std::string::npos);
+}
+
 TEST(CliHostProbe, ReportsThisHost) {
   auto r = ctl({"host-probe"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -272,7 +272,11 @@ DaemonProcess::DaemonProcess(const PrivateBus& bus, DaemonOptions opts)
        << "runtime_dir = " << toml_string(runtime_dir())
        << "\n"
        // tcg cannot run SNP/TDX, so confpod.toml only accepts it with allow_insecure_tee.
-       << "accel = " << (opts_.allow_insecure_tee ? "\"tcg\"" : "\"kvm\"") << "\n"
+       << "accel = "
+       << toml_string(!opts_.accel.empty()         ? opts_.accel
+                      : opts_.allow_insecure_tee ? std::string("tcg")
+                                                 : std::string("kvm"))
+       << "\n"
        << "allow_insecure_tee = " << (opts_.allow_insecure_tee ? "true" : "false") << "\n"
        << "stop_timeout_seconds = " << opts_.stop_timeout_seconds << "\n"
        << (opts_.daemon_builds_guest

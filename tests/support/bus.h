@@ -86,6 +86,8 @@ ProcessResult busctl(const PrivateBus& bus, const std::vector<std::string>& args
 
 struct DaemonOptions {
   bool allow_insecure_tee = true;
+  // confpod.toml accel; empty: "tcg" with allow_insecure_tee, else "kvm".
+  std::string accel;
   // Appended verbatim to the generated confpod.toml after the top-level keys it writes
   // (state_dir, runtime_dir, accel, allow_insecure_tee, stop_timeout_seconds, guest_kernel,
   // guest_initrd, kernel_cmdline) and before its [kbs] table: other top-level keys, or
