@@ -92,8 +92,9 @@ int run(const Options& opts) {
   if (config->backend != "qemu" && !opts.kbs_only) {
     log_error("backend not supported by confpodd yet",
               {{"backend", config->backend},
-               {"error", "pods run only with backend = \"qemu\" in this version "
-                         "(docs/config.md)"}});
+               {"error",
+                "pods run only with backend = \"qemu\" in this version "
+                "(docs/config.md)"}});
     return 1;
   }
 
@@ -298,6 +299,7 @@ int run(const Options& opts) {
 int main(int argc, char** argv) {
   Options opts;
   CLI::App app{"confpodd: confidential pod host daemon"};
+  app.set_version_flag("--version", std::string("confpodd ") + CONFPOD_VERSION);
   app.add_option("--config", opts.config_path, "confpod.toml")->capture_default_str();
   app.add_option("--bus-address", opts.bus_address,
                  "D-Bus address to serve on instead of the system bus");

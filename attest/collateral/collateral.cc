@@ -79,7 +79,8 @@ Bytes der_of(X509_CRL* crl) {
 
 Result<snp::Product> product_of(std::string_view text, std::string_view name) {
   auto product = snp::parse_product(text);
-  if (!product.ok()) return format_error(name, "unknown SEV-SNP product \"" + std::string(text) + "\"");
+  if (!product.ok())
+    return format_error(name, "unknown SEV-SNP product \"" + std::string(text) + "\"");
   return *product;
 }
 
@@ -219,9 +220,9 @@ Result<std::vector<Item>> split_dcap_collateral(std::string_view text, std::stri
                                       "tcbInfo", name));
   out.push_back(std::move(tcb));
   CONFPOD_ASSIGN_OR_RETURN(
-      Item qe, classify_pcs_response(
-                   response("enclaveIdentity", c->qe_identity, c->qe_identity_signature),
-                   "enclaveIdentity", name));
+      Item qe,
+      classify_pcs_response(response("enclaveIdentity", c->qe_identity, c->qe_identity_signature),
+                            "enclaveIdentity", name));
   out.push_back(std::move(qe));
   for (const std::string* chain :
        {&c->tcb_info_issuer_chain, &c->qe_identity_issuer_chain, &c->pck_crl_issuer_chain}) {
@@ -276,8 +277,8 @@ Result<std::vector<Item>> parse_pem(std::string_view text, std::string_view name
 }
 
 std::string_view trimmed(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\n' || s.front() == '\r' ||
-                        s.front() == '\t'))
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\n' || s.front() == '\r' || s.front() == '\t'))
     s.remove_prefix(1);
   return s;
 }
@@ -331,16 +332,16 @@ std::string tcb_key(ByteView raw_tcb) { return to_hex(raw_tcb); }
 
 Result<std::vector<Item>> parse_file(ByteView contents, std::string_view name) {
   if (contents.size() > kMaxFileSize)
-    return make_error("collateral.size", std::string(name) + ": " +
-                                             std::to_string(contents.size()) +
-                                             " bytes, more than the limit of " +
-                                             std::to_string(kMaxFileSize));
+    return make_error("collateral.size",
+                      std::string(name) + ": " + std::to_string(contents.size()) +
+                          " bytes, more than the limit of " + std::to_string(kMaxFileSize));
   if (contents.empty()) return format_error(name, "empty");
   std::string_view text(reinterpret_cast<const char*>(contents.data()), contents.size());
   std::vector<Item> items;
   if (trimmed(text).starts_with("{")) {
     json doc = json::parse(text, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object()) return format_error(name, "JSON that does not parse");
+    if (doc.is_discarded() || !doc.is_object())
+      return format_error(name, "JSON that does not parse");
     if (doc.contains("tcbInfo")) {
       CONFPOD_ASSIGN_OR_RETURN(Item item, classify_pcs_response(text, "tcbInfo", name));
       items.push_back(std::move(item));
@@ -350,8 +351,9 @@ Result<std::vector<Item>> parse_file(ByteView contents, std::string_view name) {
     } else if (doc.contains("tcb_info") && doc.contains("qe_identity")) {
       CONFPOD_ASSIGN_OR_RETURN(items, split_dcap_collateral(text, name));
     } else {
-      return format_error(name, "JSON that is neither a PCS TCB info or QE identity response "
-                                "nor dcap-qvl collateral");
+      return format_error(name,
+                          "JSON that is neither a PCS TCB info or QE identity response "
+                          "nor dcap-qvl collateral");
     }
   } else if (text.find("-----BEGIN ") != std::string_view::npos) {
     CONFPOD_ASSIGN_OR_RETURN(items, parse_pem(text, name));
@@ -424,7 +426,8 @@ Status verify_item(const Item& item, const std::vector<Item>& known, UnixSeconds
       } else if (issuer == kRootCa) {
         if (auto s = crypto::verify_certificate_signature(cert->get(), root.get()); !s.ok())
           return untrusted(item, "not signed by Intel's SGX Root CA: " + s.error().message);
-      } else if (item.kind == Kind::kIntelPck && (issuer == kPlatformCa || issuer == kProcessorCa)) {
+      } else if (item.kind == Kind::kIntelPck &&
+                 (issuer == kPlatformCa || issuer == kProcessorCa)) {
         CONFPOD_ASSIGN_OR_RETURN(crypto::X509Ptr ca, intel_issuer(item, issuer, known, now));
         if (auto s = crypto::verify_certificate_signature(cert->get(), ca.get()); !s.ok())
           return untrusted(item, "not signed by '" + issuer + "': " + s.error().message);
@@ -453,8 +456,8 @@ Status verify_item(const Item& item, const std::vector<Item>& known, UnixSeconds
     case Kind::kTdxQeIdentity: {
       const std::string_view text(reinterpret_cast<const char*>(item.data.data()),
                                   item.data.size());
-      auto object =
-          tdx::split_pcs_response(text, item.kind == Kind::kTdxTcbInfo ? "tcbInfo" : "enclaveIdentity");
+      auto object = tdx::split_pcs_response(
+          text, item.kind == Kind::kTdxTcbInfo ? "tcbInfo" : "enclaveIdentity");
       if (!object.ok()) return untrusted(item, object.error().message);
       CONFPOD_ASSIGN_OR_RETURN(crypto::X509Ptr signer, intel_issuer(item, kTcbSigning, known, now));
       if (auto s = tdx::verify_signed_object(*object, signer.get(), item.subject); !s.ok())

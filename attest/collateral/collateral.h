@@ -56,7 +56,7 @@ std::optional<Kind> parse_kind(std::string_view name);
 struct Item {
   Kind kind = Kind::kSnpVcek;
   std::string key;
-  std::string subject;       // for people: "VCEK genoa chip 9a1b2c3d… TCB bootloader=..."
+  std::string subject;        // for people: "VCEK genoa chip 9a1b2c3d… TCB bootloader=..."
   UnixSeconds not_after = 0;  // certificate notAfter, CRL nextUpdate, JSON nextUpdate
   Bytes data;                 // DER (certificates, CRLs) or the PCS response JSON, exact
   // The first 16 hex digits of SHA-256(data): how `collateral rm` names it.

@@ -70,7 +70,8 @@ class Revocation : public ::testing::Test {
     vek_key_ = new_key();
     ark_ = make_cert("ARK-Genoa", 1, ark_key_.get(), nullptr, ark_key_.get());
     chain_.intermediate = make_cert("SEV-Genoa", 7, ask_key_.get(), ark_.get(), ark_key_.get());
-    chain_.vek = make_cert("SEV-VCEK", 9, vek_key_.get(), chain_.intermediate.get(), ask_key_.get());
+    chain_.vek =
+        make_cert("SEV-VCEK", 9, vek_key_.get(), chain_.intermediate.get(), ask_key_.get());
     chain_.product = Product::kGenoa;
   }
   KeyPtr ark_key_, ask_key_, vek_key_;

@@ -114,6 +114,24 @@ Result<kbs::ReferenceValues> read_reference_values(sd_bus_message* m, std::strin
   return v;
 }
 
+// Replies to `call` with an array of `element`s, `append` writing one per item of `list`.
+template <typename List, typename Append>
+int reply_array(sd_bus_message* call, const char* element, const List& list, Append append) {
+  sd_bus_message* raw = nullptr;
+  int r = sd_bus_message_new_method_return(call, &raw);
+  if (r < 0) return r;
+  std::unique_ptr<sd_bus_message, sd_bus_message* (*)(sd_bus_message*)> reply(
+      raw, &sd_bus_message_unref);
+  r = sd_bus_message_open_container(raw, 'a', element);
+  for (const auto& item : list) {
+    if (r < 0) break;
+    r = append(raw, item);
+  }
+  if (r >= 0) r = sd_bus_message_close_container(raw);
+  if (r < 0) return r;
+  return sd_bus_send(nullptr, raw, nullptr);
+}
+
 }  // namespace
 
 struct Broker::Handlers {
@@ -166,19 +184,9 @@ struct Broker::Handlers {
     return b->auth_.authorize(m, error, [b](sd_bus_message* call, sd_bus_error* err) {
       auto list = b->store_.list();
       if (!list.ok()) return set_bus_error(err, list.error());
-      sd_bus_message* raw = nullptr;
-      int r = sd_bus_message_new_method_return(call, &raw);
-      if (r < 0) return r;
-      std::unique_ptr<sd_bus_message, sd_bus_message* (*)(sd_bus_message*)> reply(
-          raw, &sd_bus_message_unref);
-      r = sd_bus_message_open_container(raw, 'a', "s");
-      for (const std::string& path : *list) {
-        if (r < 0) break;
-        r = sd_bus_message_append(raw, "s", path.c_str());
-      }
-      if (r >= 0) r = sd_bus_message_close_container(raw);
-      if (r < 0) return r;
-      return sd_bus_send(nullptr, raw, nullptr);
+      return reply_array(call, "s", *list, [](sd_bus_message* reply, const std::string& path) {
+        return sd_bus_message_append(reply, "s", path.c_str());
+      });
     });
   }
 
@@ -211,27 +219,20 @@ struct Broker::Handlers {
     const std::string name = std::string(name_raw).substr(0, 200);
     auto parsed = std::make_shared<Result<std::vector<collateral::Item>>>(
         collateral::parse_file(ByteView(static_cast<const std::uint8_t*>(data), size), name));
-    return b->auth_.authorize(m, error, [b, parsed, name](sd_bus_message* call,
-                                                          sd_bus_error* err) {
+    return b->auth_.authorize(m, error, [b, parsed, name](sd_bus_message* call, sd_bus_error* err) {
       if (!parsed->ok()) return set_bus_error(err, parsed->error());
       auto imported = import_items(b->collateral_, **parsed, name);
       if (!imported.ok()) return set_bus_error(err, imported.error());
-      sd_bus_message* raw = nullptr;
-      int rr = sd_bus_message_new_method_return(call, &raw);
-      if (rr < 0) return rr;
-      std::unique_ptr<sd_bus_message, sd_bus_message* (*)(sd_bus_message*)> reply(
-          raw, &sd_bus_message_unref);
-      rr = sd_bus_message_open_container(raw, 'a', "(ssssx)");
-      for (std::size_t i = 0; rr >= 0 && i < (*parsed)->size(); ++i) {
-        const collateral::Item& item = (**parsed)[i];
-        rr = sd_bus_message_append(raw, "(ssssx)", item.id().c_str(),
-                                   std::string(collateral::kind_name(item.kind)).c_str(),
-                                   item.subject.c_str(), (*imported)[i] ? "added" : "present",
-                                   static_cast<std::int64_t>(item.not_after));
-      }
-      if (rr >= 0) rr = sd_bus_message_close_container(raw);
-      if (rr < 0) return rr;
-      return sd_bus_send(nullptr, raw, nullptr);
+      std::vector<std::pair<const collateral::Item*, bool>> rows;
+      for (std::size_t i = 0; i < (*parsed)->size(); ++i)
+        rows.emplace_back(&(**parsed)[i], (*imported)[i]);
+      return reply_array(call, "(ssssx)", rows, [](sd_bus_message* reply, const auto& row) {
+        const collateral::Item& item = *row.first;
+        return sd_bus_message_append(reply, "(ssssx)", item.id().c_str(),
+                                     std::string(collateral::kind_name(item.kind)).c_str(),
+                                     item.subject.c_str(), row.second ? "added" : "present",
+                                     static_cast<std::int64_t>(item.not_after));
+      });
     });
   }
 
@@ -256,23 +257,14 @@ struct Broker::Handlers {
     return b->auth_.authorize(m, error, [b](sd_bus_message* call, sd_bus_error* err) {
       auto list = b->collateral_.list();
       if (!list.ok()) return set_bus_error(err, list.error());
-      sd_bus_message* raw = nullptr;
-      int r = sd_bus_message_new_method_return(call, &raw);
-      if (r < 0) return r;
-      std::unique_ptr<sd_bus_message, sd_bus_message* (*)(sd_bus_message*)> reply(
-          raw, &sd_bus_message_unref);
-      r = sd_bus_message_open_container(raw, 'a', "(ssssxsx)");
-      for (const store::CollateralEntry& e : *list) {
-        if (r < 0) break;
-        r = sd_bus_message_append(raw, "(ssssxsx)", e.item.id().c_str(),
-                                  std::string(collateral::kind_name(e.item.kind)).c_str(),
-                                  e.item.key.c_str(), e.item.subject.c_str(),
-                                  static_cast<std::int64_t>(e.item.not_after), e.source.c_str(),
-                                  static_cast<std::int64_t>(e.imported_at));
-      }
-      if (r >= 0) r = sd_bus_message_close_container(raw);
-      if (r < 0) return r;
-      return sd_bus_send(nullptr, raw, nullptr);
+      return reply_array(
+          call, "(ssssxsx)", *list, [](sd_bus_message* reply, const store::CollateralEntry& e) {
+            return sd_bus_message_append(
+                reply, "(ssssxsx)", e.item.id().c_str(),
+                std::string(collateral::kind_name(e.item.kind)).c_str(), e.item.key.c_str(),
+                e.item.subject.c_str(), static_cast<std::int64_t>(e.item.not_after),
+                e.source.c_str(), static_cast<std::int64_t>(e.imported_at));
+          });
     });
   }
 

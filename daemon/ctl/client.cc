@@ -441,7 +441,8 @@ Result<std::vector<Client::CollateralRow>> Client::import_collateral(
   MessagePtr call(raw);
   if (r >= 0) r = sd_bus_message_append(call.get(), "s", name.c_str());
   if (r >= 0) r = sd_bus_message_append_array(call.get(), 'y', data.data(), data.size());
-  if (r < 0) return make_error(kConnectError, std::string("ImportCollateral: ") + std::strerror(-r));
+  if (r < 0)
+    return make_error(kConnectError, std::string("ImportCollateral: ") + std::strerror(-r));
   sd_bus_message* reply_raw = nullptr;
   r = sd_bus_call(bus_.get(), call.get(), 0, error.get(), &reply_raw);
   MessagePtr reply(reply_raw);

@@ -41,8 +41,8 @@ std::string expiry_text(UnixSeconds not_after, UnixSeconds now, int warn_days) {
   return out;
 }
 
-int collateral_import(const BusArgs& bus, const std::vector<std::string>& paths,
-                      std::ostream& out, std::ostream& err) {
+int collateral_import(const BusArgs& bus, const std::vector<std::string>& paths, std::ostream& out,
+                      std::ostream& err) {
   auto files = expand(paths);
   if (!files.ok()) {
     fail(files.error(), err);

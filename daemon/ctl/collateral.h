@@ -17,8 +17,8 @@
 
 namespace confpod::ctl {
 
-int collateral_import(const BusArgs& bus, const std::vector<std::string>& paths,
-                      std::ostream& out, std::ostream& err);
+int collateral_import(const BusArgs& bus, const std::vector<std::string>& paths, std::ostream& out,
+                      std::ostream& err);
 int collateral_list(const BusArgs& bus, UnixSeconds now, std::ostream& out, std::ostream& err);
 int collateral_remove(const BusArgs& bus, const std::vector<std::string>& ids, std::ostream& out,
                       std::ostream& err);

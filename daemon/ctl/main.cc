@@ -19,6 +19,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"confpodctl: control confpod and verify attestation evidence offline", "confpodctl"};
+  app.set_version_flag("--version", std::string("confpodctl ") + CONFPOD_VERSION);
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
 

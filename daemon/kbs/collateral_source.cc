@@ -16,9 +16,7 @@ namespace {
 
 using collateral::Kind;
 
-Error missing(const std::string& message) {
-  return make_error("kbs.collateral.missing", message);
-}
+Error missing(const std::string& message) { return make_error("kbs.collateral.missing", message); }
 
 std::string pem_of(ByteView der) {
   auto cert = crypto::parse_certificate(der);
@@ -76,8 +74,9 @@ Result<Bytes> CollateralSource::snp_vek(const snp::Report& report) {
     tried += (tried.empty() ? "" : ", ") + key;
   }
   if (!vlek && report.mask_chip_key)
-    return missing("the report masks its CHIP_ID (MASK_CHIP_KEY), so no VCEK can be found for "
-                   "it; the guest must send its certificate chain");
+    return missing(
+        "the report masks its CHIP_ID (MASK_CHIP_KEY), so no VCEK can be found for "
+        "it; the guest must send its certificate chain");
   // What AMD's KDS serves it as, for an operator with internet.
   std::string url;
   if (!vlek && report.product) {
@@ -132,13 +131,13 @@ Result<std::shared_ptr<const tdx::VerifiedCollateral>> CollateralSource::tdx_col
     if (it != tdx_cache_.end() && it->second.generation == generation) return it->second.collateral;
   }
   const std::string pcs = "https://api.trustedservices.intel.com/tdx/certification/v4";
-  CONFPOD_ASSIGN_OR_RETURN(
-      auto tcb_info, first(store_, Kind::kTdxTcbInfo, fmspc, pcs + "/tcb?fmspc=" + fmspc));
-  CONFPOD_ASSIGN_OR_RETURN(auto qe_identity, first(store_, Kind::kTdxQeIdentity, "TD_QE",
-                                                   pcs + "/qe/identity"));
-  CONFPOD_ASSIGN_OR_RETURN(
-      auto signer, first(store_, Kind::kIntelCa, "Intel SGX TCB Signing",
-                         "the TCB-Info-Issuer-Chain PEM that " + pcs + "/tcb sends"));
+  CONFPOD_ASSIGN_OR_RETURN(auto tcb_info,
+                           first(store_, Kind::kTdxTcbInfo, fmspc, pcs + "/tcb?fmspc=" + fmspc));
+  CONFPOD_ASSIGN_OR_RETURN(auto qe_identity,
+                           first(store_, Kind::kTdxQeIdentity, "TD_QE", pcs + "/qe/identity"));
+  CONFPOD_ASSIGN_OR_RETURN(auto signer,
+                           first(store_, Kind::kIntelCa, "Intel SGX TCB Signing",
+                                 "the TCB-Info-Issuer-Chain PEM that " + pcs + "/tcb sends"));
   CONFPOD_ASSIGN_OR_RETURN(auto pck_crl, first(store_, Kind::kTdxPckCrl, ca,
                                                pcs + "/pckcrl?ca=" + ca + "&encoding=der"));
   CONFPOD_ASSIGN_OR_RETURN(
@@ -161,7 +160,9 @@ Result<std::shared_ptr<const tdx::VerifiedCollateral>> CollateralSource::tdx_col
     }();
     crl_chain = pem_of(ca_der) + root_pem;
   }
-  auto as_text = [](const Bytes& b) { return std::string_view(reinterpret_cast<const char*>(b.data()), b.size()); };
+  auto as_text = [](const Bytes& b) {
+    return std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
+  };
   CONFPOD_ASSIGN_OR_RETURN(
       tdx::Collateral assembled,
       tdx::collateral_from_pcs(as_text(tcb_info.data), as_text(qe_identity.data), tcb_chain,
@@ -180,10 +181,10 @@ std::vector<store::CollateralEntry> expiring_within(std::vector<store::Collatera
                                                     UnixSeconds now, int days) {
   std::vector<store::CollateralEntry> out;
   for (store::CollateralEntry& e : entries)
-    if (e.item.not_after <= now + static_cast<UnixSeconds>(days) * 86400) out.push_back(std::move(e));
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
-    return a.item.not_after < b.item.not_after;
-  });
+    if (e.item.not_after <= now + static_cast<UnixSeconds>(days) * 86400)
+      out.push_back(std::move(e));
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.item.not_after < b.item.not_after; });
   return out;
 }
 
@@ -220,10 +221,11 @@ Result<EventSourcePtr> watch_collateral_expiry(sd_event* event,
                                                store::SqliteCollateralStore& store) {
   sd_event_source* raw = nullptr;
   // 1 µs: as soon as the loop runs (a daemon that starts logs the state at once).
-  const int r = sd_event_add_time_relative(event, &raw, CLOCK_MONOTONIC, 1, 0, &on_expiry_timer,
-                                           &store);
+  const int r =
+      sd_event_add_time_relative(event, &raw, CLOCK_MONOTONIC, 1, 0, &on_expiry_timer, &store);
   if (r < 0)
-    return make_error("kbs.collateral.timer", std::string("sd_event_add_time: ") + std::strerror(-r));
+    return make_error("kbs.collateral.timer",
+                      std::string("sd_event_add_time: ") + std::strerror(-r));
   return EventSourcePtr(raw);
 }
 

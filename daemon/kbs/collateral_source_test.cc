@@ -44,8 +44,7 @@ class CollateralSourceTest : public ::testing::Test {
     if (!vek.ok()) return vek.error();
     CONFPOD_ASSIGN_OR_RETURN(auto chain,
                              snp::verify_chain(vek->get(), nullptr, nullptr, std::nullopt, kSnpAt));
-    return snp::parse_and_verify(report.raw, chain).ok() ? ok_status()
-                                                          : make_error("x", "report");
+    return snp::parse_and_verify(report.raw, chain).ok() ? ok_status() : make_error("x", "report");
   }
 
   testing::TempDir dir_;
@@ -59,10 +58,10 @@ TEST_F(CollateralSourceTest, AReportFindsItsVcekByChipAndTcb) {
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.error().code, "kbs.collateral.missing");
   // The message says where AMD serves exactly this certificate.
-  EXPECT_NE(none.error().message.find("https://kdsintf.amd.com/vcek/v1/Genoa/" +
-                                      to_hex(report.chip_id) +
-                                      "?blSPL=10&teeSPL=0&snpSPL=23&ucodeSPL=84"),
-            std::string::npos)
+  EXPECT_NE(
+      none.error().message.find("https://kdsintf.amd.com/vcek/v1/Genoa/" + to_hex(report.chip_id) +
+                                "?blSPL=10&teeSPL=0&snpSPL=23&ucodeSPL=84"),
+      std::string::npos)
       << none.error().message;
   put("snp/trustee_genoa_vcek.der");  // another Genoa chip: not this report's
   EXPECT_FALSE(source_->snp_vek(report).ok());
@@ -86,7 +85,7 @@ TEST_F(CollateralSourceTest, AForgedVcekInTheStoreDoesNotMakeTheReportPass) {
   auto vek = source_->snp_vek(report);
   ASSERT_TRUE(vek.ok()) << vek.error().describe();  // found by its key...
   Status verified = verify(*vek, report);
-  ASSERT_FALSE(verified.ok());                        // ...and refused by the chain
+  ASSERT_FALSE(verified.ok());  // ...and refused by the chain
   EXPECT_EQ(verified.error().code, "snp.chain.vek_signature");
 }
 
@@ -130,7 +129,7 @@ TEST_F(CollateralSourceTest, AQuoteGetsVerifiedCollateralOncePerStoreContents) {
   EXPECT_EQ(source_->tdx_verifications(), 1u);
   ASSERT_TRUE(source_->tdx_collateral(*quote, kV4At).ok());
   EXPECT_EQ(source_->tdx_verifications(), 1u);  // the same store: verified once
-  put("snp/ms_genoa_vcek.pem");                  // the store changed
+  put("snp/ms_genoa_vcek.pem");                 // the store changed
   ASSERT_TRUE(source_->tdx_collateral(*quote, kV4At).ok());
   EXPECT_EQ(source_->tdx_verifications(), 2u);
 }

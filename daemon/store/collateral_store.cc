@@ -83,8 +83,7 @@ struct SqliteCollateralStore::Impl {
   }
 };
 
-SqliteCollateralStore::SqliteCollateralStore(std::unique_ptr<Impl> impl)
-    : impl_(std::move(impl)) {}
+SqliteCollateralStore::SqliteCollateralStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SqliteCollateralStore::~SqliteCollateralStore() = default;
 
 Result<std::unique_ptr<SqliteCollateralStore>> SqliteCollateralStore::open(
@@ -96,17 +95,8 @@ Result<std::unique_ptr<SqliteCollateralStore>> SqliteCollateralStore::open(
   }
   auto impl = std::make_unique<Impl>();
   impl->path = path;
-  sqlite3* raw = nullptr;
-  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
-  impl->db.reset(raw);
+  const int rc = sqlite::open_second_connection(path, impl->db, kBusyTimeoutMs);
   if (rc != SQLITE_OK) return impl->error(rc, "open");
-  sqlite3* db = impl->db.get();
-  sqlite3_extended_result_codes(db, 1);
-  sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
-  sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
-  sqlite3_busy_timeout(db, kBusyTimeoutMs);
-  CONFPOD_TRY(impl->exec("PRAGMA synchronous = FULL", "PRAGMA synchronous"));
   return std::unique_ptr<SqliteCollateralStore>(new SqliteCollateralStore(std::move(impl)));
 }
 
@@ -132,8 +122,8 @@ Result<std::vector<bool>> SqliteCollateralStore::add(const std::vector<collatera
       if (rc == SQLITE_OK) rc = bind_text(insert.get(), 4, item.subject);
       if (rc == SQLITE_OK) rc = sqlite3_bind_int64(insert.get(), 5, item.not_after);
       if (rc == SQLITE_OK)
-        rc = sqlite3_bind_blob64(insert.get(), 6, item.data.data(), item.data.size(),
-                                 SQLITE_STATIC);
+        rc =
+            sqlite3_bind_blob64(insert.get(), 6, item.data.data(), item.data.size(), SQLITE_STATIC);
       if (rc == SQLITE_OK) rc = bind_text(insert.get(), 7, source);
       if (rc == SQLITE_OK) rc = sqlite3_bind_int64(insert.get(), 8, now);
       if (rc == SQLITE_OK) rc = sqlite3_step(insert.get());
@@ -157,8 +147,7 @@ Result<std::vector<bool>> SqliteCollateralStore::add(const std::vector<collatera
 
 Result<std::vector<CollateralEntry>> SqliteCollateralStore::list() {
   std::lock_guard lock(mu_);
-  return impl_->query(std::string("SELECT ") + kColumns +
-                          " FROM collateral ORDER BY kind, key, id",
+  return impl_->query(std::string("SELECT ") + kColumns + " FROM collateral ORDER BY kind, key, id",
                       "list collateral", {});
 }
 
@@ -186,18 +175,17 @@ Result<CollateralEntry> SqliteCollateralStore::remove(std::string_view id) {
   if (!hex)
     return make_error("collateral.not_found",
                       "\"" + shown + "\" is not a collateral id (4 to 16 lower-case hex digits)");
-  CONFPOD_ASSIGN_OR_RETURN(
-      auto matches, impl_->query(std::string("SELECT ") + kColumns +
-                                     " FROM collateral WHERE substr(id, 1, length(?1)) = ?1",
-                                 "find collateral " + shown, {std::string(id)}));
+  CONFPOD_ASSIGN_OR_RETURN(auto matches,
+                           impl_->query(std::string("SELECT ") + kColumns +
+                                            " FROM collateral WHERE substr(id, 1, length(?1)) = ?1",
+                                        "find collateral " + shown, {std::string(id)}));
   if (matches.empty()) return make_error("collateral.not_found", "no collateral with id " + shown);
   if (matches.size() > 1)
-    return make_error("collateral.not_found",
-                      "id " + shown + " is the start of " + std::to_string(matches.size()) +
-                          " ids; give more digits");
-  CONFPOD_ASSIGN_OR_RETURN(StmtPtr remove,
-                           impl_->prepare("DELETE FROM collateral WHERE id = ?1",
-                                          "remove collateral " + shown));
+    return make_error("collateral.not_found", "id " + shown + " is the start of " +
+                                                  std::to_string(matches.size()) +
+                                                  " ids; give more digits");
+  CONFPOD_ASSIGN_OR_RETURN(StmtPtr remove, impl_->prepare("DELETE FROM collateral WHERE id = ?1",
+                                                          "remove collateral " + shown));
   const std::string full = matches[0].item.id();
   int rc = bind_text(remove.get(), 1, full);
   if (rc == SQLITE_OK) rc = sqlite3_step(remove.get());

@@ -39,8 +39,8 @@ class SqliteCollateralStore {
 
   // Stores the items in one transaction; an item already there (same bytes) is kept as it
   // was. Returns, per item, whether it was new.
-  Result<std::vector<bool>> add(const std::vector<collateral::Item>& items,
-                                std::string_view source, UnixSeconds now);
+  Result<std::vector<bool>> add(const std::vector<collateral::Item>& items, std::string_view source,
+                                UnixSeconds now);
   // Every entry, ordered by kind, key and id.
   Result<std::vector<CollateralEntry>> list();
   // The items of `kind` (with `key`, when given), newest expiry first.

@@ -56,19 +56,9 @@ Result<std::unique_ptr<SqliteResourceStore>> SqliteResourceStore::open(const std
   }
   auto impl = std::make_unique<Impl>();
   impl->path = path;
-  sqlite3* raw = nullptr;
-  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
-  impl->db.reset(raw);
+  // Per connection: a put() that returned is on disk (synchronous = FULL).
+  const int rc = sqlite::open_second_connection(path, impl->db, kBusyTimeoutMs);
   if (rc != SQLITE_OK) return impl->error(rc, "open");
-  sqlite3* db = impl->db.get();
-  sqlite3_extended_result_codes(db, 1);
-  sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
-  sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
-  sqlite3_busy_timeout(db, kBusyTimeoutMs);
-  // Per connection: a put() that returned is on disk.
-  const int sync_rc = sqlite3_exec(db, "PRAGMA synchronous = FULL", nullptr, nullptr, nullptr);
-  if (sync_rc != SQLITE_OK) return impl->error(sync_rc, "PRAGMA synchronous");
   // Each statement is one implicit transaction: a crash leaves the old value or the new one.
   CONFPOD_TRY(impl->prepare("SELECT value FROM resources WHERE path = ?1", impl->select_one));
   CONFPOD_TRY(impl->prepare("SELECT path FROM resources ORDER BY path", impl->select_all));

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace confpod::store::sqlite {
@@ -35,6 +36,24 @@ class StmtUse {
  private:
   sqlite3_stmt* stmt_;
 };
+
+// A second connection to a database Store::open already created and migrated (the resource
+// and collateral stores, read from the KBS's threads): defensive, no trusted schema, a busy
+// timeout, and synchronous = FULL (a write that returned is on disk). Returns the SQLite result
+// code; `out` holds the connection (for its error message) even when it is not SQLITE_OK.
+inline int open_second_connection(const std::string& path, DbPtr& out, int busy_timeout_ms) {
+  sqlite3* raw = nullptr;
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  out.reset(raw);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3* db = out.get();
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
+  sqlite3_busy_timeout(db, busy_timeout_ms);
+  return sqlite3_exec(db, "PRAGMA synchronous = FULL", nullptr, nullptr, nullptr);
+}
 
 // SQLITE_STATIC: every bound string outlives the step (StmtUse resets before it goes).
 inline int bind_text(sqlite3_stmt* stmt, int index, std::string_view text) {

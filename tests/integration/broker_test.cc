@@ -160,7 +160,7 @@ TEST_F(Broker, CollateralImportListRemove) {
   ASSERT_EQ(ls.exit_code, 0) << ls.err;
   EXPECT_TRUE(ls.out.starts_with("ID ")) << ls.out;
   EXPECT_EQ(std::count(ls.out.begin(), ls.out.end(), '\n'), 5) << ls.out;  // header + 4
-  EXPECT_NE(ls.out.find("2033-02-05"), std::string::npos) << ls.out;  // the VCEK's notAfter
+  EXPECT_NE(ls.out.find("2033-02-05"), std::string::npos) << ls.out;       // the VCEK's notAfter
 
   // Forged (one bit of the signature), expired (TDX collateral of 2025), not collateral.
   Bytes forged = testing::read_fixture("snp/trustee_genoa_vcek.der");
@@ -172,7 +172,8 @@ TEST_F(Broker, CollateralImportListRemove) {
   EXPECT_NE(refused.err.find("org.confpod1.Error.InvalidCollateral: forged.der: VCEK genoa"),
             std::string::npos)
       << refused.err;
-  auto expired = ctl({"collateral", "import", testing::fixture_path("tdx/dcapqvl_collateral_v4.json")});
+  auto expired =
+      ctl({"collateral", "import", testing::fixture_path("tdx/dcapqvl_collateral_v4.json")});
   EXPECT_EQ(expired.exit_code, 1);
   EXPECT_NE(expired.err.find("expired on 2025-"), std::string::npos) << expired.err;
   auto junk = ctl({"collateral", "import", files_.write("notes.txt", "hello")});
@@ -196,8 +197,8 @@ TEST_F(Broker, CollateralImportListRemove) {
 
   ::chmod(kds.path().c_str(), 0755);
   for (auto args : std::vector<std::vector<std::string>>{{"collateral", "ls"},
-                                                          {"collateral", "rm", first_id},
-                                                          {"collateral", "import", kds.path()}}) {
+                                                         {"collateral", "rm", first_id},
+                                                         {"collateral", "import", kds.path()}}) {
     auto r = ctl(args, /*as_nobody=*/true);
     EXPECT_EQ(r.exit_code, 1) << args[1] << ": " << r.err;
     EXPECT_NE(r.err.find("org.freedesktop.DBus.Error.AccessDenied"), std::string::npos)

@@ -160,8 +160,9 @@ TEST(CliHostProbe, SaysWhichAcceleratorTeeNonePodsGetAndWhy) {
     EXPECT_EQ(accel["accel"], "unknown") << accel;
   }
   // confpodd's verdict, as its start-up check leaves it, is what host-probe reports.
-  run.write("tee-none-accel.json",
-            R"({"key":"k","accel":"kvm","reason":"a test guest booted and powered off under KVM in 812 ms"})");
+  run.write(
+      "tee-none-accel.json",
+      R"({"key":"k","accel":"kvm","reason":"a test guest booted and powered off under KVM in 812 ms"})");
   auto cached = ctl({"host-probe", "--runtime-dir", run.path()});
   accel = nlohmann::json::parse(cached.out)["tee"]["none"]["accel"];
   EXPECT_EQ(accel["accel"], "kvm");

@@ -499,8 +499,8 @@ TEST_F(DaemonTest, AnUnsupportedBackendIsRefusedAtStart) {
   const std::string config =
       dir.write("confpod.toml", "state_dir = \"" + dir.path() + "/state\"\nruntime_dir = \"" +
                                     dir.path() + "/run\"\nbackend = \"libvirt\"\n");
-  auto r = testing::run_process(
-      {CONFPODD_BINARY, "--config", config, "--bus-address", bus_.address()});
+  auto r =
+      testing::run_process({CONFPODD_BINARY, "--config", config, "--bus-address", bus_.address()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE((r.out + r.err).find("backend not supported by confpodd yet backend=libvirt"),
             std::string::npos)

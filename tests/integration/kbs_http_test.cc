@@ -215,7 +215,8 @@ TEST_F(KbsHttpDaemonTest, HostileRequestsGetErrorInformationAndTheDaemonKeepsRun
 TEST_F(KbsHttpDaemonTest, SnpEvidenceWithoutCertificatesUsesTheImportedVcek) {
   testing::DaemonProcess daemon(bus_);
   enable_kbs(daemon);
-  const std::string report = to_base64(confpod::testing::read_fixture("snp/ms_genoa_report_v3.bin"));
+  const std::string report =
+      to_base64(confpod::testing::read_fixture("snp/ms_genoa_report_v3.bin"));
   auto attest = [&]() -> std::string {
     httplib::Client cli("127.0.0.1", port_);
     auto a = cli.Post("/kbs/v0/auth", kbs_http::testing::auth_body("snp"), "application/json");
@@ -235,9 +236,9 @@ TEST_F(KbsHttpDaemonTest, SnpEvidenceWithoutCertificatesUsesTheImportedVcek) {
   EXPECT_TRUE(before.starts_with("401 ")) << before;
   EXPECT_NE(before.find("kdsintf.amd.com/vcek/v1/Genoa/"), std::string::npos) << before;
 
-  auto imported = testing::run_process({CONFPODCTL_PATH, "--address", bus_.address(), "collateral",
-                                        "import",
-                                        confpod::testing::fixture_path("snp/ms_genoa_vcek.pem")});
+  auto imported =
+      testing::run_process({CONFPODCTL_PATH, "--address", bus_.address(), "collateral", "import",
+                            confpod::testing::fixture_path("snp/ms_genoa_vcek.pem")});
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
   const std::string after = attest();
   EXPECT_TRUE(after.starts_with("401 ")) << after;
