@@ -509,17 +509,38 @@ struct Manager::Impl {
     pod.exit_watch.reset();
     pod.pidfd.reset();
     pod.sup.reset();
+    if (!pod.link) return finish_exit(pod, info, std::nullopt);
+    // The agent's last words (how the containers ended) may still be in the channel: drain
+    // them on a worker, not on the loop every other pod and caller shares. Until then the pod
+    // is busy (a Stop waits, a Start is refused, a Kill or forced Remove is noted).
+    auto link = std::shared_ptr<GuestLink>(std::move(pod.link));
+    pod.job = true;
+    const std::uint64_t id = pod.id;
+    const std::string name = pod.record.name;
+    Status queued = run_job([this, id, name, info, link]() -> std::function<void()> {
+      link->drain(std::chrono::milliseconds(2000));
+      std::optional<std::int64_t> status = link->pod_exit_status();
+      return [this, id, name, info, status]() {
+        Pod* pod = find(name, id);
+        if (pod == nullptr) return;
+        pod->job = false;
+        finish_exit(*pod, info, status);
+      };
+    });
+    if (!queued.ok()) {
+      link->drain(std::chrono::milliseconds(2000));
+      pod.job = false;
+      finish_exit(pod, info, link->pod_exit_status());
+    }
+  }
+
+  // The VM is gone and the agent's channel drained: the pod's final state.
+  void finish_exit(Pod& pod, const vmm::ExitInfo& info, std::optional<std::int64_t> agent_status) {
     std::int64_t status = exit_status_of(info);
     if (status == -1 && pod.sigkill_sent) status = 128 + SIGKILL;
     bool clean = info.cause == vmm::ExitCause::kGuestShutdown;
     // The agent's word on how the containers ended beats QEMU's (a guest that powers off
     // after a failed container is a clean QEMU exit but a failed pod).
-    std::optional<std::int64_t> agent_status;
-    if (pod.link) {
-      pod.link->drain(std::chrono::milliseconds(2000));
-      agent_status = pod.link->pod_exit_status();
-      pod.link.reset();
-    }
     if (agent_status && !pod.sigkill_sent) {
       status = *agent_status;
       clean = *agent_status == 0;
