@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "attest/base/json_scan.h"
 #include "attest/snp/appraisal.h"
 #include "attest/snp/claims.h"
 #include "attest/snp/report_json.h"
@@ -126,29 +127,17 @@ Result<nlohmann::json> parse_bounded_json(std::string_view text, std::size_t max
   if (text.size() > max_size)
     return make_error("kbs.body.too_large", "request body of " + std::to_string(text.size()) +
                                                 " bytes exceeds " + std::to_string(max_size));
-  // Nesting depth outside strings; nlohmann's parser recurses only through the SAX stack, but
-  // the resulting value is destroyed recursively, so deep input is refused before parsing.
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        in_string = false;
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > kMaxJsonDepth)
-        return make_error("kbs.json.depth",
-                          "JSON nesting deeper than " + std::to_string(kMaxJsonDepth));
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
+  // nlohmann's parser recurses only through the SAX stack, but the resulting value is
+  // destroyed recursively, so deep input is refused before parsing.
+  switch (scan_json(text, JsonLimits{kMaxJsonDepth})) {
+    case JsonScan::kTooDeep:
+    case JsonScan::kTooManyValues:
+      return make_error("kbs.json.depth",
+                        "JSON nesting deeper than " + std::to_string(kMaxJsonDepth));
+    case JsonScan::kUnbalanced:
+      return make_error("kbs.json.syntax", "request body is not valid JSON");
+    case JsonScan::kWithinLimits:
+      break;
   }
   try {
     auto j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);

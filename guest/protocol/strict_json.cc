@@ -5,52 +5,24 @@
 #include <set>
 #include <vector>
 
+#include "attest/base/json_scan.h"
+
 namespace confpod::guest::detail {
 
 Result<nlohmann::json> parse_strict_json(std::string_view text, const std::string& code,
                                          const std::string& what) {
-  // Outside strings, '{' and '[' open a level and ',' and ':' each introduce a value: counting
-  // them bounds the depth (nlohmann destroys values recursively) and the node count.
-  int depth = 0;
-  std::size_t values = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        in_string = false;
-      continue;
-    }
-    switch (c) {
-      case '"':
-        in_string = true;
-        break;
-      case '{':
-      case '[':
-        if (++depth > kMaxJsonDepth)
-          return make_error(code, what + ": JSON nested deeper than " +
-                                      std::to_string(kMaxJsonDepth) + " levels");
-        ++values;
-        break;
-      case '}':
-      case ']':
-        // A close without an open is a syntax error; stopping here also keeps a run of them
-        // from lowering the count and letting deeper nesting through.
-        if (--depth < 0) return make_error(code, what + ": not valid JSON");
-        break;
-      case ',':
-      case ':':
-        ++values;
-        break;
-      default:
-        break;
-    }
-    if (values > kMaxJsonValues)
+  // Depth and value count before parsing (nlohmann destroys values recursively).
+  switch (scan_json(text, JsonLimits{kMaxJsonDepth, kMaxJsonValues})) {
+    case JsonScan::kTooDeep:
+      return make_error(
+          code, what + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    case JsonScan::kTooManyValues:
       return make_error(code,
                         what + ": more than " + std::to_string(kMaxJsonValues) + " JSON values");
+    case JsonScan::kUnbalanced:
+      return make_error(code, what + ": not valid JSON");
+    case JsonScan::kWithinLimits:
+      break;
   }
 
   // Each open object's member names so far; a repeated one is remembered, not kept silently.
