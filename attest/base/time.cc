@@ -86,10 +86,14 @@ UnixSeconds unix_from_utc(std::int64_t year, unsigned month, unsigned day, int h
 }
 
 std::string format_rfc3339(UnixSeconds t) {
-  // Floor division without overflow for every int64 (t - 86399 would overflow near the minimum).
+  // Floor division without overflow for every int64: neither t - 86399 nor days * 86400 is
+  // ever computed (both overflow near the minimum).
   std::int64_t days = t / 86400;
-  if (t % 86400 < 0) --days;
-  std::int64_t secs = t - days * 86400;
+  std::int64_t secs = t % 86400;
+  if (secs < 0) {
+    --days;
+    secs += 86400;
+  }
   // civil_from_days
   std::int64_t z = days + 719468;
   const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
