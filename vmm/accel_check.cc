@@ -117,9 +117,12 @@ AccelChoice cached_tee_none_accel(const HostProbe& probe, const BootCheckOptions
                                   const std::string& cache_file) {
   const std::string key = cache_key(probe, options);
   auto cached = nlohmann::json::parse(read_all(cache_file), nullptr, false);
-  if (cached.is_object() && cached.value("key", "") == key &&
-      (cached.value("accel", "") == "kvm" || cached.value("accel", "") == "tcg"))
-    return {cached.value("accel", ""), cached.value("reason", "")};
+  auto text = [&](const char* name) {
+    auto it = cached.is_object() ? cached.find(name) : cached.end();
+    return it != cached.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (text("key") == key && (text("accel") == "kvm" || text("accel") == "tcg"))
+    return {text("accel"), text("reason")};
   AccelChoice choice = choose_tee_none_accel(probe, options);
   nlohmann::json j = {{"key", key}, {"accel", choice.accel}, {"reason", choice.reason}};
   const std::string tmp = cache_file + ".tmp";

@@ -10,6 +10,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "attest/base/json_scan.h"
 #include "attest/crypto/crypto.h"
 #include "attest/snp/report.h"
 #include "attest/snp/roots.h"
@@ -339,6 +340,8 @@ Result<std::vector<Item>> parse_file(ByteView contents, std::string_view name) {
   std::string_view text(reinterpret_cast<const char*>(contents.data()), contents.size());
   std::vector<Item> items;
   if (trimmed(text).starts_with("{")) {
+    if (scan_json(text, JsonLimits{32}) != JsonScan::kWithinLimits)
+      return format_error(name, "JSON nested deeper than 32 levels, or unbalanced");
     json doc = json::parse(text, nullptr, false);
     if (doc.is_discarded() || !doc.is_object())
       return format_error(name, "JSON that does not parse");

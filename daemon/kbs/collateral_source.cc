@@ -99,19 +99,24 @@ Status CollateralSource::snp_revocation(const snp::VerifiedChain& chain, UnixSec
                                         bool require_crl) {
   const std::string product(snp::product_name(chain.product));
   CONFPOD_ASSIGN_OR_RETURN(auto crls, store_.find(Kind::kSnpCrl, product));
-  if (crls.empty()) {
-    if (!require_crl) return ok_status();
-    std::string kds = product;
-    kds[0] = static_cast<char>(kds[0] - 'a' + 'A');
-    return missing("no AMD CRL for " + product +
-                   " in the collateral store and [kbs] require_crl = true; import "
-                   "https://kdsintf.amd.com/vcek/v1/" +
-                   kds + "/crl (confpodctl collateral import)");
+  // Every stored CRL of the product counts, each verified from its own bytes (the store's
+  // columns are not trusted to pick one): an older CRL cannot hide a newer revocation, and a
+  // "CRL" the pinned ARK did not sign fails closed.
+  const crypto::X509Ptr ark = snp::builtin_ark(chain.product);
+  bool current = false;
+  for (const collateral::Item& item : crls) {
+    auto crl = crypto::parse_crl(item.data);
+    if (!crl.ok()) return make_error("snp.crl.signature", "a stored AMD CRL does not parse");
+    CONFPOD_TRY(snp::check_revocation(crl->get(), ark.get(), chain, now, false));
+    current = current || crypto::check_crl_validity(crl->get(), now).ok();
   }
-  auto crl = crypto::parse_crl(crls.front().data);
-  if (!crl.ok()) return make_error("snp.crl.signature", "the stored AMD CRL does not parse");
-  return snp::check_revocation(crl->get(), snp::builtin_ark(chain.product).get(), chain, now,
-                               require_crl);
+  if (!require_crl || current) return ok_status();
+  std::string kds = product;
+  kds[0] = static_cast<char>(kds[0] - 'a' + 'A');
+  return missing("no current AMD CRL for " + product +
+                 " in the collateral store and [kbs] require_crl = true; import "
+                 "https://kdsintf.amd.com/vcek/v1/" +
+                 kds + "/crl (confpodctl collateral import)");
 }
 
 Result<std::shared_ptr<const tdx::VerifiedCollateral>> CollateralSource::tdx_collateral(

@@ -38,10 +38,9 @@ class CollateralSource {
   // For kbs::Options::snp_vek: the DER VCEK (by CHIP_ID and REPORTED_TCB) or VLEK (by
   // REPORTED_TCB) of `report`.
   Result<Bytes> snp_vek(const snp::Report& report);
-  // For kbs::Options::snp_revocation: the chain's ASK/ASVK and VEK against the newest AMD CRL
-  // of its product in the store, signed by the pinned ARK. Without one: fine, unless
-  // `require_crl` (then kbs.collateral.missing naming KDS's CRL URL; a CRL past its next
-  // update is refused too).
+  // For kbs::Options::snp_revocation: the chain's ASK/ASVK and VEK against every AMD CRL of its
+  // product in the store, each of which must be signed by the pinned ARK. Without a current one:
+  // fine, unless `require_crl` (then kbs.collateral.missing naming KDS's CRL URL).
   Status snp_revocation(const snp::VerifiedChain& chain, UnixSeconds now, bool require_crl);
   // For kbs::Options::tdx_collateral.
   Result<std::shared_ptr<const tdx::VerifiedCollateral>> tdx_collateral(const tdx::Quote& quote,

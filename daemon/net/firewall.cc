@@ -71,6 +71,11 @@ std::string render_ruleset(const FirewallModel& model) {
                     format_ipv4(model.kbs->address) + ":" + std::to_string(model.kbs->port));
     }
   }
+  // Pods' DNS on their gateway is the host's resolver: no published port takes it.
+  for (const FirewallNetwork& n : nets) {
+    pre.push_back("iifname " + quoted(n.bridge) + " ip daddr " + format_ipv4(gateway4(n.subnet)) +
+                  " meta l4proto { tcp, udp } th dport 53 accept");
+  }
   for (const PublishedPort& p : ports) {
     pre.push_back(dnat_rule(p));
     output.push_back(dnat_rule(p));

@@ -56,8 +56,12 @@ TEST(FirewallRender, PublishedPortsKbsIsolationAndMasquerade) {
   EXPECT_TRUE(has(t, "iifname \"confpod0\" ip saddr != 10.89.0.0/24 drop"));
   EXPECT_TRUE(has(t, "iifname \"confpod0\" meta nfproto ipv6 drop"));
   EXPECT_TRUE(has(t, "iifname \"cpback\" ip6 saddr != fd00:90::/64 drop"));
-  // The KBS forward comes before every published port.
+  // The KBS forward and the gateway's DNS come before every published port.
   EXPECT_LT(t.find("dnat ip to 127.0.0.1:8081"), t.find("dnat ip to 10.89.0.2:80"));
+  const std::string dns =
+      "iifname \"cpback\" ip daddr 10.90.0.1 meta l4proto { tcp, udp } th dport 53 accept";
+  ASSERT_NE(t.find(dns), std::string::npos) << t;
+  EXPECT_LT(t.find(dns), t.find("dnat ip to 10.90.0.2:53"));
   // Between networks: each network's inbound drop comes before any egress accept.
   EXPECT_LT(t.find("oifname \"cpback\" drop"), t.find("\t\tiifname \"confpod0\" accept"));
   EXPECT_LT(t.find("oifname \"confpod0\" drop"), t.find("\t\tiifname \"confpod0\" accept"));

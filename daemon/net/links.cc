@@ -149,6 +149,7 @@ Status Links::check_adoptable(rtnl_link* link, const std::string& name, std::uin
   if (alias != nullptr && std::string_view(alias).starts_with(kBridgeAlias)) return ok_status();
   const int ifindex = rtnl_link_get_ifindex(link);
   std::string foreign;
+  bool has_gateway = false;
   nl_cache* raw_links = nullptr;
   int err = rtnl_link_alloc_cache(sock_.get(), AF_UNSPEC, &raw_links);
   CachePtr links(raw_links);
@@ -173,8 +174,14 @@ Status Links::check_adoptable(rtnl_link* link, const std::string& name, std::uin
     std::uint32_t be = 0;
     if (local == nullptr || nl_addr_get_len(local) != 4) continue;
     std::memcpy(&be, nl_addr_get_binary_addr(local), 4);
-    if (ntohl(be) != gateway4) foreign = "it has address " + format_ipv4(ntohl(be));
+    if (ntohl(be) != gateway4)
+      foreign = "it has address " + format_ipv4(ntohl(be));
+    else
+      has_gateway = true;
   }
+  // An empty bridge is somebody's until it carries our gateway: only what an earlier confpodd
+  // left (its gateway address on it) is adopted.
+  if (foreign.empty() && !has_gateway) foreign = "it does not carry the gateway address";
   if (!foreign.empty())
     return make_error("net.foreign_link",
                       "bridge " + name + " exists and was not made by confpodd (" + foreign +
@@ -279,8 +286,32 @@ Status Links::ensure_bridge(const std::string& name, const std::string& network,
     err = rtnl_link_set_type(bridge.get(), "bridge");
     if (err < 0) return nl_error("bridge " + name, err);
     err = rtnl_link_add(sock_.get(), bridge.get(), NLM_F_CREATE | NLM_F_EXCL);
-    if (err < 0 && err != -NLE_EXIST) return nl_error("create bridge " + name, err);
+    if (err == -NLE_EXIST) {
+      // It appeared between the lookup and the add: somebody's until shown otherwise.
+      rtnl_link* raw_other = nullptr;
+      err = rtnl_link_get_kernel(sock_.get(), 0, name.c_str(), &raw_other);
+      LinkPtr other(raw_other);
+      if (err < 0) return nl_error("link " + name, err);
+      CONFPOD_TRY(check_adoptable(other.get(), name, gateway));
+    } else if (err < 0) {
+      return nl_error("create bridge " + name, err);
+    } else {
+      // Made here: if anything below fails, it goes again (nothing half-made stays).
+      Status rest = configure_bridge(name, network, subnet, gateway6, prefix6);
+      if (!rest.ok()) (void)remove(name);
+      return rest;
+    }
   }
+  return configure_bridge(name, network, subnet, gateway6, prefix6);
+}
+
+Status Links::configure_bridge(const std::string& name, const std::string& network,
+                               const Ipv4Net& subnet,
+                               const std::optional<std::array<std::uint8_t, 16>>& gateway6,
+                               unsigned prefix6) {
+  const std::uint32_t gateway = gateway4(subnet);
+  const std::string alias = std::string(kBridgeAlias) + network;
+  int err = 0;
   CONFPOD_ASSIGN_OR_RETURN(auto in_use, subnet_in_use(subnet, name));
   if (in_use)
     return make_error("net.route_conflict", "network " + network + ": subnet " + format(subnet) +

@@ -39,7 +39,8 @@ class Links {
   // gives it `gateway4`/prefix (and `gateway6`/prefix), and brings it up. Existing addresses
   // are kept: a restart finds the bridge as it left it. An existing link is used only when it
   // is a bridge marked as ours, or an unmarked bridge with nothing but confpod taps on it and
-  // no other IPv4 address (left by a confpodd that did not mark; it is marked now); anything
+  // the gateway address as its only IPv4 address (left by a confpodd that did not mark; it is
+  // marked now); anything
   // else (eth0, lo, docker0, an administrator's bridge) is net.foreign_link, untouched.
   // Before addresses are added, net.route_conflict when the host already has an address in
   // `subnet` on another link or a route into it through another link.
@@ -71,6 +72,11 @@ class Links {
   explicit Links(NlSockPtr sock) : sock_(std::move(sock)) {}
   Result<int> ifindex_of(const std::string& name);
   Status check_adoptable(rtnl_link* link, const std::string& name, std::uint32_t gateway4);
+  // ensure_bridge() once the link is there: subnet check, addresses, up and marked.
+  Status configure_bridge(const std::string& name, const std::string& network,
+                          const Ipv4Net& subnet,
+                          const std::optional<std::array<std::uint8_t, 16>>& gateway6,
+                          unsigned prefix6);
   Status set_up_and_master(const std::string& name, int master_ifindex);
   NlSockPtr sock_;
 };

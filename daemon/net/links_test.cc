@@ -76,8 +76,13 @@ TEST(Links, BridgesAreMarkedAndForeignInterfacesAreNeverTakenOver) {
   EXPECT_NE(admin.error().message.find("member cpdummy"), std::string::npos);
   EXPECT_FALSE(links->is_our_bridge("adminbr"));
 
-  // An empty unmarked bridge (an older confpodd's) is adopted and marked.
+  // An empty unmarked bridge is somebody else's: refused.
   testing::ip({"link", "add", "cpold", "type", "bridge"});
+  Status empty = links->ensure_bridge("cpold", "lab", subnet, std::nullopt, 0);
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.error().message.find("does not carry the gateway address"), std::string::npos);
+  // One carrying our gateway (an older confpodd's, unmarked) is adopted and marked.
+  testing::ip({"addr", "add", "10.92.0.1/24", "dev", "cpold"});
   Status adopted = links->ensure_bridge("cpold", "lab", subnet, std::nullopt, 0);
   ASSERT_TRUE(adopted.ok()) << adopted.error().describe();
   EXPECT_TRUE(links->is_our_bridge("cpold"));
@@ -99,6 +104,7 @@ TEST(Links, ASubnetTheHostAlreadyReachesIsRefused) {
   EXPECT_EQ(on_address.error().code, "net.route_conflict");
   EXPECT_NE(on_address.error().message.find("address 10.93.0.5/24 on cpuplink"), std::string::npos)
       << on_address.error().message;
+  EXPECT_FALSE(links->exists("cpbr3"));  // the bridge made for it went again
   auto routed = links->subnet_in_use(*parse_subnet4("10.94.7.0/24"), "cpbr3");
   ASSERT_TRUE(routed.ok());
   EXPECT_EQ(*routed, std::optional<std::string>("route 10.94.0.0/16 via cpuplink"));

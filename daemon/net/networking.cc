@@ -324,8 +324,8 @@ Status Networking::remove_pod(const std::string& pod) {
   const bool bridged = on_bridge(it->second.lease);
   if (bridged) vm_exited(pod);
   pods_.erase(it);
-  // When this fails the pod's rules stay until the next change succeeds (apply_firewall()
-  // forgets what it wrote, so that one rewrites everything); they name an address no pod has.
+  // When this fails the pod's rules stay until the next write succeeds (the next change, or
+  // the next nftables notification); they name an address no pod has.
   return bridged ? apply_firewall() : ok_status();
 }
 
@@ -425,7 +425,8 @@ Status Networking::apply_firewall(bool verify) {
                       {{"table", std::string(kTableFamily) + " " + kTableName}});
     ++restores_;
   }
-  applied_.reset();  // until it is known again what the kernel holds
+  // On a failure below applied_ keeps what was last written, so the next change or
+  // notification tries again (a failed restore never stops the watching).
   if (model.empty()) {
     // Only delete a table that is there: a daemon without bridged pods writes nothing.
     CONFPOD_ASSIGN_OR_RETURN(auto current, firewall_->current());

@@ -496,9 +496,11 @@ struct Manager::Impl {
   }
 
   void send_sigkill(Pod& pod) {
-    pod.sigkill_sent = true;
     pid_t pid = pod.sup ? pod.sup->pid() : -1;
     if (pod.pidfd) {
+      // Only a signal actually sent makes the exit a kill (not one asked for after the VM
+      // had already gone, during the drain).
+      pod.sigkill_sent = true;
       // QEMU leads its own process group (Supervisor::start): kill its helpers too.
       if (pid > 0 && ::getpgid(pid) == pid) ::kill(-pid, SIGKILL);
       (void)pidfd_signal(pod.pidfd.get(), SIGKILL);
@@ -859,6 +861,10 @@ void Manager::stop_pod(const std::string& name, Done done) {
       if (!pod->job) {
         Status stopping = impl_->begin_stop(*pod);
         if (!stopping.ok()) return Impl::finish(done, stopping);
+      } else {
+        // The VM is gone and its channel is being drained: the pod ends as stopped and its
+        // restart policy does not bring it back.
+        pod->stop_requested = true;
       }
       pod->exit_waiters.push_back(std::move(done));
       return;
