@@ -136,18 +136,24 @@ Result<Product> detect_product(X509* vek) {
                                              issuer_cn(vek) + "'); give the product explicitly");
 }
 
-Result<VekIdentity> read_vek_identity(X509* vek) {
+namespace {
+
+// VCEK or VLEK, by the subject CN AMD gives each.
+Result<SigningKey> vek_kind(X509* vek) {
   if (vek == nullptr) return make_error("snp.chain.vek_kind", "no VCEK/VLEK certificate given");
-  VekIdentity id;
   const std::string cn = subject_cn(vek);
-  if (cn == "SEV-VCEK") {
-    id.kind = SigningKey::kVcek;
-  } else if (cn == "SEV-VLEK") {
-    id.kind = SigningKey::kVlek;
-  } else {
-    return make_error("snp.chain.vek_kind", "certificate '" + crypto::subject_name(vek) +
-                                                "' is neither a VCEK nor a VLEK");
-  }
+  if (cn == "SEV-VCEK") return SigningKey::kVcek;
+  if (cn == "SEV-VLEK") return SigningKey::kVlek;
+  return make_error("snp.chain.vek_kind", "certificate '" + crypto::subject_name(vek) +
+                                              "' is neither a VCEK nor a VLEK (subject CN '" + cn +
+                                              "')");
+}
+
+}  // namespace
+
+Result<VekIdentity> read_vek_identity(X509* vek) {
+  VekIdentity id;
+  CONFPOD_ASSIGN_OR_RETURN(id.kind, vek_kind(vek));
   CONFPOD_ASSIGN_OR_RETURN(id.product, detect_product(vek));
   CONFPOD_ASSIGN_OR_RETURN(id.tcb, vek_tcb(vek, id.product));
   if (id.kind == SigningKey::kVcek) {
@@ -158,18 +164,8 @@ Result<VekIdentity> read_vek_identity(X509* vek) {
 
 Result<VerifiedChain> verify_chain(X509* vek, X509* ask, X509* ark, std::optional<Product> product,
                                    UnixSeconds at) {
-  if (vek == nullptr) return make_error("snp.chain.vek_kind", "no VCEK/VLEK certificate given");
   VerifiedChain chain;
-  const std::string vek_cn = subject_cn(vek);
-  if (vek_cn == "SEV-VCEK") {
-    chain.key_kind = SigningKey::kVcek;
-  } else if (vek_cn == "SEV-VLEK") {
-    chain.key_kind = SigningKey::kVlek;
-  } else {
-    return make_error("snp.chain.vek_kind", "certificate '" + crypto::subject_name(vek) +
-                                                "' is neither a VCEK nor a VLEK (subject CN '" +
-                                                vek_cn + "')");
-  }
+  CONFPOD_ASSIGN_OR_RETURN(chain.key_kind, vek_kind(vek));
   const std::string vek_role = chain.key_kind == SigningKey::kVcek ? "VCEK" : "VLEK";
   const std::string ica_role = chain.key_kind == SigningKey::kVcek ? "ASK" : "ASVK";
 

@@ -114,6 +114,14 @@ Result<kbs::ReferenceValues> read_reference_values(sd_bus_message* m, std::strin
   return v;
 }
 
+// The "say" arguments of SetResource and ImportCollateral; the pointers live as long as `m`.
+int read_string_and_bytes(sd_bus_message* m, const char** text, const void** data,
+                          std::size_t* size) {
+  int r = sd_bus_message_read(m, "s", text);
+  if (r >= 0) r = sd_bus_message_read_array(m, 'y', data, size);
+  return r;
+}
+
 // Replies to `call` with an array of `element`s, `append` writing one per item of `list`.
 template <typename List, typename Append>
 int reply_array(sd_bus_message* call, const char* element, const List& list, Append append) {
@@ -139,12 +147,9 @@ struct Broker::Handlers {
 
   static int set_resource(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     const char* path_raw = nullptr;
-    int r = sd_bus_message_read(m, "s", &path_raw);
-    if (r < 0) return r;
     const void* data = nullptr;
     std::size_t size = 0;
-    r = sd_bus_message_read_array(m, 'y', &data, &size);
-    if (r < 0) return r;
+    if (int r = read_string_and_bytes(m, &path_raw, &data, &size); r < 0) return r;
     Broker* b = self(userdata);
     std::string path = path_raw;
     // Copied (and wiped when done): polkit may answer after this message is gone.
@@ -208,12 +213,9 @@ struct Broker::Handlers {
 
   static int import_collateral(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     const char* name_raw = nullptr;
-    int r = sd_bus_message_read(m, "s", &name_raw);
-    if (r < 0) return r;
     const void* data = nullptr;
     std::size_t size = 0;
-    r = sd_bus_message_read_array(m, 'y', &data, &size);
-    if (r < 0) return r;
+    if (int r = read_string_and_bytes(m, &name_raw, &data, &size); r < 0) return r;
     Broker* b = self(userdata);
     // Parsed before authorizing (the message is only readable now); nothing is stored before.
     const std::string name = std::string(name_raw).substr(0, 200);
