@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "attest/base/bytes.h"
+#include "attest/base/crash_point.h"
 #include "attest/base/time.h"
 #include "attest/collateral/collateral.h"
 #include "daemon/bus/errors.h"
@@ -159,6 +160,7 @@ struct Broker::Handlers {
     return b->auth_.authorize(m, error, [b, path, value](sd_bus_message* call, sd_bus_error* err) {
       Status s = b->store_.put(path, value->bytes);
       if (!s.ok()) return set_bus_error(err, s.error());
+      crash_point("secret.stored");
       return sd_bus_reply_method_return(call, nullptr);
     });
   }

@@ -33,6 +33,7 @@ BusError to_bus_error(const Error& error) {
   if (code == "net.invalid" || code == "net.foreign_link")
     return {kErrorInvalidNetwork, error.message};
   if (code == "net.exhausted") return {kErrorNetworkExhausted, error.message};
+  if (code == "store.full") return {kErrorStorageFull, error.message};
   if (code == "collateral.not_found") return {kErrorNoSuchCollateral, error.message};
   if (code == "collateral.format" || code == "collateral.size" || code == "collateral.untrusted" ||
       code == "collateral.issuer_missing" || code == "collateral.expired")

@@ -50,6 +50,8 @@ inline constexpr const char* kErrorInvalidNetwork = "org.confpod1.Error.InvalidN
 inline constexpr const char* kErrorNetworkExhausted = "org.confpod1.Error.NetworkExhausted";
 inline constexpr const char* kErrorInvalidCollateral = "org.confpod1.Error.InvalidCollateral";
 inline constexpr const char* kErrorNoSuchCollateral = "org.confpod1.Error.NoSuchCollateral";
+// The state directory's file system is full: nothing was changed; reads still work.
+inline constexpr const char* kErrorStorageFull = "org.confpod1.Error.StorageFull";
 inline constexpr const char* kErrorInvalidArgs = "org.freedesktop.DBus.Error.InvalidArgs";
 inline constexpr const char* kErrorAccessDenied = "org.freedesktop.DBus.Error.AccessDenied";
 inline constexpr const char* kErrorFailed = "org.freedesktop.DBus.Error.Failed";

@@ -19,6 +19,7 @@
 #include <system_error>
 #include <thread>
 
+#include "attest/base/crash_point.h"
 #include "attest/base/unique_fd.h"
 #include "daemon/net/networking.h"
 #include "daemon/pods/guest_link.h"
@@ -390,6 +391,7 @@ struct Manager::Impl {
     pod.run_since = SteadyClock::now();
     pod.start_waiters.push_back(std::move(done));
     log_info("starting pod", {{"pod", pod.record.name}});
+    crash_point("start.starting");
 
     std::uint64_t id = pod.id;
     std::string name = pod.record.name;
@@ -423,6 +425,7 @@ struct Manager::Impl {
       return;
     }
     pod->sup.emplace(std::move(*started));
+    crash_point("start.exec");
     running(*pod, true);
   }
 
@@ -629,8 +632,10 @@ struct Manager::Impl {
     std::uint64_t id = pod.id;
     std::string name = pod.record.name;
     log_info("stopping pod", {{"pod", name}});
+    crash_point("stop.stopping");
     Status queued = run_job([this, id, name, sup, grace]() -> std::function<void()> {
       auto result = std::make_shared<Result<vmm::ExitInfo>>(sup->stop(grace));
+      crash_point("stop.exited");
       return [this, id, name, sup, result]() { finish_stop(name, id, sup, *result); };
     });
     if (!queued.ok()) finish_stop(name, id, sup, queued.take_error());
@@ -671,6 +676,7 @@ struct Manager::Impl {
       finish_all(waiters, removed);
       return;
     }
+    crash_point("remove.deleted");
     if (Status unwired = networking->remove_pod(pod.record.name); !unwired.ok())
       log_error("cannot remove the pod's network",
                 {{"pod", pod.record.name}, {"error", unwired.error().describe()}});
@@ -683,6 +689,36 @@ struct Manager::Impl {
     log_info("pod removed", {{"pod", pod.record.name}});
     pods.erase(pod.record.name);
     finish_all(waiters, ok_status());
+  }
+
+  // Runtime directories of pods the store does not hold: left by a crash between a Remove's
+  // store write and its clean-up. A QEMU still serving one (our pidfile, its command line
+  // naming our QMP socket) belongs to no pod any more and is killed, never left unaccounted.
+  void sweep_runtime_dirs() {
+    const std::string root = spec::pod_paths(options.config.host.runtime_dir, "").dir;
+    std::error_code ec;
+    std::vector<std::string> stale;
+    for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+      std::string name = entry.path().filename().string();
+      if (entry.is_directory(ec) && find(name) == nullptr) stale.push_back(std::move(name));
+    }
+    for (const std::string& name : stale) {
+      spec::PodPaths paths = spec::pod_paths(options.config.host.runtime_dir, name);
+      if (::access(paths.pidfile.c_str(), F_OK) == 0) {
+        auto orphan = vmm::Supervisor::attach(paths.pidfile, paths.qmp_socket,
+                                              std::chrono::milliseconds(2000));
+        if (orphan.ok()) {
+          log_warning("killing the QEMU of a removed pod",
+                      {{"pod", name}, {"pid", std::to_string(orphan->pid())}});
+          (void)orphan->kill();
+        }
+      }
+      std::filesystem::remove_all(paths.dir, ec);
+      if (ec)
+        log_warning("cannot remove runtime dir", {{"dir", paths.dir}, {"error", ec.message()}});
+      else
+        log_info("removed the runtime dir of a removed pod", {{"pod", name}});
+    }
   }
 
   Pod& add_pod(store::PodRecord record) {
@@ -754,6 +790,7 @@ Status Manager::recover() {
   // The nftables table and the taps, as the store says they must be (before re-attaching:
   // a pod whose VM is gone loses its tap in after_exit).
   CONFPOD_TRY(impl_->networking->recover(networked));
+  impl_->sweep_runtime_dirs();
   impl_->watch_nftables();
   for (Pod* pod : active) {
     spec::PodPaths paths = impl_->paths_of(*pod);
@@ -763,8 +800,10 @@ Status Manager::recover() {
     if (!attached.ok()) {
       log_warning("cannot re-attach pod",
                   {{"pod", pod->record.name}, {"error", attached.error().describe()}});
+      // Its VM ended while confpodd was not there: a stop that was under way ended as asked
+      // (how, nobody saw: status -1), anything else failed.
       store::PodRecord next = pod->record;
-      next.state = store::PodState::kFailed;
+      next.state = was_stopping ? store::PodState::kExited : store::PodState::kFailed;
       next.exit_status = -1;
       (void)impl_->commit(*pod, std::move(next), kChangeState | kChangeExitStatus, true);
       pod->stop_requested = was_stopping;
@@ -828,6 +867,7 @@ Result<store::PodRecord> Manager::create_pod(std::string_view spec_toml) {
       return make_error("pods.exists", "a pod named " + spec.name + " already exists");
     return inserted.take_error();
   }
+  crash_point("create.stored");
   // Its published ports in the firewall; nothing half-made stays when that fails.
   if (Status wired = impl_->networking->add_pod(spec.name, lease, spec.ports); !wired.ok()) {
     if (Status undone = impl_->store.remove_pod(spec.name); !undone.ok())

@@ -33,7 +33,8 @@ struct SqliteCollateralStore::Impl {
 
   Error error(int rc, const std::string& what) const {
     const char* detail = db ? sqlite3_errmsg(db.get()) : sqlite3_errstr(rc);
-    return make_error("collateral.store", path + ": " + what + ": " + detail);
+    return make_error(sqlite::error_code(rc, "collateral.store"),
+                      path + ": " + what + ": " + detail);
   }
 
   Result<StmtPtr> prepare(const std::string& sql, const std::string& what) {

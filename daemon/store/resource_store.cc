@@ -30,7 +30,7 @@ struct SqliteResourceStore::Impl {
   // The message names the file, the operation and the resource path, never the value.
   Error error(int rc, const std::string& what) const {
     const char* detail = db ? sqlite3_errmsg(db.get()) : sqlite3_errstr(rc);
-    return make_error("kbs.store", path + ": " + what + ": " + detail);
+    return make_error(sqlite::error_code(rc, "kbs.store"), path + ": " + what + ": " + detail);
   }
 
   Status prepare(const char* sql, StmtPtr& out) {

@@ -55,6 +55,21 @@ inline int open_second_connection(const std::string& path, DbPtr& out, int busy_
   return sqlite3_exec(db, "PRAGMA synchronous = FULL", nullptr, nullptr, nullptr);
 }
 
+// The error code of a failed SQLite call: store.full when the disk (or the file system of the
+// state directory) is full, so that callers hear "full", not a generic I/O failure; store.schema
+// for a corrupt or foreign file; `fallback` for everything else.
+inline std::string error_code(int rc, std::string_view fallback) {
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+      return "store.full";
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return "store.schema";
+    default:
+      return std::string(fallback);
+  }
+}
+
 // SQLITE_STATIC: every bound string outlives the step (StmtUse resets before it goes).
 inline int bind_text(sqlite3_stmt* stmt, int index, std::string_view text) {
   return sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);

@@ -94,16 +94,11 @@ constexpr std::array<std::pair<PodState, std::string_view>, 6> kStateNames = {{
     {PodState::kFailed, "failed"},
 }};
 
-bool is_corruption(int rc) {
-  const int primary = rc & 0xff;
-  return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
-}
-
-// A corrupt or foreign file is store.schema wherever it shows; anything else is `fallback`
-// (store.open while opening, store.io afterwards).
+// A corrupt or foreign file is store.schema wherever it shows, a full disk store.full;
+// anything else is `fallback` (store.open while opening, store.io afterwards).
 Error sqlite_error(sqlite3* db, int rc, std::string_view fallback, const std::string& what) {
   std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  return make_error(is_corruption(rc) ? "store.schema" : std::string(fallback),
+  return make_error(sqlite::error_code(rc, fallback),
                     what + ": " + detail + " (" + sqlite3_errstr(rc) + ")");
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "tests/support/bus.h"
+#include "tests/support/bus_calls.h"
 #include "tests/support/process.h"
 
 namespace confpod {
@@ -27,104 +28,25 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kName = "org.confpod1";
-constexpr const char* kPath = "/org/confpod1";
-constexpr const char* kManager = "org.confpod1.Manager";
-constexpr const char* kPod = "org.confpod1.Pod";
-
-struct MessageUnref {
-  void operator()(sd_bus_message* m) const { sd_bus_message_unref(m); }
-};
-using MessagePtr = std::unique_ptr<sd_bus_message, MessageUnref>;
-struct SlotUnref {
-  void operator()(sd_bus_slot* s) const { sd_bus_slot_unref(s); }
-};
-using SlotPtr = std::unique_ptr<sd_bus_slot, SlotUnref>;
-
-struct Reply {
-  bool ok = false;
-  std::string error_name;
-  std::string error_message;
-  MessagePtr message;
-};
-
-// Calls a method; `append` adds the arguments.
-Reply call(sd_bus* bus, const std::string& path, const char* interface, const char* member,
-           const std::function<int(sd_bus_message*)>& append = {},
-           std::chrono::seconds timeout = 60s) {
-  sd_bus_message* raw = nullptr;
-  Reply reply;
-  if (sd_bus_message_new_method_call(bus, &raw, kName, path.c_str(), interface, member) < 0) {
-    reply.error_name = "test.new_method_call";
-    return reply;
-  }
-  MessagePtr m(raw);
-  if (append && append(raw) < 0) {
-    reply.error_name = "test.append";
-    return reply;
-  }
-  sd_bus_error error = SD_BUS_ERROR_NULL;
-  sd_bus_message* answer = nullptr;
-  int r =
-      sd_bus_call(bus, raw, std::chrono::duration_cast<std::chrono::microseconds>(timeout).count(),
-                  &error, &answer);
-  reply.ok = r >= 0;
-  if (!reply.ok) {
-    reply.error_name = error.name != nullptr ? error.name : "errno";
-    reply.error_message = error.message != nullptr ? error.message : std::strerror(-r);
-  }
-  reply.message.reset(answer);
-  sd_bus_error_free(&error);
-  return reply;
-}
-
-Reply call_s(sd_bus* bus, const char* member, const std::string& arg) {
-  return call(bus, kPath, kManager, member,
-              [&](sd_bus_message* m) { return sd_bus_message_append(m, "s", arg.c_str()); });
-}
-
-std::string read_string(const Reply& reply, char type = 's') {
-  const char* value = nullptr;
-  if (!reply.message) return {};
-  const char types[2] = {type, '\0'};
-  if (sd_bus_message_read(reply.message.get(), types, &value) < 0 || value == nullptr) return {};
-  return value;
-}
-
-std::string get_string_property(sd_bus* bus, const std::string& path, const char* property) {
-  sd_bus_error error = SD_BUS_ERROR_NULL;
-  char* value = nullptr;
-  int r = sd_bus_get_property_string(bus, kName, path.c_str(), kPod, property, &error, &value);
-  sd_bus_error_free(&error);
-  std::string out = r >= 0 && value != nullptr ? value : "<error>";
-  std::free(value);
-  return out;
-}
-
-template <class T>
-T get_trivial_property(sd_bus* bus, const std::string& path, const char* property, char type) {
-  sd_bus_error error = SD_BUS_ERROR_NULL;
-  T value{};
-  sd_bus_get_property_trivial(bus, kName, path.c_str(), kPod, property, &error, type, &value);
-  sd_bus_error_free(&error);
-  return value;
-}
-
-struct PodEntry {
-  std::string name, state, tee, path;
-};
-
-std::vector<PodEntry> list_pods(sd_bus* bus) {
-  Reply reply = call(bus, kPath, kManager, "ListPods");
-  std::vector<PodEntry> out;
-  if (!reply.ok) return out;
-  sd_bus_message* m = reply.message.get();
-  if (sd_bus_message_enter_container(m, 'a', "(ssso)") < 0) return out;
-  const char *name, *state, *tee, *path;
-  while (sd_bus_message_read(m, "(ssso)", &name, &state, &tee, &path) > 0)
-    out.push_back({name, state, tee, path});
-  return out;
-}
+constexpr const char* kName = testing::kBusName;
+constexpr const char* kPath = testing::kManagerPath;
+constexpr const char* kManager = testing::kManagerInterface;
+constexpr const char* kPod = testing::kPodInterface;
+using testing::alive;
+using testing::call;
+using testing::call_s;
+using testing::get_string_property;
+using testing::get_trivial_property;
+using testing::guest_ready;
+using testing::list_pods;
+using testing::MessagePtr;
+using testing::PodEntry;
+using testing::pod_spec;
+using testing::read_file;
+using testing::read_string;
+using testing::Reply;
+using testing::SlotPtr;
+using testing::wait_for;
 
 // Signals under /org/confpod1, as "Member path detail" strings.
 struct SignalLog {
@@ -187,39 +109,6 @@ bool pump_until(sd_bus* bus, const std::function<bool()>& done, std::chrono::mil
     if (r == 0) sd_bus_wait(bus, 50000);
   }
   return true;
-}
-
-bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds limit) {
-  auto deadline = Clock::now() + limit;
-  while (!done()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-bool alive(pid_t pid) {
-  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-  auto close = stat.rfind(')');
-  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
-}
-
-std::string pod_spec(const std::string& name, const std::string& tee = "none") {
-  return "name = \"" + name + "\"\ntee = \"" + tee + "\"\n[vm]\nvcpus = 1\nmemory_mib = 256\n" +
-         testing::serving_container_toml();
-}
-
-// The pod's container runs (the agent watches the power button from its start).
-bool guest_ready(const testing::DaemonProcess& daemon, const std::string& pod) {
-  return read_file(daemon.runtime_dir() + "/pods/" + pod + "/containers.log")
-             .find(testing::kServingReady) != std::string::npos;
 }
 
 // Calls a Manager method (argument "s", or "st" for GetPodLog, none for ListPods) from a child

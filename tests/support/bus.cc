@@ -344,6 +344,11 @@ void DaemonProcess::spawn() {
     ::unsetenv("NOTIFY_SOCKET");
     ::unsetenv("WATCHDOG_USEC");
     ::unsetenv("WATCHDOG_PID");
+    for (const std::string& entry : opts_.env) {
+      auto eq = entry.find('=');
+      if (eq != std::string::npos)
+        ::setenv(entry.substr(0, eq).c_str(), entry.substr(eq + 1).c_str(), 1);
+    }
     if (!opts_.netns.empty()) {
       int ns = ::open(("/run/netns/" + opts_.netns).c_str(), O_RDONLY | O_CLOEXEC);
       if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) ::_exit(126);
@@ -379,6 +384,20 @@ void DaemonProcess::wait_for_name() {
       throw std::runtime_error("confpodd did not take org.confpod1 within 90 s:\n" + log());
     std::this_thread::sleep_for(50ms);
   }
+}
+
+int DaemonProcess::wait_exit(std::chrono::milliseconds limit) {
+  auto deadline = Clock::now() + limit;
+  while (pid_ > 0) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    if (Clock::now() >= deadline) return -1;
+    std::this_thread::sleep_for(20ms);
+  }
+  return -1;
 }
 
 void DaemonProcess::kill9() {

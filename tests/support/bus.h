@@ -15,6 +15,7 @@
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -103,6 +104,8 @@ struct DaemonOptions {
   std::string netns;
   // Extra command-line arguments for confpodd.
   std::vector<std::string> extra_args;
+  // "NAME=value" entries added to confpodd's environment (e.g. CONFPOD_TEST_CRASH_AT).
+  std::vector<std::string> env;
   // Seconds StopPod waits for the guest before SIGKILL (confpod.toml stop_timeout_seconds).
   unsigned stop_timeout_seconds = 20;
   // Leave guest_kernel/guest_initrd out and point guest_builder/guest_agent at the source tree
@@ -138,6 +141,10 @@ class DaemonProcess {
   // Starts the daemon again (terminating it first if it runs) and waits until it owns
   // org.confpod1 on the bus.
   void restart();
+  // The environment entries (DaemonOptions::env) of the next restart().
+  void set_env(std::vector<std::string> env) { opts_.env = std::move(env); }
+  // Waits up to `limit` for the daemon to exit on its own; its wait status, or -1.
+  int wait_exit(std::chrono::milliseconds limit);
   // Everything the daemon wrote to stdout/stderr so far (all runs).
   const std::string& log();
 
