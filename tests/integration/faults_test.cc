@@ -187,8 +187,8 @@ TEST_F(FaultsTest, AQemuOfNoStoredPodIsKilledAtRestart) {
   pid_t qemu = testing::pod_qemu_pid(daemon, "gone");
   ASSERT_GT(qemu, 0);
   daemon.kill9();
-  auto sql = testing::run_process(
-      {"/usr/bin/sqlite3", daemon.state_dir() + "/confpod.db", "DELETE FROM pods WHERE name = 'gone'"});
+  auto sql = testing::run_process({"/usr/bin/sqlite3", daemon.state_dir() + "/confpod.db",
+                                   "DELETE FROM pods WHERE name = 'gone'"});
   ASSERT_EQ(sql.exit_code, 0) << sql.out;
   daemon.restart();
   EXPECT_EQ(state_of(conn.get(), "gone"), "<absent>");
@@ -294,7 +294,8 @@ TEST_F(FaultsTest, FullStateDirectoryRefusesChangesKeepsServingReads) {
   EXPECT_EQ(list_pods(conn.get()).size(), 2u);
 
   ASSERT_EQ(daemon.terminate(), 0);
-  auto check = testing::run_process({"/usr/bin/sqlite3", state + "/confpod.db", "PRAGMA integrity_check"});
+  auto check =
+      testing::run_process({"/usr/bin/sqlite3", state + "/confpod.db", "PRAGMA integrity_check"});
   EXPECT_EQ(check.out, "ok\n");
   daemon.restart();
   EXPECT_EQ(list_pods(conn.get()).size(), 2u);

@@ -273,7 +273,7 @@ DaemonProcess::DaemonProcess(const PrivateBus& bus, DaemonOptions opts)
        << "\n"
        // tcg cannot run SNP/TDX, so confpod.toml only accepts it with allow_insecure_tee.
        << "accel = "
-       << toml_string(!opts_.accel.empty()         ? opts_.accel
+       << toml_string(!opts_.accel.empty()       ? opts_.accel
                       : opts_.allow_insecure_tee ? std::string("tcg")
                                                  : std::string("kvm"))
        << "\n"
