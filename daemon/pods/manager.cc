@@ -19,11 +19,14 @@
 #include <system_error>
 #include <thread>
 
+#include "attest/base/bytes.h"
 #include "attest/base/crash_point.h"
 #include "attest/base/unique_fd.h"
+#include "attest/crypto/crypto.h"
 #include "daemon/net/networking.h"
 #include "daemon/pods/guest_link.h"
 #include "daemon/pods/log.h"
+#include "daemon/pods/log_ids.h"
 #include "daemon/pods/pod_files.h"
 #include "daemon/spec/init_data.h"
 #include "daemon/spec/spec.h"
@@ -102,6 +105,16 @@ std::string_view measurement_name(vmm::Tee tee) {
   return tee == vmm::Tee::kTdx ? "TDX MRTD" : "SEV-SNP launch digest";
 }
 
+// POD_ID in the journal: one id per life of a pod (its name and creation time), so that a
+// pod removed and created again under the same name is told apart.
+std::string pod_log_id(const store::PodRecord& record) {
+  std::string input = record.name;
+  input += '\0';
+  input += std::to_string(record.created_at_us);
+  Bytes digest = crypto::sha256(as_bytes(input));
+  return to_hex(ByteView(digest).first(16));
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -111,6 +124,7 @@ struct Pod {
   store::PodRecord record;
   std::optional<spec::PodSpec> spec;  // nullopt when the stored spec no longer parses
   std::string spec_error;
+  std::string log_id;  // POD_ID of its journal entries (pod_log_id)
   Manager::Impl* impl = nullptr;
 
   // While the VM runs and no worker owns it: its supervisor, our pidfd, the exit watch.
@@ -390,7 +404,10 @@ struct Manager::Impl {
     pod.sigkill_sent = false;
     pod.run_since = SteadyClock::now();
     pod.start_waiters.push_back(std::move(done));
-    log_info("starting pod", {{"pod", pod.record.name}});
+    log_info("starting pod", {{"pod", pod.record.name},
+                              {"pod_id", pod.log_id},
+                              {"tee", pod.record.tee},
+                              {"message_id", kMessagePodStarting}});
     crash_point("start.starting");
 
     std::uint64_t id = pod.id;
@@ -413,7 +430,11 @@ struct Manager::Impl {
     pod->job = false;
     if (!started.ok()) {
       Error error = started.take_error();
-      log_error("pod start failed", {{"pod", name}, {"error", error.describe()}});
+      log_error("pod start failed", {{"pod", name},
+                                     {"pod_id", pod->log_id},
+                                     {"tee", pod->record.tee},
+                                     {"error", error.describe()},
+                                     {"message_id", kMessagePodStartFailed}});
       append_to_file(qemu_log_path(paths_of(*pod)),
                      "confpodd: start failed: " + error.describe() + "\n");
       store::PodRecord next = pod->record;
@@ -460,7 +481,11 @@ struct Manager::Impl {
     }
     pod.run_since = SteadyClock::now();
     if (next != pod.record) (void)commit(pod, std::move(next), changes, true);
-    log_info("pod running", {{"pod", pod.record.name}, {"pid", std::to_string(pod.sup->pid())}});
+    log_info("pod running", {{"pod", pod.record.name},
+                             {"pod_id", pod.log_id},
+                             {"tee", pod.record.tee},
+                             {"pid", std::to_string(pod.sup->pid())},
+                             {"message_id", kMessagePodRunning}});
     finish_all(pod.start_waiters, ok_status());
     if (pod.kill_pending) {
       pod.kill_pending = false;
@@ -554,6 +579,10 @@ struct Manager::Impl {
     next.state = pod.stop_requested || clean ? store::PodState::kExited : store::PodState::kFailed;
     next.exit_status = status;
     log_info("pod exited", {{"pod", pod.record.name},
+                            {"pod_id", pod.log_id},
+                            {"tee", pod.record.tee},
+                            {"state", store::to_string(next.state)},
+                            {"message_id", kMessagePodExited},
                             {"cause", vmm::to_string(info.cause)},
                             {"status", std::to_string(status)},
                             {"requested", pod.stop_requested ? "yes" : "no"}});
@@ -631,7 +660,10 @@ struct Manager::Impl {
         std::chrono::milliseconds(std::chrono::seconds(options.config.stop_timeout_seconds));
     std::uint64_t id = pod.id;
     std::string name = pod.record.name;
-    log_info("stopping pod", {{"pod", name}});
+    log_info("stopping pod", {{"pod", name},
+                              {"pod_id", pod.log_id},
+                              {"tee", pod.record.tee},
+                              {"message_id", kMessagePodStopping}});
     crash_point("stop.stopping");
     Status queued = run_job([this, id, name, sup, grace]() -> std::function<void()> {
       auto result = std::make_shared<Result<vmm::ExitInfo>>(sup->stop(grace));
@@ -686,7 +718,10 @@ struct Manager::Impl {
     std::error_code ec;
     std::filesystem::remove_all(paths.dir, ec);
     if (ec) log_warning("cannot remove runtime dir", {{"dir", paths.dir}, {"error", ec.message()}});
-    log_info("pod removed", {{"pod", pod.record.name}});
+    log_info("pod removed", {{"pod", pod.record.name},
+                             {"pod_id", pod.log_id},
+                             {"tee", pod.record.tee},
+                             {"message_id", kMessagePodRemoved}});
     pods.erase(pod.record.name);
     finish_all(waiters, ok_status());
   }
@@ -732,6 +767,7 @@ struct Manager::Impl {
       pod->spec_error = parsed.error().describe();
     }
     pod->record = std::move(record);
+    pod->log_id = pod_log_id(pod->record);
     Pod& ref = *pod;
     pods[ref.record.name] = std::move(pod);
     return ref;
@@ -810,8 +846,11 @@ Status Manager::recover() {
       impl_->after_exit(*pod);
       continue;
     }
-    log_info("re-attached pod",
-             {{"pod", pod->record.name}, {"pid", std::to_string(attached->pid())}});
+    log_info("re-attached pod", {{"pod", pod->record.name},
+                                 {"pod_id", pod->log_id},
+                                 {"tee", pod->record.tee},
+                                 {"pid", std::to_string(attached->pid())},
+                                 {"message_id", kMessagePodReattached}});
     pod->sup.emplace(std::move(*attached));
     std::uint64_t id = pod->id;
     std::string name = pod->record.name;
@@ -876,8 +915,11 @@ Result<store::PodRecord> Manager::create_pod(std::string_view spec_toml) {
     return wired.take_error();
   }
   Pod& pod = impl_->add_pod(record);
-  log_info("pod created",
-           {{"pod", record.name}, {"tee", record.tee}, {"measurement", record.measurement}});
+  log_info("pod created", {{"pod", record.name},
+                           {"pod_id", pod.log_id},
+                           {"tee", record.tee},
+                           {"measurement", record.measurement},
+                           {"message_id", kMessagePodCreated}});
   if (impl_->listener != nullptr) impl_->listener->pod_added(pod.record);
   for (Listener* l : impl_->more_listeners) l->pod_added(pod.record);
   return record;
