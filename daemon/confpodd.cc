@@ -24,6 +24,7 @@
 #include "daemon/config/config.h"
 #include "daemon/kbs/collateral_source.h"
 #include "daemon/kbs/service.h"
+#include "daemon/metrics/metrics.h"
 #include "daemon/pods/guest_image.h"
 #include "daemon/pods/log.h"
 #include "daemon/pods/manager.h"
@@ -235,8 +236,16 @@ int run(const Options& opts) {
   };
   confpod::kbs::Kbs kbs(std::move(kbs_options), std::move(signing_key).value(), resources);
   confpod::bus::Broker broker(kbs, *resources, *collateral, auth);
+  // Metrics (docs/operations.md): kept always (cheap), served only where [metrics] listen says.
+  confpod::metrics::Metrics metrics;
   // What expires within 30 days is logged now and every day after.
-  auto expiry_check = confpod::kbs_http::watch_collateral_expiry(raw_event, *collateral);
+  auto expiry_check = confpod::kbs_http::watch_collateral_expiry(
+      raw_event, *collateral, [&metrics](const std::vector<confpod::store::CollateralEntry>& all) {
+        std::vector<std::pair<std::string, std::int64_t>> items;
+        for (const auto& e : all)
+          items.emplace_back(confpod::collateral::kind_name(e.item.kind), e.item.not_after);
+        metrics.collateral_expiry(items);
+      });
   if (!expiry_check.ok()) {
     log_error("cannot schedule the collateral expiry check",
               {{"error", expiry_check.error().describe()}});
@@ -260,11 +269,27 @@ int run(const Options& opts) {
   if (!opts.kbs_only) {
     pods.add_listener(&pod_sync);
     pod_sync.sync_all();
+    for (const auto* pod : pods.list()) metrics.pod_added(*pod);
+    pods.add_listener(&metrics);
+  }
+  std::unique_ptr<confpod::metrics::Endpoint> metrics_endpoint;
+  if (!config->metrics.listen.empty()) {
+    auto serving = confpod::metrics::Endpoint::start(config->metrics.listen, metrics.registry());
+    if (!serving.ok()) {
+      log_error("cannot serve metrics", {{"error", serving.error().describe()}});
+      return 1;
+    }
+    metrics_endpoint = std::move(serving).value();
+    log_info("metrics serving", {{"listen", config->metrics.listen}});
   }
   std::unique_ptr<confpod::kbs_http::Server> kbs_server;
   if (config->kbs.enabled) {
-    auto started =
-        confpod::kbs_http::Server::start(kbs, confpod::kbs_http::server_options(config->kbs));
+    confpod::kbs_http::ServerOptions server_options =
+        confpod::kbs_http::server_options(config->kbs);
+    server_options.observe = [&metrics](std::string_view route, int status, double seconds) {
+      metrics.kbs_request(route, status, seconds);
+    };
+    auto started = confpod::kbs_http::Server::start(kbs, std::move(server_options));
     if (!started.ok()) {
       log_error("cannot serve the KBS", {{"error", started.error().describe()}});
       return 1;
@@ -288,6 +313,8 @@ int run(const Options& opts) {
   // Objects off the bus first, then the manager (joins in-flight start/stop workers), then
   // the connection (flushed and closed by its deleter).
   if (kbs_server) kbs_server->stop();
+  metrics_endpoint.reset();
+  pods.remove_listener(&metrics);
   pods.remove_listener(&pod_sync);
   service->reset();
   manager->reset();

@@ -278,6 +278,7 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
                           "snp",
                           "tdx",
                           "kbs",
+                          "metrics",
                           "network",
                           "networks"}));
   DaemonConfig c;
@@ -349,12 +350,27 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
     CONFPOD_TRY(get_path(*tdx, "tdx", "qgs_socket", h.tdx_qgs_socket, true));
   }
 
+  CONFPOD_ASSIGN_OR_RETURN(const toml::table* metrics, sub_table(root, "metrics"));
+  if (metrics != nullptr) {
+    CONFPOD_TRY(check_keys(*metrics, "metrics", {"listen"}));
+    CONFPOD_TRY(get_string(*metrics, "metrics", "listen", c.metrics.listen, 260));
+    if (const toml::node* n = metrics->get("listen"); n && !c.metrics.listen.empty()) {
+      if (auto problem = listen_problem(c.metrics.listen))
+        return invalid(line_of(*n), "metrics.listen",
+                       *problem + ", got \"" + c.metrics.listen + "\"");
+      if (!is_loopback_listen(c.metrics.listen))
+        return invalid(line_of(*n), "metrics.listen",
+                       "must be a loopback address (127.0.0.1, [::1], localhost): metrics are "
+                       "local only, got \"" +
+                           c.metrics.listen + "\"");
+    }
+  }
+
   CONFPOD_ASSIGN_OR_RETURN(const toml::table* kbs, sub_table(root, "kbs"));
   if (kbs != nullptr) {
-    CONFPOD_TRY(
-        check_keys(*kbs, "kbs",
-                   {"enabled", "listen", "tls_cert", "tls_key", "allow_plain_http", "guest_url",
-                    "require_crl"}));
+    CONFPOD_TRY(check_keys(*kbs, "kbs",
+                           {"enabled", "listen", "tls_cert", "tls_key", "allow_plain_http",
+                            "guest_url", "require_crl"}));
     CONFPOD_TRY(get_bool(*kbs, "kbs", "enabled", c.kbs.enabled));
     CONFPOD_TRY(get_string(*kbs, "kbs", "listen", c.kbs.listen, 260));
     if (const toml::node* n = kbs->get("listen")) {

@@ -35,6 +35,13 @@ struct KbsConfig {
   bool require_crl = false;
 };
 
+// Prometheus metrics (docs/operations.md): off unless `listen` is set, and then only on a
+// loopback address (127.0.0.0/8, [::1], localhost): a site's node exporter or an SSH tunnel
+// reaches it, nothing else.
+struct MetricsConfig {
+  std::string listen;  // host:port; empty: no metrics listener
+};
+
 // Guest networks (docs/network.md).
 struct NetworkConfig {
   net::NetworkDef default_network;        // [network]: "default", bridge confpod0, 10.89.0.0/24
@@ -58,6 +65,7 @@ struct DaemonConfig {
   std::string guest_builder = "/usr/libexec/confpod/build-initramfs";
   std::string guest_agent = "/usr/libexec/confpod/confpod-agent";
   KbsConfig kbs;
+  MetricsConfig metrics;
   NetworkConfig network;
   unsigned stop_timeout_seconds = 30;  // StopPod: ACPI powerdown grace before SIGKILL
 };

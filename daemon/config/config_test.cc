@@ -40,7 +40,7 @@ std::string dump(const DaemonConfig& c) {
     << "\nallow_insecure_tee=" << h.allow_insecure_tee << "\nkbs.enabled=" << c.kbs.enabled
     << "\nkbs.listen=" << c.kbs.listen << "\nkbs.tls_cert=" << c.kbs.tls_cert
     << "\nkbs.tls_key=" << c.kbs.tls_key << "\nkbs.allow_plain_http=" << c.kbs.allow_plain_http
-    << "\nkbs.require_crl=" << c.kbs.require_crl
+    << "\nkbs.require_crl=" << c.kbs.require_crl << "\nmetrics.listen=" << c.metrics.listen
     << "\nnetwork.bridge=" << c.network.default_network.bridge
     << "\nnetwork.subnet=" << c.network.default_network.subnet
     << "\nnetwork.subnet6=" << c.network.default_network.subnet6
@@ -87,6 +87,7 @@ const std::vector<std::string> kAllKeys = {"state_dir",
                                            "kbs.allow_plain_http",
                                            "kbs.guest_url",
                                            "kbs.require_crl",
+                                           "metrics.listen",
                                            "network.bridge",
                                            "network.subnet",
                                            "network.subnet6",
@@ -172,6 +173,9 @@ tls_key = "/etc/confpod/kbs.key"
 allow_plain_http = true
 require_crl = true
 
+[metrics]
+listen = "[::1]:9464"
+
 [network]
 bridge = "br-pods"
 subnet = "172.20.0.0/16"
@@ -212,6 +216,7 @@ subnet = "172.21.0.0/24"
   e.kbs.tls_cert = "/etc/confpod/kbs.crt";
   e.kbs.tls_key = "/etc/confpod/kbs.key";
   e.kbs.allow_plain_http = true;
+  e.metrics.listen = "[::1]:9464";
   e.kbs.require_crl = true;
   e.network.default_network.bridge = "br-pods";
   e.network.default_network.subnet = "172.20.0.0/16";
@@ -377,6 +382,11 @@ const BadCase kBadCases[] = {
      "allow_plain_http = true"},
     {"plain http on a name", "[kbs]\nlisten = \"kbs.example.org:80\"\n", 2, "kbs.listen",
      "plain HTTP off loopback"},
+    {"metrics off loopback", "[metrics]\nlisten = \"0.0.0.0:9464\"\n", 2, "metrics.listen",
+     "must be a loopback address"},
+    {"metrics on a name", "[metrics]\nlisten = \"metrics.example.org:9464\"\n", 2, "metrics.listen",
+     "local only"},
+    {"metrics unknown key", "[metrics]\nport = 9464\n", 2, "metrics.port", "unknown key"},
     {"127 prefix that is a name", "[kbs]\nlisten = \"127.example.org:80\"\n", 2, "kbs.listen",
      "plain HTTP off loopback"},
     {"cert without key", "[kbs]\ntls_cert = \"/etc/k.crt\"\n", 2, "kbs.tls_cert",

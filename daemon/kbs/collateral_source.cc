@@ -197,12 +197,18 @@ namespace {
 
 constexpr std::uint64_t kDayUsec = 24ull * 3600 * 1000 * 1000;
 
-void log_expiring(store::SqliteCollateralStore& store) {
-  auto entries = store.list();
+struct ExpiryWatch {
+  store::SqliteCollateralStore& store;
+  CollateralCheck on_check;
+};
+
+void log_expiring(const ExpiryWatch& watch) {
+  auto entries = watch.store.list();
   if (!entries.ok()) {
     pods::log_warning("cannot check collateral expiry", {{"error", entries.error().describe()}});
     return;
   }
+  if (watch.on_check) watch.on_check(*entries);
   const UnixSeconds now = now_unix();
   for (const store::CollateralEntry& e : expiring_within(std::move(*entries), now)) {
     pods::log_warning(e.item.not_after < now ? "collateral has expired" : "collateral expires soon",
@@ -214,7 +220,7 @@ void log_expiring(store::SqliteCollateralStore& store) {
 }
 
 int on_expiry_timer(sd_event_source* source, std::uint64_t, void* userdata) {
-  log_expiring(*static_cast<store::SqliteCollateralStore*>(userdata));
+  log_expiring(*static_cast<ExpiryWatch*>(userdata));
   sd_event_source_set_time_relative(source, kDayUsec);
   sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
   return 0;
@@ -222,16 +228,22 @@ int on_expiry_timer(sd_event_source* source, std::uint64_t, void* userdata) {
 
 }  // namespace
 
-Result<EventSourcePtr> watch_collateral_expiry(sd_event* event,
-                                               store::SqliteCollateralStore& store) {
+Result<EventSourcePtr> watch_collateral_expiry(sd_event* event, store::SqliteCollateralStore& store,
+                                               CollateralCheck on_check) {
+  auto watch = std::make_unique<ExpiryWatch>(ExpiryWatch{store, std::move(on_check)});
   sd_event_source* raw = nullptr;
   // 1 µs: as soon as the loop runs (a daemon that starts logs the state at once).
   const int r =
-      sd_event_add_time_relative(event, &raw, CLOCK_MONOTONIC, 1, 0, &on_expiry_timer, &store);
+      sd_event_add_time_relative(event, &raw, CLOCK_MONOTONIC, 1, 0, &on_expiry_timer, watch.get());
   if (r < 0)
     return make_error("kbs.collateral.timer",
                       std::string("sd_event_add_time: ") + std::strerror(-r));
-  return EventSourcePtr(raw);
+  EventSourcePtr source(raw);
+  // The watch lives as long as its event source.
+  sd_event_source_set_destroy_callback(
+      raw, [](void* userdata) { delete static_cast<ExpiryWatch*>(userdata); });
+  (void)watch.release();
+  return source;
 }
 
 }  // namespace confpod::kbs_http

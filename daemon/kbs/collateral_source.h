@@ -15,6 +15,7 @@
 
 #include <systemd/sd-event.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -70,8 +71,10 @@ using EventSourcePtr = std::unique_ptr<sd_event_source, EventSourceUnref>;
 
 // Logs a warning ("collateral expires soon" / "collateral has expired", with id, kind, subject
 // and date) for each such entry of `store` once the loop runs, and every 24 hours after. The
-// check ends with the returned source. Error kbs.collateral.timer.
-Result<EventSourcePtr> watch_collateral_expiry(sd_event* event,
-                                               store::SqliteCollateralStore& store);
+// check ends with the returned source. `on_check`, when set, gets every entry at each check
+// (the metrics' expiry gauge). Error kbs.collateral.timer.
+using CollateralCheck = std::function<void(const std::vector<store::CollateralEntry>&)>;
+Result<EventSourcePtr> watch_collateral_expiry(sd_event* event, store::SqliteCollateralStore& store,
+                                               CollateralCheck on_check = {});
 
 }  // namespace confpod::kbs_http

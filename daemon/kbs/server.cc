@@ -278,17 +278,31 @@ void Server::install_routes() {
   kbs::Kbs* k = &kbs_;
   const std::function<UnixSeconds()> now = options_.clock;
   const bool secure = tls_;
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  // Each route's status and time, for the metrics.
+  auto timed = [observe = options_.observe](std::string route, Handler handler) -> Handler {
+    if (!observe) return handler;
+    return [observe, route = std::move(route), handler = std::move(handler)](
+               const httplib::Request& req, httplib::Response& res) {
+      const auto start = std::chrono::steady_clock::now();
+      handler(req, res);
+      // httplib leaves -1 where a handler set no status, and answers 200 for it.
+      observe(route, res.status == -1 ? 200 : res.status,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    };
+  };
 
-  http.Post("/kbs/v0/auth", [k, now, secure](const httplib::Request& req, httplib::Response& res) {
-    kbs::Reply r = k->handle_auth(req.body, now());
-    if (r.ok() && !r.session_id.empty()) {
-      std::string cookie = std::string(kSessionCookie) + "=" + r.session_id +
-                           "; Path=/kbs/v0; HttpOnly; SameSite=Strict";
-      if (secure) cookie += "; Secure";
-      res.set_header("Set-Cookie", cookie);
-    }
-    send(res, r);
-  });
+  http.Post("/kbs/v0/auth",
+            timed("auth", [k, now, secure](const httplib::Request& req, httplib::Response& res) {
+              kbs::Reply r = k->handle_auth(req.body, now());
+              if (r.ok() && !r.session_id.empty()) {
+                std::string cookie = std::string(kSessionCookie) + "=" + r.session_id +
+                                     "; Path=/kbs/v0; HttpOnly; SameSite=Strict";
+                if (secure) cookie += "; Secure";
+                res.set_header("Set-Cookie", cookie);
+              }
+              send(res, r);
+            }));
 
   auto session_of = [](const httplib::Request& req) -> std::string {
     if (!req.has_header("Cookie")) return {};
@@ -299,34 +313,36 @@ void Server::install_routes() {
     return {};
   };
 
-  http.Post("/kbs/v0/attest",
-            [k, now, session_of](const httplib::Request& req, httplib::Response& res) {
+  http.Post("/kbs/v0/attest", timed("attest", [k, now, session_of](const httplib::Request& req,
+                                                                   httplib::Response& res) {
               send(res, k->handle_attest(session_of(req), req.body, now()));
-            });
+            }));
 
   // Bounded quantifier: std::regex matching recurses per character.
-  http.Get(R"(/kbs/v0/resource/(.{1,300}))",
-           [k, now, session_of](const httplib::Request& req, httplib::Response& res) {
-             const std::string path = req.matches[1];
-             const std::string auth = req.get_header_value("Authorization");
-             constexpr std::string_view kBearer = "Bearer ";
-             if (auth.size() > kBearer.size() && auth.compare(0, kBearer.size(), kBearer) == 0) {
-               send(res, k->handle_resource_with_token(
-                             std::string_view(auth).substr(kBearer.size()), path, now()));
-               return;
-             }
-             const std::string session = session_of(req);
-             if (!session.empty()) {
-               send(res, k->handle_resource_with_session(session, path, now()));
-               return;
-             }
-             send(res, k->handle_resource_with_token("", path, now()));
-           });
+  http.Get(
+      R"(/kbs/v0/resource/(.{1,300}))",
+      timed("resource", [k, now, session_of](const httplib::Request& req, httplib::Response& res) {
+        const std::string path = req.matches[1];
+        const std::string auth = req.get_header_value("Authorization");
+        constexpr std::string_view kBearer = "Bearer ";
+        if (auth.size() > kBearer.size() && auth.compare(0, kBearer.size(), kBearer) == 0) {
+          send(res, k->handle_resource_with_token(std::string_view(auth).substr(kBearer.size()),
+                                                  path, now()));
+          return;
+        }
+        const std::string session = session_of(req);
+        if (!session.empty()) {
+          send(res, k->handle_resource_with_session(session, path, now()));
+          return;
+        }
+        send(res, k->handle_resource_with_token("", path, now()));
+      }));
 
-  http.Get(std::string(kJwksPath), [k](const httplib::Request&, httplib::Response& res) {
-    res.set_header("Cache-Control", "max-age=300");
-    res.set_content(k->jwks().dump(), kJson);
-  });
+  http.Get(std::string(kJwksPath),
+           timed("jwks", [k](const httplib::Request&, httplib::Response& res) {
+             res.set_header("Cache-Control", "max-age=300");
+             res.set_content(k->jwks().dump(), kJson);
+           }));
 
   // Failures httplib answers itself (413 body too large, 404 no route, 400 bad request ...)
   // get an ErrorInformation body too; replies of our handlers already have one.

@@ -48,6 +48,9 @@ struct ServerOptions {
   std::size_t keep_alive_max_requests = 16;
   // The time handed to the Kbs; default: the realtime clock.
   std::function<UnixSeconds()> clock;
+  // Called after each request to a KBS route ("auth", "attest", "resource", "jwks") with the
+  // HTTP status and the handler's time in seconds, from the worker thread (metrics).
+  std::function<void(std::string_view route, int status, double seconds)> observe;
 };
 
 // True for 127.0.0.0/8, [::1] and "localhost".

@@ -40,8 +40,8 @@ using testing::get_trivial_property;
 using testing::guest_ready;
 using testing::list_pods;
 using testing::MessagePtr;
-using testing::PodEntry;
 using testing::pod_spec;
+using testing::PodEntry;
 using testing::read_file;
 using testing::read_string;
 using testing::Reply;
@@ -542,6 +542,66 @@ TEST_F(DaemonTest, ConcurrentClientsAndKillNine) {
   auto left = list_pods(conn.get());
   ASSERT_EQ(left.size(), 1u);
   EXPECT_EQ(left[0].name, "race");
+}
+
+}  // namespace
+}  // namespace confpod
+
+namespace confpod {
+namespace {
+
+// [metrics] listen: the real daemon serves Prometheus text on loopback, following the pods and
+// the KBS's requests.
+TEST_F(DaemonTest, MetricsFollowPodsAndKbsRequests) {
+  const int metrics_port = testing::free_loopback_port();
+  const int kbs_port = testing::free_loopback_port();
+  testing::DaemonOptions options;
+  options.extra_toml = "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port) + "\"\n";
+  options.kbs_toml =
+      "[kbs]\nenabled = true\nlisten = \"127.0.0.1:" + std::to_string(kbs_port) + "\"\n";
+  testing::DaemonProcess daemon(bus_, options);
+  testing::BusPtr conn = testing::open_bus(bus_);
+  ASSERT_TRUE(call_s(conn.get(), "CreatePod", pod_spec("m1")).ok);
+  ASSERT_TRUE(call_s(conn.get(), "CreatePod", pod_spec("m2")).ok);
+  ASSERT_TRUE(call(conn.get(), kPath, kManager, "RemovePod", [](sd_bus_message* m) {
+                return sd_bus_message_append(m, "sb", "m2", 0);
+              }).ok);
+  auto jwks = testing::run_process(
+      {"/usr/bin/curl", "-sf",
+       "http://127.0.0.1:" + std::to_string(kbs_port) + "/kbs/v0/.well-known/jwks.json"});
+  ASSERT_EQ(jwks.exit_code, 0) << jwks.err;
+  auto bad =
+      testing::run_process({"/usr/bin/curl", "-s", "-X", "POST", "-d", "{not json",
+                            "http://127.0.0.1:" + std::to_string(kbs_port) + "/kbs/v0/auth"});
+  ASSERT_EQ(bad.exit_code, 0) << bad.err;
+
+  auto scrape = testing::run_process(
+      {"/usr/bin/curl", "-sf", "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics"});
+  ASSERT_EQ(scrape.exit_code, 0) << scrape.err << daemon.log();
+  const std::string& text = scrape.out;
+  EXPECT_NE(text.find("\nconfpod_pods{state=\"created\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nconfpod_kbs_requests_total{code=\"200\",route=\"jwks\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\nconfpod_kbs_requests_total{code=\"401\",route=\"auth\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("confpod_kbs_request_duration_seconds_count{route=\"auth\"} 1"),
+            std::string::npos)
+      << text;
+}
+
+// A metrics listener off loopback is refused at start, naming the key.
+TEST_F(DaemonTest, MetricsOffLoopbackIsRefused) {
+  testing::DaemonOptions options;
+  options.extra_toml = "[metrics]\nlisten = \"0.0.0.0:9464\"\n";
+  try {
+    testing::DaemonProcess daemon(bus_, options);
+    ADD_FAILURE() << "confpodd started with metrics on 0.0.0.0";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("metrics.listen"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("loopback"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
