@@ -124,25 +124,15 @@ TEST(SqliteResourceStore, MigratesVersionOneDatabaseKeepingPods) {
     sqlite3* raw = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
     std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, &sqlite3_close);
-    // Schema 1 exactly as migration 1 creates it, with a pod in it.
-    const char* v1 =
-        "PRAGMA journal_mode = WAL;"
-        "CREATE TABLE pods ("
-        "  name TEXT PRIMARY KEY NOT NULL,"
-        "  tee TEXT NOT NULL,"
-        "  spec_toml TEXT NOT NULL,"
-        "  state TEXT NOT NULL CHECK (state IN"
-        "    ('created', 'starting', 'running', 'stopping', 'exited', 'failed')),"
-        "  created_at_us INTEGER NOT NULL,"
-        "  started_at_us INTEGER,"
-        "  exit_status INTEGER,"
-        "  measurement TEXT NOT NULL"
-        ") STRICT, WITHOUT ROWID;"
+    // Schema 1 exactly as migration 1 creates it (the store's own SQL), with a pod in it.
+    const std::string v1 =
+        "PRAGMA journal_mode = WAL;" + std::string(detail::migration_sql(1)) +
         "INSERT INTO pods VALUES ('web', 'snp', 'name = \"web\"', 'exited', 1700000000000000,"
         "  1700000001000000, 0, 'ab');"
-        "PRAGMA application_id = 1668312932;"  // 0x63706f64 'cpod'
-        "PRAGMA user_version = 1;";
-    ASSERT_EQ(sqlite3_exec(db.get(), v1, nullptr, nullptr, nullptr), SQLITE_OK)
+        "PRAGMA application_id = " +
+        std::to_string(detail::application_id()) + "; PRAGMA user_version = 1;";
+    ASSERT_FALSE(detail::migration_sql(1).empty());
+    ASSERT_EQ(sqlite3_exec(db.get(), v1.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
         << sqlite3_errmsg(db.get());
   }
   ::chmod(path.c_str(), 0644);  // as an older build under umask 022 left it

@@ -270,6 +270,15 @@ Status migrate(sqlite3* db, const std::string& path) {
 
 }  // namespace
 
+namespace detail {
+std::string_view migration_sql(int version) {
+  for (const Migration& m : kMigrations)
+    if (m.version == version) return m.sql;
+  return {};
+}
+std::int64_t application_id() { return kApplicationId; }
+}  // namespace detail
+
 std::string_view to_string(PodState state) {
   for (const auto& [s, name] : kStateNames)
     if (s == state) return name;

@@ -96,4 +96,12 @@ class Store {
   std::unique_ptr<Impl> impl_;
 };
 
+namespace detail {
+// The SQL of the migration to schema `version` (1..kSchemaVersion), as Store::open runs it:
+// tests build a database exactly as an older build left it from this, not from a copy.
+std::string_view migration_sql(int version);
+// PRAGMA application_id of confpod's database.
+std::int64_t application_id();
+}  // namespace detail
+
 }  // namespace confpod::store
