@@ -113,6 +113,30 @@ Result<std::array<std::uint8_t, 16>> components(const json& tcb, std::string_vie
   return out;
 }
 
+// The tcbLevels of a TDX module identity and of the QE identity share one shape: tcb.isvsvn
+// (at most `max_svn`), tcbDate, tcbStatus, advisoryIDs. Highest ISVSVN first, as Intel's QVL
+// keeps them (a std::set ordered by isvsvn).
+template <class Level>
+Result<std::vector<Level>> parse_isvsvn_levels(const json& obj, std::uint64_t max_svn,
+                                               const std::string& code, const std::string& where) {
+  CONFPOD_ASSIGN_OR_RETURN(const json* levels, array_member(obj, "tcbLevels", code, where));
+  std::vector<Level> out;
+  const std::string lw = where + ".tcbLevels[]";
+  for (const json& level : *levels) {
+    Level l;
+    CONFPOD_ASSIGN_OR_RETURN(const json* tcb, member(level, "tcb", code, lw));
+    CONFPOD_ASSIGN_OR_RETURN(std::uint64_t isvsvn, uint_member(*tcb, "isvsvn", max_svn, code, lw));
+    l.isvsvn = static_cast<decltype(l.isvsvn)>(isvsvn);
+    CONFPOD_ASSIGN_OR_RETURN(l.tcb_date, string_member(level, "tcbDate", code, lw));
+    CONFPOD_ASSIGN_OR_RETURN(l.tcb_status, status_member(level, code, lw));
+    CONFPOD_ASSIGN_OR_RETURN(l.advisory_ids, advisories_member(level, code, lw));
+    out.push_back(std::move(l));
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return a.isvsvn > b.isvsvn; });
+  return out;
+}
+
 Result<TdxModuleIdentity> parse_module(const json& obj, bool with_id_and_levels,
                                        const std::string& where) {
   const std::string code = "tdx.collateral.tcb_info";
@@ -124,21 +148,8 @@ Result<TdxModuleIdentity> parse_module(const json& obj, bool with_id_and_levels,
   CONFPOD_ASSIGN_OR_RETURN(m.attributes, hex_member<8>(obj, "attributes", code, where));
   CONFPOD_ASSIGN_OR_RETURN(m.attributes_mask, hex_member<8>(obj, "attributesMask", code, where));
   if (!with_id_and_levels) return m;
-  CONFPOD_ASSIGN_OR_RETURN(const json* levels, array_member(obj, "tcbLevels", code, where));
-  for (const json& level : *levels) {
-    const std::string lw = where + ".tcbLevels[]";
-    TdxModuleTcbLevel l;
-    CONFPOD_ASSIGN_OR_RETURN(const json* tcb, member(level, "tcb", code, lw));
-    CONFPOD_ASSIGN_OR_RETURN(std::uint64_t isvsvn, uint_member(*tcb, "isvsvn", 0xFF, code, lw));
-    l.isvsvn = static_cast<std::uint8_t>(isvsvn);
-    CONFPOD_ASSIGN_OR_RETURN(l.tcb_date, string_member(level, "tcbDate", code, lw));
-    CONFPOD_ASSIGN_OR_RETURN(l.tcb_status, status_member(level, code, lw));
-    CONFPOD_ASSIGN_OR_RETURN(l.advisory_ids, advisories_member(level, code, lw));
-    m.tcb_levels.push_back(std::move(l));
-  }
-  // Highest ISVSVN first, as Intel's QVL keeps them (a std::set ordered by isvsvn).
-  std::stable_sort(m.tcb_levels.begin(), m.tcb_levels.end(),
-                   [](const auto& a, const auto& b) { return a.isvsvn > b.isvsvn; });
+  CONFPOD_ASSIGN_OR_RETURN(m.tcb_levels,
+                           parse_isvsvn_levels<TdxModuleTcbLevel>(obj, 0xFF, code, where));
   return m;
 }
 
@@ -434,20 +445,8 @@ Result<QeIdentity> parse_qe_identity(std::string_view text) {
   CONFPOD_ASSIGN_OR_RETURN(std::uint64_t prodid,
                            uint_member(doc, "isvprodid", 0xFFFF, code, where));
   qe.isvprodid = static_cast<std::uint16_t>(prodid);
-  CONFPOD_ASSIGN_OR_RETURN(const json* levels, array_member(doc, "tcbLevels", code, where));
-  for (const json& level : *levels) {
-    const std::string lw = where + ".tcbLevels[]";
-    QeTcbLevel l;
-    CONFPOD_ASSIGN_OR_RETURN(const json* tcb, member(level, "tcb", code, lw));
-    CONFPOD_ASSIGN_OR_RETURN(std::uint64_t isvsvn, uint_member(*tcb, "isvsvn", 0xFFFF, code, lw));
-    l.isvsvn = static_cast<std::uint16_t>(isvsvn);
-    CONFPOD_ASSIGN_OR_RETURN(l.tcb_date, string_member(level, "tcbDate", code, lw));
-    CONFPOD_ASSIGN_OR_RETURN(l.tcb_status, status_member(level, code, lw));
-    CONFPOD_ASSIGN_OR_RETURN(l.advisory_ids, advisories_member(level, code, lw));
-    qe.tcb_levels.push_back(std::move(l));
-  }
-  std::stable_sort(qe.tcb_levels.begin(), qe.tcb_levels.end(),
-                   [](const auto& a, const auto& b) { return a.isvsvn > b.isvsvn; });
+  CONFPOD_ASSIGN_OR_RETURN(qe.tcb_levels,
+                           parse_isvsvn_levels<QeTcbLevel>(doc, 0xFFFF, code, where));
   return qe;
 }
 
