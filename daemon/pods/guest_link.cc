@@ -54,7 +54,27 @@ std::string GuestLink::last_error() const {
   return last_error_;
 }
 
-void GuestLink::note(const std::string& line) { append(agent_log(options_.dir), line + "\n"); }
+void GuestLink::append_log(const std::string& path, std::string_view bytes) {
+  if (logged_bytes_ + bytes.size() > options_.max_log_bytes) {
+    if (!log_full_noted_) {
+      log_full_noted_ = true;
+      append(agent_log(options_.dir), "confpodd: the pod's logs reached " +
+                                          std::to_string(options_.max_log_bytes) +
+                                          " bytes; further output is dropped\n");
+    }
+    return;
+  }
+  logged_bytes_ += bytes.size();
+  append(path, bytes);
+}
+
+void GuestLink::note(const std::string& line) { append_log(agent_log(options_.dir), line + "\n"); }
+
+void GuestLink::drop(const std::string& reason) {
+  // Always written, even past the log limit: it says why the pod failed.
+  append(agent_log(options_.dir), "confpodd: " + reason + "; link closed\n");
+  if (options_.on_violation) options_.on_violation(reason);
+}
 
 void GuestLink::run() {
   struct Finished {
@@ -81,22 +101,41 @@ void GuestLink::run() {
   }
   if (!channel) return;
 
-  // Reads one frame, polling the stop flag; nullopt on stop, EOF or error (noted). A zero
-  // budget waits without a deadline.
+  // The flood limit: payload bytes in the current rate window.
+  auto window_start = std::chrono::steady_clock::now();
+  std::uint64_t window_bytes = 0;
+
+  // Reads one frame, polling the stop flag; nullopt on stop, EOF or error (noted; a guest
+  // fault is a violation). A zero budget waits without a deadline.
   auto next_frame = [&](Millis budget) -> std::optional<std::string> {
     auto deadline = std::chrono::steady_clock::now() + budget;
     while (!stop_) {
       auto frame = channel->read_frame(kPollSlice, guest::kMaxFramePayload);
-      if (frame.ok()) return std::move(*frame);
+      if (frame.ok()) {
+        auto now = std::chrono::steady_clock::now();
+        if (now - window_start >= options_.rate_window) {
+          window_start = now;
+          window_bytes = 0;
+        }
+        window_bytes += frame->size();
+        if (window_bytes > options_.max_bytes_per_window) {
+          drop("the agent flooded the channel (more than " +
+               std::to_string(options_.max_bytes_per_window) + " bytes in " +
+               std::to_string(options_.rate_window.count()) + " ms)");
+          return std::nullopt;
+        }
+        return std::move(*frame);
+      }
       if (frame.error().code == "vmm.channel.timeout") {
         if (budget != Millis::zero() && std::chrono::steady_clock::now() >= deadline) {
-          note("confpodd: the agent sent nothing for " + std::to_string(budget.count()) + " ms");
+          drop("the agent sent nothing for " + std::to_string(budget.count()) + " ms");
           return std::nullopt;
         }
         continue;
       }
-      if (frame.error().code != "vmm.channel.closed")
-        note("confpodd: channel: " + frame.error().describe());
+      if (frame.error().code == "vmm.channel.closed") return std::nullopt;
+      // An oversize length, a read error: what the guest sent cannot be a frame.
+      drop("channel: " + frame.error().describe());
       return std::nullopt;
     }
     return std::nullopt;
@@ -106,10 +145,8 @@ void GuestLink::run() {
     if (!frame) return std::nullopt;
     auto message = guest::parse_guest_message(*frame);
     if (!message.ok()) {
-      // A guest that breaks the protocol gets no more of our attention; the VM is still
-      // stopped and reaped through QEMU as usual.
-      note("confpodd: malformed message from the agent, link closed: " +
-           message.error().describe());
+      // A guest that breaks the protocol gets no more of our attention: its pod fails.
+      drop("malformed message from the agent: " + message.error().describe());
       return std::nullopt;
     }
     return std::move(*message);
@@ -128,12 +165,12 @@ void GuestLink::run() {
     auto hello = next_message(options_.hello_timeout);
     if (!hello) return;
     if (hello->kind != guest::GuestMessage::Kind::kHello) {
-      note("confpodd: the agent's first message is not hello; link closed");
+      drop("the agent's first message is not hello");
       return;
     }
     if (hello->version != guest::kProtocolVersion) {
-      note("confpodd: agent speaks protocol version " + std::to_string(hello->version) +
-           ", this daemon " + std::to_string(guest::kProtocolVersion) + "; link closed");
+      drop("agent speaks protocol version " + std::to_string(hello->version) + ", this daemon " +
+           std::to_string(guest::kProtocolVersion));
       return;
     }
     note("agent: hello (" + hello->agent + ")");
@@ -155,7 +192,7 @@ void GuestLink::run() {
     using Kind = guest::GuestMessage::Kind;
     switch (message->kind) {
       case Kind::kOutput:
-        append(output_path, message->data);
+        append_log(output_path, message->data);
         break;
       case Kind::kStatus:
         note("agent: " + message->state + (message->detail.empty() ? "" : ": " + message->detail));

@@ -7,6 +7,12 @@
 // Everything the guest sends is checked (frame size, message shape) and a malformed frame
 // ends the link with a line in agent.log; it never brings down the daemon.
 //
+// A guest that breaks the protocol (an oversize or malformed frame, a wrong first message,
+// another protocol version), floods the channel (more than max_bytes_per_window in a window),
+// or never says hello is dropped: the link ends and on_violation gets the reason, so that the
+// Manager fails the pod (kills its VM) instead of keeping a VM nobody can talk to. Memory per
+// link is bounded by one frame (guest::kMaxFramePayload); the log files by max_log_bytes.
+//
 // After a daemon restart the link re-attaches: it sends init-data again without waiting for a
 // hello (the agent may or may not have had it; the same bytes again are a no-op for it).
 #pragma once
@@ -14,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,6 +36,14 @@ struct GuestLinkOptions {
   bool reattach = false;    // daemon restart: no hello expected, nothing sent
   std::chrono::milliseconds connect_timeout{10000};
   std::chrono::milliseconds hello_timeout{120000};  // TCG boots are slow
+  // Flood limit: at most this many payload bytes in any rate window (64 MiB per 4 s, far above
+  // what containers printing through a virtio-serial port under TCG reach).
+  std::uint64_t max_bytes_per_window = 64ull << 20;
+  std::chrono::milliseconds rate_window{4000};
+  // containers.log and agent.log stop growing here (noted once); the pod keeps running.
+  std::uint64_t max_log_bytes = 256ull << 20;
+  // From the link's thread, at most once: why the guest was dropped.
+  std::function<void(const std::string& reason)> on_violation;
 };
 
 class GuestLink {
@@ -53,6 +68,10 @@ class GuestLink {
  private:
   void run();
   void note(const std::string& line);  // one line into agent.log
+  // Notes the reason and tells on_violation.
+  void drop(const std::string& reason);
+  // Appends to a log file unless the logs reached max_log_bytes.
+  void append_log(const std::string& path, std::string_view bytes);
 
   GuestLinkOptions options_;
   std::atomic<bool> stop_{false};
@@ -60,6 +79,8 @@ class GuestLink {
   bool finished_ = false;  // run() returned
   std::optional<std::int64_t> pod_exit_;
   std::string last_error_;
+  std::uint64_t logged_bytes_ = 0;  // link thread only
+  bool log_full_noted_ = false;     // link thread only
   std::thread thread_;
 };
 

@@ -139,6 +139,7 @@ struct Pod {
   bool kill_pending = false;       // Kill arrived while starting: kill once QEMU is up
   bool sigkill_sent = false;       // we sent SIGKILL ourselves
   bool remove_after_exit = false;  // Remove(force): remove once exited
+  std::string failure_reason;      // why confpodd killed it (the guest broke the channel)
   std::vector<Manager::Done> start_waiters, exit_waiters, remove_waiters;
 
   unsigned quick_failures = 0;  // consecutive short runs (restart back-off)
@@ -274,6 +275,29 @@ struct Manager::Impl {
       return make_error("pods.io", std::string("cannot start a worker thread: ") + e.what());
     }
     return ok_status();
+  }
+
+  // Runs `fn` on the loop thread soon; callable from any thread (a GuestLink's).
+  void post(std::function<void()> fn) {
+    {
+      std::lock_guard lock(mutex);
+      posted.emplace_back(0, std::move(fn));  // job id 0: no worker thread to join
+    }
+    std::uint64_t one = 1;
+    (void)!::write(wake_fd.get(), &one, sizeof one);
+  }
+
+  // The agent channel dropped the guest (GuestLink: malformed or oversize frames, a flood, no
+  // hello): a VM nobody can talk to is no pod. Kill it; it ends failed, and its restart
+  // policy applies.
+  void guest_violation(const std::string& name, std::uint64_t id, const std::string& reason) {
+    Pod* pod = find(name, id);
+    if (pod == nullptr || !pod->sup || pod->job || pod->stop_requested) return;
+    log_error(
+        "guest dropped: pod fails",
+        {{"pod", name}, {"pod_id", pod->log_id}, {"tee", pod->record.tee}, {"reason", reason}});
+    pod->failure_reason = reason;
+    send_sigkill(*pod);
   }
 
   static int on_wake(sd_event_source*, int fd, std::uint32_t, void* userdata) {
@@ -460,6 +484,11 @@ struct Manager::Impl {
       auto host = host_for(pod.record);
       link_options.init_data = host.ok() ? spec::init_data_text(*pod.spec, *host) : std::string();
       link_options.reattach = !fresh_start;
+      link_options.hello_timeout = options.agent_hello_timeout;
+      link_options.on_violation = [this, name = pod.record.name,
+                                   id = pod.id](const std::string& reason) {
+        post([this, name, id, reason] { guest_violation(name, id, reason); });
+      };
       pod.link = std::make_unique<GuestLink>(std::move(link_options));
     }
     int fd = open_pidfd(pod.sup->pid());
@@ -577,6 +606,7 @@ struct Manager::Impl {
     }
     store::PodRecord next = pod.record;
     next.state = pod.stop_requested || clean ? store::PodState::kExited : store::PodState::kFailed;
+    if (!pod.failure_reason.empty()) next.state = store::PodState::kFailed;
     next.exit_status = status;
     log_info("pod exited", {{"pod", pod.record.name},
                             {"pod_id", pod.log_id},
@@ -585,7 +615,9 @@ struct Manager::Impl {
                             {"message_id", kMessagePodExited},
                             {"cause", vmm::to_string(info.cause)},
                             {"status", std::to_string(status)},
-                            {"requested", pod.stop_requested ? "yes" : "no"}});
+                            {"requested", pod.stop_requested ? "yes" : "no"},
+                            {"reason", pod.failure_reason}});
+    pod.failure_reason.clear();
     (void)commit(pod, std::move(next), kChangeState | kChangeExitStatus, true);
     after_exit(pod);
   }

@@ -75,6 +75,9 @@ struct ManagerOptions {
   std::chrono::milliseconds qmp_timeout{30000};
   // Supervisor::attach (daemon restart) waits this long per pod.
   std::chrono::milliseconds attach_timeout{5000};
+  // How long a freshly started guest's agent has to say hello before the pod fails (a VM
+  // nobody can talk to; TCG boots are slow).
+  std::chrono::milliseconds agent_hello_timeout{120000};
   // The CPUID signature QEMU gives a "-cpu host" guest, for SNP launch digests; nullopt: this
   // CPU's (CPUID leaf 1, read when first needed). Tests set it.
   std::optional<std::uint32_t> host_cpu_signature;

@@ -294,6 +294,26 @@ TEST_F(PodsTest, KillAndRestartPolicyAndForceRemove) {
   EXPECT_EQ(m->find("job"), nullptr);
 }
 
+// The agent channel drops a guest that breaks it (here: no hello in time): the Manager kills
+// the VM, the pod fails with the reason in its agent.log, and its restart policy applies.
+TEST_F(PodsTest, AGuestDroppedByTheChannelFailsThePod) {
+  ManagerOptions o = options();
+  o.agent_hello_timeout = 300ms;  // a TCG guest needs seconds to boot its agent
+  auto m = make_manager(o);
+  ASSERT_TRUE(m);
+  ASSERT_TRUE(m->create_pod(spec("mute")).ok());
+  ASSERT_TRUE(call([&](Manager::Done d) { m->start_pod("mute", d); }).ok());
+  pid_t qemu = qemu_pid("mute");
+  ASSERT_GT(qemu, 0);
+  ASSERT_TRUE(run_until([&] { return state(*m, "mute") == PodState::kFailed; }, 30s));
+  EXPECT_EQ(m->find("mute")->exit_status, 137);
+  EXPECT_NE(::kill(qemu, 0), 0) << "the VM must be gone";
+  std::ifstream log(dir_.path() + "/run/pods/mute/agent.log");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("the agent sent nothing for 300 ms; link closed"), std::string::npos)
+      << text;
+}
+
 TEST_F(PodsTest, NewManagerReattachesRunningVm) {
   auto m = make_manager(options());
   ASSERT_TRUE(m);
