@@ -103,11 +103,17 @@ std::string bus_config(const std::string& socket_path) {
     <allow send_destination="org.freedesktop.DBus"
            send_interface="org.freedesktop.DBus.Properties" send_member="GetAll"/>
     <allow send_destination="org.confpod1"/>
+    <allow send_destination="org.freedesktop.PolicyKit1"/>
   </policy>
   <policy user="root">
     <allow own="org.confpod1"/>
     <allow send_destination="org.freedesktop.DBus"
            send_interface="org.freedesktop.DBus.Monitoring"/>
+  </policy>
+  <!-- polkitd changes to its own user before it takes its name (as Debian's polkit-1.conf
+       allows it on the real system bus). -->
+  <policy user="polkitd">
+    <allow own="org.freedesktop.PolicyKit1"/>
   </policy>
 </busconfig>
 )";

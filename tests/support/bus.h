@@ -8,7 +8,8 @@
 //
 // Policy of the private bus (like /usr/share/dbus-1/system.conf, reduced): any uid may connect
 // (the socket lives in a 0755 directory so uid 65534 reaches it), only root may own
-// org.confpod1, everyone may send to it; method calls to other names are denied. Whether a
+// org.confpod1 and user polkitd org.freedesktop.PolicyKit1 (a test's own polkitd), everyone
+// may send to them; method calls to other names are denied. Whether a
 // caller may *do* something is the daemon's decision (docs/dbus-api.md, "Authorization").
 #pragma once
 
