@@ -25,6 +25,7 @@
 #include "attest/crypto/crypto.h"
 #include "daemon/net/networking.h"
 #include "daemon/pods/guest_link.h"
+#include "daemon/pods/launch_plan.h"
 #include "daemon/pods/log.h"
 #include "daemon/pods/log_ids.h"
 #include "daemon/pods/pod_files.h"
@@ -99,10 +100,6 @@ bool is_active(store::PodState state) {
 void append_to_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::app);
   out << text;
-}
-
-std::string_view measurement_name(vmm::Tee tee) {
-  return tee == vmm::Tee::kTdx ? "TDX MRTD" : "SEV-SNP launch digest";
 }
 
 // POD_ID in the journal: one id per life of a pod (its name and creation time), so that a
@@ -351,21 +348,9 @@ struct Manager::Impl {
 
   // --- measurement ---------------------------------------------------------------------------
 
-  // The expected measurement of `vm` as the pod `name` is launched ("" for tee none); errors
-  // keep the measure.* code and name the pod.
-  Result<std::string> measure(const std::string& name, const vmm::VmConfig& vm) {
-    auto measured = measurer.measure(vm);
-    if (!measured.ok()) {
-      const Error& e = measured.error();
-      return make_error(e.code, "pod " + name + ": cannot compute the expected " +
-                                    std::string(measurement_name(vm.tee)) + ": " + e.message);
-    }
-    return measured;
-  }
-
-  // Measures the launch again and stores a changed value before anyone hears of it.
-  Status remeasure(Pod& pod, const vmm::VmConfig& vm) {
-    CONFPOD_ASSIGN_OR_RETURN(std::string measurement, measure(pod.record.name, vm));
+  // Stores the launch plan's measurement, when it changed (new firmware, kernel, ...), before
+  // anyone hears of the start.
+  Status remeasure(Pod& pod, std::string measurement) {
     if (measurement == pod.record.measurement) return ok_status();
     log_info("pod measurement changed",
              {{"pod", pod.record.name}, {"from", pod.record.measurement}, {"to", measurement}});
@@ -390,8 +375,11 @@ struct Manager::Impl {
                                          "confpodd to build one; see its log)"));
     auto host = host_for(pod.record);
     if (!host.ok()) return finish(done, host.take_error());
-    auto vm = spec::vm_config_from_spec(*pod.spec, *host);
-    if (!vm.ok()) return finish(done, vm.take_error());
+    auto plan = plan_launch(*pod.spec, *host, measurer);
+    if (!plan.ok()) {
+      log_error("pod not started", {{"pod", pod.record.name}, {"error", plan.error().describe()}});
+      return finish(done, plan.take_error());
+    }
     spec::PodPaths paths = paths_of(pod);
     std::error_code ec;
     std::filesystem::create_directories(paths.dir, ec);
@@ -399,18 +387,16 @@ struct Manager::Impl {
       return finish(done, make_error("pods.io", "cannot create " + paths.dir + ": " +
                                                     (ec ? ec.message() : std::strerror(errno))));
     }
-    auto argv = vmm::qemu_argv(*vm);
-    if (!argv.ok()) return finish(done, argv.take_error());
-    Status measured = remeasure(pod, *vm);
+    Status measured = remeasure(pod, plan->measurement);
     if (!measured.ok()) {
       log_error("pod not started",
                 {{"pod", pod.record.name}, {"error", measured.error().describe()}});
       return finish(done, measured);
     }
     vmm::SupervisorOptions start_options;
-    start_options.argv = std::move(*argv);
-    start_options.qmp_socket = vm->qmp_socket;
-    start_options.pidfile = vm->pidfile;
+    start_options.argv = std::move(plan->argv);
+    start_options.qmp_socket = plan->vm.qmp_socket;
+    start_options.pidfile = plan->vm.pidfile;
     start_options.log_file = qemu_log_path(paths);
     start_options.qmp_timeout = options.qmp_timeout;
 
@@ -919,12 +905,11 @@ Result<store::PodRecord> Manager::create_pod(std::string_view spec_toml) {
   record.mac = lease.mac;
   std::string measurement;
   if (spec.tee != vmm::Tee::kNone) {
-    // The VM it will be launched as: the same firmware, kernel, initrd, command line, vCPUs,
-    // CPU model and init-data (with its network) begin_start hands QEMU.
+    // The VM it will be launched as: the launch plan begin_start hands QEMU (the same
+    // firmware, kernel, initrd, command line, vCPUs, CPU model and init-data with its network).
     CONFPOD_ASSIGN_OR_RETURN(spec::HostDefaults host, impl_->host_for(record));
-    CONFPOD_ASSIGN_OR_RETURN(vmm::VmConfig vm, spec::vm_config_from_spec(spec, host));
-    CONFPOD_TRY(vmm::validate_vm_config(vm));
-    CONFPOD_ASSIGN_OR_RETURN(measurement, impl_->measure(spec.name, vm));
+    CONFPOD_ASSIGN_OR_RETURN(LaunchPlan plan, plan_launch(spec, host, impl_->measurer));
+    measurement = std::move(plan.measurement);
   }
   record.name = spec.name;
   record.tee = vmm::to_string(spec.tee);
@@ -1066,7 +1051,9 @@ Result<ReferenceValues> Manager::reference_values(std::string_view name) const {
   if (pod->record.measurement.empty())
     return invalid_state(pod->record, "it has no expected measurement yet (start it once)");
   CONFPOD_ASSIGN_OR_RETURN(spec::HostDefaults host, impl_->host_for(pod->record));
-  CONFPOD_ASSIGN_OR_RETURN(vmm::VmConfig vm, spec::vm_config_from_spec(*pod->spec, host));
+  // The launch plan StartPod uses (its measurement is cached: no file is hashed again).
+  CONFPOD_ASSIGN_OR_RETURN(LaunchPlan plan, plan_launch(*pod->spec, host, impl_->measurer));
+  const vmm::VmConfig& vm = plan.vm;
   ReferenceValues values;
   values.tee = pod->spec->tee;
   values.measurement = pod->record.measurement;

@@ -1,0 +1,26 @@
+#include "daemon/pods/launch_plan.h"
+
+#include <utility>
+
+#include "vmm/qemu_argv.h"
+
+namespace confpod::pods {
+
+Result<LaunchPlan> plan_launch(const spec::PodSpec& spec, const spec::HostDefaults& host,
+                               Measurer& measurer) {
+  LaunchPlan plan;
+  CONFPOD_ASSIGN_OR_RETURN(plan.vm, spec::vm_config_from_spec(spec, host));
+  // qemu_argv validates the VmConfig first (vmm::validate_vm_config).
+  CONFPOD_ASSIGN_OR_RETURN(plan.argv, vmm::qemu_argv(plan.vm));
+  auto measured = measurer.measure(plan.vm);
+  if (!measured.ok()) {
+    const Error& e = measured.error();
+    const char* what = plan.vm.tee == vmm::Tee::kTdx ? "TDX MRTD" : "SEV-SNP launch digest";
+    return make_error(
+        e.code, "pod " + spec.name + ": cannot compute the expected " + what + ": " + e.message);
+  }
+  plan.measurement = std::move(*measured);
+  return plan;
+}
+
+}  // namespace confpod::pods
