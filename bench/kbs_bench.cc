@@ -6,6 +6,11 @@
 //               handshake, as a booting guest makes) with 1, 8 and 64 concurrent clients on the
 //               server's 16 workers. Clients run on the same CPUs as the server, so on a small
 //               machine the ratio includes the clients' own cost.
+//   load:       64 clients for CONFPOD_KBS_LOAD_SECONDS (default 60): no handshake may fail;
+//               p50/p99 handshake latency and the rate against the in-process one.
+//   soak:       CONFPOD_KBS_SOAK_HANDSHAKES (default 20,000) more handshakes from 8 clients;
+//               the process's RSS (the server's sessions, tokens, connections) after them
+//               against before them: growth must stay under 5% (the driver fails otherwise).
 #include <httplib.h>
 
 #include <algorithm>
@@ -37,13 +42,15 @@ const std::string kResource = "default/bench/secret";
   std::exit(1);
 }
 
-std::unique_ptr<kbs::Kbs> make_kbs() {
+// `daemon_limits`: the session table confpodd runs with (Options' defaults: 4096 sessions, the
+// oldest attested one evicted when full); otherwise one big enough for every session of the
+// run, so that the in-process baseline measures handshakes only.
+std::unique_ptr<kbs::Kbs> make_kbs(bool daemon_limits) {
   auto store = std::make_shared<kbs::InMemoryResourceStore>();
   if (!store->put(kResource, as_bytes(std::string(64, 's'))).ok()) die("put");
   kbs::Options o;
   o.allow_insecure = true;
-  // Every attested session lives token_ttl; the bench makes far more than the default 4096.
-  o.max_sessions = 1u << 22;
+  if (!daemon_limits) o.max_sessions = 1u << 22;
   auto key = kbs::TokenKey::generate();
   if (!key.ok()) die("token key");
   auto k = std::make_unique<kbs::Kbs>(o, std::move(*key), store);
@@ -79,19 +86,37 @@ double api_rate(kbs::Kbs& k, const nlohmann::json& jwk, double seconds) {
   return n / std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-double http_rate(int port, int clients, const std::vector<nlohmann::json>& keys, double seconds) {
-  std::atomic<long> done{0}, failed{0};
+struct HttpRun {
+  double rate = 0;                // handshakes per second
+  std::vector<double> latency_s;  // each handshake's time, sorted
+  double percentile(double p) const {
+    if (latency_s.empty()) return 0;
+    auto i = static_cast<std::size_t>(p * static_cast<double>(latency_s.size() - 1));
+    return latency_s[i];
+  }
+};
+
+// `clients` threads, each a fresh connection per handshake, until `seconds` passed or (when
+// `total` > 0) `total` handshakes were made. Any failure ends the driver.
+HttpRun http_run(int port, int clients, const std::vector<nlohmann::json>& keys, double seconds,
+                 long total = 0) {
+  std::atomic<long> done{0}, failed{0}, started{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
+  std::vector<std::vector<double>> latencies(static_cast<std::size_t>(clients));
   auto start = Clock::now();
   for (int i = 0; i < clients; ++i) {
     threads.emplace_back([&, i] {
       const nlohmann::json& jwk = keys[static_cast<std::size_t>(i) % keys.size()];
+      auto& mine = latencies[static_cast<std::size_t>(i)];
       while (!stop.load(std::memory_order_relaxed)) {
+        if (total > 0 && started++ >= total) break;
+        auto t0 = Clock::now();
         httplib::Client cli("127.0.0.1", port);
         cli.set_read_timeout(30, 0);
         auto h = kbs_http::testing::sample_handshake(cli, jwk, kInitData, kResource);
         if (h.ok()) {
+          mine.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
           ++done;
         } else if (failed++ == 0) {
           std::fprintf(stderr, "kbs_bench: first failure: %d %d %d %s\n", h.auth, h.attest,
@@ -100,12 +125,39 @@ double http_rate(int port, int clients, const std::vector<nlohmann::json>& keys,
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
+  if (total == 0) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+  }
   for (auto& t : threads) t.join();
   if (failed.load() != 0) die(std::to_string(failed.load()) + " HTTP handshakes failed");
-  return static_cast<double>(done.load()) /
-         std::chrono::duration<double>(Clock::now() - start).count();
+  HttpRun run;
+  run.rate = static_cast<double>(done.load()) /
+             std::chrono::duration<double>(Clock::now() - start).count();
+  for (auto& l : latencies) run.latency_s.insert(run.latency_s.end(), l.begin(), l.end());
+  std::sort(run.latency_s.begin(), run.latency_s.end());
+  return run;
+}
+
+double http_rate(int port, int clients, const std::vector<nlohmann::json>& keys, double seconds) {
+  return http_run(port, clients, keys, seconds).rate;
+}
+
+// This process's resident set, in KiB (/proc/self/status VmRSS).
+long rss_kib() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long kib = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+  std::fclose(f);
+  return kib;
+}
+
+double env_number(const char* name, double fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atof(v) : fallback;
 }
 
 }  // namespace
@@ -114,22 +166,49 @@ int main() {
   std::vector<nlohmann::json> keys;
   for (int i = 0; i < 8; ++i) keys.push_back(kbs::testing::make_ec_tee_key().jwk);
 
-  auto api_kbs = make_kbs();
+  auto api_kbs = make_kbs(false);
   api_rate(*api_kbs, keys[0], 0.3);  // warm up
   const double api = api_rate(*api_kbs, keys[0], 2.0);
   std::printf("in-process Kbs API  %8.0f handshakes/s (auth + attest + resource, sample)\n", api);
 
-  auto http_kbs = make_kbs();
+  auto http_kbs = make_kbs(true);
   kbs_http::ServerOptions o;
   o.listen = "127.0.0.1:0";
   auto server = kbs_http::Server::start(*http_kbs, o);
   if (!server.ok()) die(server.error().describe());
   http_rate((*server)->port(), 1, keys, 0.3);  // warm up
-  for (int clients : {1, 8, 64}) {
+  for (int clients : {1, 8}) {
     const double http = http_rate((*server)->port(), clients, keys, 3.0);
     std::printf("HTTP %2d client%s     %8.0f handshakes/s   in-process %8.0f/s   ratio %.3f\n",
                 clients, clients == 1 ? " " : "s", http, api, http / api);
   }
+
+  // Load: 64 clients, no error allowed.
+  const double load_seconds = env_number("CONFPOD_KBS_LOAD_SECONDS", 60);
+  HttpRun load = http_run((*server)->port(), 64, keys, load_seconds);
+  std::printf(
+      "HTTP 64 clients     %8.0f handshakes/s   in-process %8.0f/s   ratio %.3f   "
+      "(%.0f s, %zu handshakes, 0 errors; p50 %.1f ms, p99 %.1f ms)\n",
+      load.rate, api, load.rate / api, load_seconds, load.latency_s.size(),
+      load.percentile(0.50) * 1e3, load.percentile(0.99) * 1e3);
+
+  // Soak: RSS after many more handshakes against RSS once the load has warmed everything up.
+  const auto soak_total = static_cast<long>(env_number("CONFPOD_KBS_SOAK_HANDSHAKES", 20000));
+  // The same 8 clients first (their threads' malloc arenas, connections), so that the growth
+  // measured is the server's, not the clients' first use of memory.
+  http_run((*server)->port(), 8, keys, 0, soak_total / 10);
+  const long rss_before = rss_kib();
+  HttpRun soak = http_run((*server)->port(), 8, keys, 0, soak_total);
+  const long rss_after = rss_kib();
+  const double growth =
+      rss_before > 0 ? static_cast<double>(rss_after - rss_before) / static_cast<double>(rss_before)
+                     : 0;
+  std::printf(
+      "soak %ld handshakes  RSS %ld KiB -> %ld KiB   growth %.1f%% (limit 5%%)   "
+      "p99 %.1f ms\n",
+      static_cast<long>(soak.latency_s.size()), rss_before, rss_after, growth * 100,
+      soak.percentile(0.99) * 1e3);
   (*server)->stop();
+  if (growth >= 0.05) die("RSS grew by more than 5% over the soak");
   return 0;
 }

@@ -165,8 +165,9 @@ class Kbs {
                               const std::optional<std::string>& init_data_body) const;
   Reply release(const Attested& who, std::string_view path);
   void purge_expired_locked(UnixSeconds now);
-  // Drops the attested session that expires first (its client keeps its token, which the
-  // resource endpoint takes as a bearer token). False when no session is attested.
+  // Drops the attested sessions that expire first, max_sessions / 16 of them at once (their
+  // clients keep their tokens, which the resource endpoint takes as bearer tokens). False when
+  // no session is attested.
   bool evict_oldest_attested_locked();
 
   Options options_;
@@ -174,6 +175,7 @@ class Kbs {
   std::shared_ptr<ResourceStore> store_;
   mutable std::mutex mu_;
   std::map<std::string, Session, std::less<>> sessions_;
+  UnixSeconds last_purge_ = 0;  // purge_expired_locked's last run (under mu_)
   // Indexed by Source.
   std::array<std::map<std::string, ReferenceValues, std::less<>>, 2> pods_;
   // Verified PCK chains and QE reports of the platforms that sent quotes (thread-safe).

@@ -489,6 +489,39 @@ TEST_F(KbsTest, FullTableEvictsTheOldestAttestedSessionWhoseTokenStillWorks) {
                "kbs.session.limit");
 }
 
+// A busy KBS runs with a full table: room is made a batch at a time (1/16 of the table, the
+// sessions that expire first), not by one scan per new client.
+TEST_F(KbsTest, FullTableEvictsABatchOfTheOldestAttestedSessions) {
+  Options o;
+  o.max_sessions = 32;
+  make_kbs(o);
+  auto tee_key = testing::make_ec_tee_key();
+  std::vector<std::string> sessions;
+  for (int i = 0; i < 32; ++i) {
+    auto [id, nonce] = auth("sample", kNow + i);
+    ASSERT_EQ(
+        kbs_->handle_attest(id, sample_attestation(nonce, tee_key.jwk, kInitData).dump(), kNow + i)
+            .status,
+        200);
+    sessions.push_back(id);
+  }
+  ASSERT_EQ(kbs_->session_count(), 32u);
+  auto [newcomer, nonce] = auth("sample", kNow + 40);
+  EXPECT_FALSE(newcomer.empty());
+  EXPECT_EQ(kbs_->session_count(), 31u);  // two evicted, one added
+  for (int i = 0; i < 2; ++i)
+    expect_error(kbs_->handle_resource_with_session(sessions[static_cast<std::size_t>(i)],
+                                                    "default/db/password", kNow + 41),
+                 401, "TokenNotFound", "kbs.session.unknown");
+  EXPECT_EQ(
+      kbs_->handle_resource_with_session(sessions[2], "default/db/password", kNow + 41).status,
+      200);
+  // The next newcomer finds room without evicting anyone.
+  auto [second, nonce2] = auth("sample", kNow + 42);
+  EXPECT_FALSE(second.empty());
+  EXPECT_EQ(kbs_->session_count(), 32u);
+}
+
 TEST_F(KbsTest, AdminValuesSurviveTheDaemonsUpdatesAndAreAcceptedBesideThem) {
   // The daemon's layer for "web" (make_kbs) binds kInitData; an admin adds a second
   // init-data digest for the same pod with a resource of its own.
