@@ -9,7 +9,8 @@
 //   log_info("pod started", {{"pod", name}, {"pid", std::to_string(pid)}});
 //   -> <6>pod started pod=web pid=1234
 //
-// Stateless: the journal check is a getenv and an fstat per event.
+// A field with an empty key is left out of both forms: {cond ? "reason" : "", value} logs an
+// optional field. Stateless: the journal check is a getenv and an fstat per event.
 #pragma once
 
 #include <sys/stat.h>
@@ -49,7 +50,7 @@ inline std::string journal_field_name(std::string_view key) {
 inline std::string log_text(std::string_view message, std::initializer_list<LogField> fields) {
   std::string line(message);
   for (const auto& [key, value] : fields) {
-    if (key == kMessageIdField) continue;
+    if (key.empty() || key == kMessageIdField) continue;
     line += ' ';
     line.append(key);
     line += '=';
@@ -87,6 +88,7 @@ inline std::vector<std::string> journal_fields(int priority, std::string_view me
   out.push_back("PRIORITY=" + std::to_string(priority));
   out.push_back("SYSLOG_IDENTIFIER=confpodd");
   for (const auto& [key, value] : fields) {
+    if (key.empty()) continue;
     std::string entry = journal_field_name(key);
     entry += '=';
     entry.append(value);

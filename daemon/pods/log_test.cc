@@ -28,6 +28,9 @@ TEST(Log, TextIsOneLineWithQuotedValuesAndNoMessageId) {
             "pod running pod=web pid=42");
   EXPECT_EQ(log_text("x", {{"error", "a \"b\"\nc"}, {"empty", ""}}),
             "x error=\"a \\\"b\\\" c\" empty=\"\"");
+  // An empty key leaves the field out (optional fields).
+  EXPECT_EQ(log_text("x", {{"", "gone"}, {"kept", "1"}}), "x kept=1");
+  EXPECT_EQ(journal_fields(6, "x", {{"", "gone"}}).size(), 3u);
 }
 
 TEST(Log, JournalEntryCarriesEveryFieldVerbatim) {

@@ -602,7 +602,7 @@ struct Manager::Impl {
                             {"cause", vmm::to_string(info.cause)},
                             {"status", std::to_string(status)},
                             {"requested", pod.stop_requested ? "yes" : "no"},
-                            {"reason", pod.failure_reason}});
+                            {pod.failure_reason.empty() ? "" : "reason", pod.failure_reason}});
     pod.failure_reason.clear();
     (void)commit(pod, std::move(next), kChangeState | kChangeExitStatus, true);
     after_exit(pod);
