@@ -36,8 +36,11 @@ TEST(Log, TextIsOneLineWithQuotedValuesAndNoMessageId) {
 TEST(Log, JournalEntryCarriesEveryFieldVerbatim) {
   std::vector<std::string> fields =
       journal_fields(4, "pod exited", {{"pod", "web"}, {"tee", "snp"}, {"message_id", "b95b"}});
-  std::vector<std::string> expected = {"MESSAGE=pod exited pod=web tee=snp", "PRIORITY=4",
-                                       "SYSLOG_IDENTIFIER=confpodd", "POD=web", "TEE=snp",
+  std::vector<std::string> expected = {"MESSAGE=pod exited pod=web tee=snp",
+                                       "PRIORITY=4",
+                                       "SYSLOG_IDENTIFIER=confpodd",
+                                       "POD=web",
+                                       "TEE=snp",
                                        "MESSAGE_ID=b95b"};
   EXPECT_EQ(fields, expected);
 }
