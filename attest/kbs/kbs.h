@@ -72,8 +72,7 @@ using TdxCollateralProvider = std::function<Result<std::shared_ptr<const tdx::Ve
 // The DER VCEK/VLEK for an SNP report whose evidence carries no cert_chain.
 using SnpVekProvider = std::function<Result<Bytes>(const snp::Report& report)>;
 // Revocation of a verified SNP chain (AMD's CRL); an error refuses the evidence.
-using SnpRevocationCheck =
-    std::function<Status(const snp::VerifiedChain& chain, UnixSeconds now)>;
+using SnpRevocationCheck = std::function<Status(const snp::VerifiedChain& chain, UnixSeconds now)>;
 
 struct Options {
   bool allow_insecure = false;  // accept tee "sample" (no hardware); tokens say "insecure"

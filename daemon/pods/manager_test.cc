@@ -310,8 +310,7 @@ TEST_F(PodsTest, AGuestDroppedByTheChannelFailsThePod) {
   EXPECT_NE(::kill(qemu, 0), 0) << "the VM must be gone";
   std::ifstream log(dir_.path() + "/run/pods/mute/agent.log");
   std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
-  EXPECT_NE(text.find("the agent sent nothing for 300 ms; link closed"), std::string::npos)
-      << text;
+  EXPECT_NE(text.find("the agent sent nothing for 300 ms; link closed"), std::string::npos) << text;
 }
 
 TEST_F(PodsTest, NewManagerReattachesRunningVm) {

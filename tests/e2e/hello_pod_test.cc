@@ -8,8 +8,8 @@
 //     the channel), and the KBS releases nothing against it;
 //   - a resource the spec does not list is refused by the KBS.
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <httplib.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
