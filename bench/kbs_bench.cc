@@ -28,6 +28,7 @@
 #include "attest/kbs/kbs_test_util.h"
 #include "daemon/kbs/server.h"
 #include "daemon/kbs/test_client.h"
+#include "daemon/kbs/test_server.h"
 
 namespace {
 
@@ -45,22 +46,15 @@ const std::string kResource = "default/bench/secret";
 // `daemon_limits`: the session table confpodd runs with (Options' defaults: 4096 sessions, the
 // oldest attested one evicted when full); otherwise one big enough for every session of the
 // run, so that the in-process baseline measures handshakes only.
-std::unique_ptr<kbs::Kbs> make_kbs(bool daemon_limits) {
-  auto store = std::make_shared<kbs::InMemoryResourceStore>();
-  if (!store->put(kResource, as_bytes(std::string(64, 's'))).ok()) die("put");
-  kbs::Options o;
-  o.allow_insecure = true;
-  if (!daemon_limits) o.max_sessions = 1u << 22;
-  auto key = kbs::TokenKey::generate();
-  if (!key.ok()) die("token key");
-  auto k = std::make_unique<kbs::Kbs>(o, std::move(*key), store);
-  kbs::ReferenceValues v;
-  v.pod = "bench";
-  v.tee = "sample";
-  v.init_data_digest = crypto::sha256(as_bytes(kInitData));
-  v.resources = {kResource};
-  if (!k->set_reference_values(v).ok()) die("reference values");
-  return k;
+kbs_http::testing::TestKbs make_kbs(bool daemon_limits) {
+  kbs_http::testing::TestKbsOptions o;
+  o.resources = {{kResource, std::string(64, 's')}};
+  o.pod = "bench";
+  o.init_data = kInitData;
+  if (!daemon_limits) o.kbs.max_sessions = 1u << 22;
+  auto made = kbs_http::testing::TestKbs::make(std::move(o));
+  if (!made.ok()) die(made.error().describe());
+  return std::move(*made);
 }
 
 // One in-process handshake through the Kbs API.
@@ -167,14 +161,12 @@ int main() {
   for (int i = 0; i < 8; ++i) keys.push_back(kbs::testing::make_ec_tee_key().jwk);
 
   auto api_kbs = make_kbs(false);
-  api_rate(*api_kbs, keys[0], 0.3);  // warm up
-  const double api = api_rate(*api_kbs, keys[0], 2.0);
+  api_rate(*api_kbs.kbs, keys[0], 0.3);  // warm up
+  const double api = api_rate(*api_kbs.kbs, keys[0], 2.0);
   std::printf("in-process Kbs API  %8.0f handshakes/s (auth + attest + resource, sample)\n", api);
 
   auto http_kbs = make_kbs(true);
-  kbs_http::ServerOptions o;
-  o.listen = "127.0.0.1:0";
-  auto server = kbs_http::Server::start(*http_kbs, o);
+  auto server = http_kbs.serve();
   if (!server.ok()) die(server.error().describe());
   http_rate((*server)->port(), 1, keys, 0.3);  // warm up
   for (int clients : {1, 8}) {

@@ -18,6 +18,7 @@
 #include "attest/crypto/crypto.h"
 #include "attest/kbs/kbs_test_util.h"
 #include "daemon/kbs/test_client.h"
+#include "daemon/kbs/test_server.h"
 #include "tests/support/process.h"
 
 namespace confpod::kbs_http {
@@ -79,18 +80,14 @@ SelfSigned make_cert(confpod::testing::TempDir& dir, const std::string& file) {
 class KbsHttpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    store_ = std::make_shared<kbs::InMemoryResourceStore>();
-    ASSERT_TRUE(store_->put(kResource, as_bytes(kSecret)).ok());
-    ASSERT_TRUE(store_->put("default/db/other", as_bytes(std::string("not yours"))).ok());
-    kbs::Options o;
-    o.allow_insecure = true;
-    kbs_ = std::make_unique<kbs::Kbs>(o, kbs::TokenKey::generate().value(), store_);
-    kbs::ReferenceValues web;
-    web.pod = "web";
-    web.tee = "sample";
-    web.init_data_digest = crypto::sha256(as_bytes(kInitData));
-    web.resources = {kResource};
-    ASSERT_TRUE(kbs_->set_reference_values(web).ok());
+    testing::TestKbsOptions o;
+    o.resources = {{kResource, kSecret}, {"default/db/other", "not yours"}};
+    o.init_data = kInitData;
+    o.pod_resources = {kResource};
+    auto made = testing::TestKbs::make(std::move(o));
+    ASSERT_TRUE(made.ok()) << made.error().describe();
+    store_ = made->store;
+    kbs_ = std::move(made->kbs);
   }
 
   std::unique_ptr<Server> start(ServerOptions o = {}) {

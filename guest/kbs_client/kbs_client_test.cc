@@ -18,6 +18,7 @@
 #include "attest/kbs/jose.h"
 #include "attest/kbs/kbs.h"
 #include "daemon/kbs/server.h"
+#include "daemon/kbs/test_server.h"
 #include "guest/kbs_client/jwe.h"
 #include "tests/support/process.h"
 
@@ -34,31 +35,25 @@ const std::string kResource = "default/db/password";
 class KbsClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    store_ = std::make_shared<kbs::InMemoryResourceStore>();
-    ASSERT_TRUE(store_->put(kResource, as_bytes(kSecret)).ok());
-    ASSERT_TRUE(store_->put("default/db/other", as_bytes(std::string("not yours"))).ok());
-    kbs::Options o;
-    o.allow_insecure = true;
-    auto key = kbs::TokenKey::generate().value();
+    kbs_http::testing::TestKbsOptions o;
+    o.resources = {{kResource, kSecret}, {"default/db/other", "not yours"}};
+    o.init_data = kInitData;
+    o.pod_resources = {kResource};
+    auto made = kbs_http::testing::TestKbs::make(std::move(o));
+    ASSERT_TRUE(made.ok()) << made.error().describe();
+    store_ = made->store;
     token_key_ =
-        std::make_unique<kbs::TokenKey>(kbs::TokenKey::from_pem(key.private_pem()).value());
-    kbs_ = std::make_unique<kbs::Kbs>(o, std::move(key), store_);
-    kbs::ReferenceValues web;
-    web.pod = "web";
-    web.tee = "sample";
-    web.init_data_digest = crypto::sha256(as_bytes(kInitData));
-    web.resources = {kResource};
-    ASSERT_TRUE(kbs_->set_reference_values(web).ok());
-    kbs_http::ServerOptions so;
-    so.listen = "127.0.0.1:0";
-    auto s = kbs_http::Server::start(*kbs_, std::move(so));
+        std::make_unique<kbs::TokenKey>(kbs::TokenKey::from_pem(made->token_key_pem).value());
+    auto s = made->serve();
     ASSERT_TRUE(s.ok()) << s.error().describe();
+    kbs_ = std::move(made->kbs);  // the server keeps pointing at the same Kbs
     server_ = std::move(*s);
+    const Bytes web_digest = crypto::sha256(as_bytes(kInitData));
 
     // The guest: sample evidence, the digest on its kernel command line.
     fs::create_directories(root_.path() + "/proc");
     std::ofstream(root_.path() + "/proc/cmdline")
-        << "console=ttyS0 confpod.init_data_digest=" << to_hex(web.init_data_digest) << "\n";
+        << "console=ttyS0 confpod.init_data_digest=" << to_hex(web_digest) << "\n";
     auto p = make_evidence_provider("none", root_.path());
     ASSERT_TRUE(p.ok()) << p.error().describe();
     evidence_ = std::move(*p);
