@@ -1,5 +1,6 @@
 #include "daemon/pods/guest_link.h"
 
+#include <filesystem>
 #include <fstream>
 #include <utility>
 
@@ -21,6 +22,14 @@ void append(const std::string& path, std::string_view bytes) {
 }  // namespace
 
 GuestLink::GuestLink(GuestLinkOptions options) : options_(std::move(options)) {
+  // The cap is on the files, not this link: what earlier links of the pod (restarts, a daemon
+  // restart) wrote counts too, so a guest that floods, is dropped and restarted cannot add
+  // another max_log_bytes each time.
+  for (const std::string& path : {containers_log(options_.dir), agent_log(options_.dir)}) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!ec) logged_bytes_ += size;
+  }
   thread_ = std::thread([this] { run(); });
 }
 

@@ -40,7 +40,8 @@ struct GuestLinkOptions {
   // what containers printing through a virtio-serial port under TCG reach).
   std::uint64_t max_bytes_per_window = 64ull << 20;
   std::chrono::milliseconds rate_window{4000};
-  // containers.log and agent.log stop growing here (noted once); the pod keeps running.
+  // containers.log and agent.log together stop growing here (noted once; what earlier links
+  // of the pod wrote counts); the pod keeps running.
   std::uint64_t max_log_bytes = 256ull << 20;
   // From the link's thread, at most once: why the guest was dropped.
   std::function<void(const std::string& reason)> on_violation;

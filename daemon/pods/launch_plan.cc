@@ -6,10 +6,16 @@
 
 namespace confpod::pods {
 
+Result<vmm::VmConfig> plan_vm(const spec::PodSpec& spec, const spec::HostDefaults& host) {
+  CONFPOD_ASSIGN_OR_RETURN(vmm::VmConfig vm, spec::vm_config_from_spec(spec, host));
+  CONFPOD_TRY(vmm::validate_vm_config(vm));
+  return vm;
+}
+
 Result<LaunchPlan> plan_launch(const spec::PodSpec& spec, const spec::HostDefaults& host,
                                Measurer& measurer) {
   LaunchPlan plan;
-  CONFPOD_ASSIGN_OR_RETURN(plan.vm, spec::vm_config_from_spec(spec, host));
+  CONFPOD_ASSIGN_OR_RETURN(plan.vm, plan_vm(spec, host));
   // qemu_argv validates the VmConfig first (vmm::validate_vm_config).
   CONFPOD_ASSIGN_OR_RETURN(plan.argv, vmm::qemu_argv(plan.vm));
   auto measured = measurer.measure(plan.vm);

@@ -26,5 +26,8 @@ struct LaunchPlan {
 // was being measured).
 Result<LaunchPlan> plan_launch(const spec::PodSpec& spec, const spec::HostDefaults& host,
                                Measurer& measurer);
+// The plan's first steps only: the validated VmConfig, no argv, nothing measured (no file is
+// read). What the KBS's reference values need of a pod that already has its measurement.
+Result<vmm::VmConfig> plan_vm(const spec::PodSpec& spec, const spec::HostDefaults& host);
 
 }  // namespace confpod::pods

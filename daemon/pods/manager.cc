@@ -290,6 +290,11 @@ struct Manager::Impl {
   void guest_violation(const std::string& name, std::uint64_t id, const std::string& reason) {
     Pod* pod = find(name, id);
     if (pod == nullptr || !pod->sup || pod->job || pod->stop_requested) return;
+    if (!pod->pidfd) {
+      log_error("guest dropped, but its VM cannot be signalled",
+                {{"pod", name}, {"reason", reason}});
+      return;
+    }
     log_error(
         "guest dropped: pod fails",
         {{"pod", name}, {"pod_id", pod->log_id}, {"tee", pod->record.tee}, {"reason", reason}});
@@ -720,12 +725,12 @@ struct Manager::Impl {
   }
 
   void remove(Pod& pod, std::vector<Manager::Done>& waiters) {
-    pod.restart_timer.reset();
     Status removed = store.remove_pod(pod.record.name);
     if (!removed.ok() && removed.error().code != "store.not_found") {
-      finish_all(waiters, removed);
+      finish_all(waiters, removed);  // still there: its restart policy still applies
       return;
     }
+    pod.restart_timer.reset();
     crash_point("remove.deleted");
     if (Status unwired = networking->remove_pod(pod.record.name); !unwired.ok())
       log_error("cannot remove the pod's network",
@@ -744,6 +749,17 @@ struct Manager::Impl {
     finish_all(waiters, ok_status());
   }
 
+  // A QEMU still running from `paths` (our pidfile, its command line naming our QMP socket),
+  // killed with its process group without asking QMP (which may be what hangs). True when one
+  // was found and signalled.
+  static bool kill_stray_qemu(const spec::PodPaths& paths) {
+    auto pid = vmm::detail::read_pidfile(paths.pidfile);
+    if (!pid.ok() || *pid <= 1) return false;
+    if (!vmm::detail::check_qemu_identity("/proc", *pid, paths.qmp_socket).ok()) return false;
+    if (::getpgid(*pid) == *pid) ::kill(-*pid, SIGKILL);
+    return ::kill(*pid, SIGKILL) == 0;
+  }
+
   // Runtime directories of pods the store does not hold: left by a crash between a Remove's
   // store write and its clean-up. A QEMU still serving one (our pidfile, its command line
   // naming our QMP socket) belongs to no pod any more and is killed, never left unaccounted.
@@ -757,15 +773,7 @@ struct Manager::Impl {
     }
     for (const std::string& name : stale) {
       spec::PodPaths paths = spec::pod_paths(options.config.host.runtime_dir, name);
-      if (::access(paths.pidfile.c_str(), F_OK) == 0) {
-        auto orphan = vmm::Supervisor::attach(paths.pidfile, paths.qmp_socket,
-                                              std::chrono::milliseconds(2000));
-        if (orphan.ok()) {
-          log_warning("killing the QEMU of a removed pod",
-                      {{"pod", name}, {"pid", std::to_string(orphan->pid())}});
-          (void)orphan->kill();
-        }
-      }
+      if (kill_stray_qemu(paths)) log_warning("killed the QEMU of a removed pod", {{"pod", name}});
       std::filesystem::remove_all(paths.dir, ec);
       if (ec)
         log_warning("cannot remove runtime dir", {{"dir", paths.dir}, {"error", ec.message()}});
@@ -854,6 +862,10 @@ Status Manager::recover() {
     if (!attached.ok()) {
       log_warning("cannot re-attach pod",
                   {{"pod", pod->record.name}, {"error", attached.error().describe()}});
+      // A QEMU that is there but does not answer (QMP hung) would run on unaccounted for:
+      // the pod ends here, so its VM does too.
+      if (Impl::kill_stray_qemu(paths))
+        log_warning("killed the QEMU that did not answer", {{"pod", pod->record.name}});
       // Its VM ended while confpodd was not there: a stop that was under way ended as asked
       // (how, nobody saw: status -1), anything else failed.
       store::PodRecord next = pod->record;
@@ -1051,9 +1063,9 @@ Result<ReferenceValues> Manager::reference_values(std::string_view name) const {
   if (pod->record.measurement.empty())
     return invalid_state(pod->record, "it has no expected measurement yet (start it once)");
   CONFPOD_ASSIGN_OR_RETURN(spec::HostDefaults host, impl_->host_for(pod->record));
-  // The launch plan StartPod uses (its measurement is cached: no file is hashed again).
-  CONFPOD_ASSIGN_OR_RETURN(LaunchPlan plan, plan_launch(*pod->spec, host, impl_->measurer));
-  const vmm::VmConfig& vm = plan.vm;
+  // The launch plan's VM (the measurement is the stored one: nothing is hashed on this path,
+  // and a firmware file gone since the start does not cut running pods off their secrets).
+  CONFPOD_ASSIGN_OR_RETURN(vmm::VmConfig vm, plan_vm(*pod->spec, host));
   ReferenceValues values;
   values.tee = pod->spec->tee;
   values.measurement = pod->record.measurement;

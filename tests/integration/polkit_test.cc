@@ -45,6 +45,9 @@ struct Method {
   const char* interface;
   const char* member;
   std::function<int(sd_bus_message*)> append;
+  // What an authorized caller gets: "ok" or the error the call's own checks give, so that a
+  // call which never got past authorization (or a broken polkit check) cannot pass.
+  const char* authorized;
 };
 
 std::vector<Method> mutating_methods(const std::string& spec) {
@@ -54,35 +57,42 @@ std::vector<Method> mutating_methods(const std::string& spec) {
   auto s = [](const char* v) {
     return [v](sd_bus_message* msg) { return sd_bus_message_append(msg, "s", v); };
   };
+  const char* no_pod = "org.confpod1.Error.NoSuchPod";
   return {
       {root, m, "CreatePod",
-       [spec](sd_bus_message* msg) { return sd_bus_message_append(msg, "s", spec.c_str()); }},
-      {root, m, "StartPod", s("absent")},
-      {root, m, "StopPod", s("absent")},
-      {root, m, "KillPod", s("absent")},
+       [spec](sd_bus_message* msg) { return sd_bus_message_append(msg, "s", spec.c_str()); }, "ok"},
+      {root, m, "StartPod", s("absent"), no_pod},
+      {root, m, "StopPod", s("absent"), no_pod},
+      {root, m, "KillPod", s("absent"), no_pod},
       {root, m, "RemovePod",
-       [](sd_bus_message* msg) { return sd_bus_message_append(msg, "sb", "absent", 0); }},
+       [](sd_bus_message* msg) { return sd_bus_message_append(msg, "sb", "absent", 0); }, no_pod},
       {root, m, "GetPodLog",
-       [](sd_bus_message* msg) { return sd_bus_message_append(msg, "st", "absent", 100); }},
+       [](sd_bus_message* msg) { return sd_bus_message_append(msg, "st", "absent", 100); }, no_pod},
+      // An invalid subnet: refused after authorization, before anything is made (this daemon
+      // runs in the machine's own network namespace).
       {root, m, "CreateNetwork",
        [](sd_bus_message* msg) {
-         return sd_bus_message_append(msg, "ssssbas", "lab", "", "10.99.0.0/24", "", 1, 0);
-       }},
-      {root, m, "RemoveNetwork", s("absent")},
+         return sd_bus_message_append(msg, "ssssbas", "lab", "", "10.99.0.0/33", "", 1, 0);
+       },
+       "org.confpod1.Error.InvalidNetwork"},
+      {root, m, "RemoveNetwork", s("absent"), "org.confpod1.Error.NoSuchNetwork"},
       {root, b, "SetResource",
        [](sd_bus_message* msg) {
          int r = sd_bus_message_append(msg, "s", "site/app/key");
          return r < 0 ? r : sd_bus_message_append_array(msg, 'y', "v", 1);
-       }},
-      {root, b, "DeleteResource", s("site/absent/key")},
+       },
+       "ok"},
+      {root, b, "DeleteResource", s("site/absent/key"), "org.confpod1.Error.NoSuchResource"},
       {root, b, "SetReferenceValues",
-       [](sd_bus_message* msg) { return sd_bus_message_append(msg, "sa{sv}", "absent", 0); }},
+       [](sd_bus_message* msg) { return sd_bus_message_append(msg, "sa{sv}", "absent", 0); },
+       "org.freedesktop.DBus.Error.InvalidArgs"},
       {root, b, "ImportCollateral",
        [](sd_bus_message* msg) {
          int r = sd_bus_message_append(msg, "s", "junk.pem");
          return r < 0 ? r : sd_bus_message_append_array(msg, 'y', "junk", 4);
-       }},
-      {root, b, "RemoveCollateral", s("abcd")},
+       },
+       "org.confpod1.Error.InvalidCollateral"},
+      {root, b, "RemoveCollateral", s("abcd"), "org.confpod1.Error.NoSuchCollateral"},
   };
 }
 
@@ -208,10 +218,9 @@ TEST_F(PolkitTest, GroupMembersMayMutateOthersAreDeniedRootAlwaysMay) {
     const std::string stranger = call_as(bus_, kStranger, spec_for("stranger"));
     EXPECT_EQ(stranger, "org.freedesktop.DBus.Error.AccessDenied") << daemon.log();
     const std::string member = call_as(bus_, kMember, spec_for("member"));
-    EXPECT_NE(member, "org.freedesktop.DBus.Error.AccessDenied") << daemon.log();
-    EXPECT_NE(member, "cannot connect");
+    EXPECT_EQ(member, method.authorized) << daemon.log();
     const std::string root = call_as(bus_, 0, spec_for("root"));
-    EXPECT_NE(root, "org.freedesktop.DBus.Error.AccessDenied");
+    EXPECT_EQ(root, method.authorized);
     ++index;
   }
   // What the member created exists; what the stranger tried does not.
@@ -219,8 +228,6 @@ TEST_F(PolkitTest, GroupMembersMayMutateOthersAreDeniedRootAlwaysMay) {
   std::vector<std::string> names;
   for (const auto& pod : testing::list_pods(conn.get())) names.push_back(pod.name);
   EXPECT_EQ(names, (std::vector<std::string>{"member0", "root0"}));
-  // The daemon's log says polkit decided.
-  EXPECT_NE(daemon.log().find("polkit"), std::string::npos);
 }
 
 }  // namespace
