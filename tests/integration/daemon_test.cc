@@ -116,44 +116,14 @@ bool pump_until(sd_bus* bus, const std::function<bool()>& done, std::chrono::mil
 // "<error name>: <message>".
 std::string call_as_nobody(const testing::PrivateBus& bus, const char* member,
                            const std::string& arg, std::vector<gid_t> groups = {}) {
-  int fds[2];
-  if (::pipe(fds) != 0) return "pipe failed";
-  pid_t child = ::fork();
-  if (child == 0) {
-    ::close(fds[0]);
-    std::string out;
-    if (::setgroups(groups.size(), groups.data()) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
-        ::setresuid(65534, 65534, 65534) != 0) {
-      out = "cannot drop privileges";
-    } else {
-      sd_bus* raw = nullptr;
-      int r = sd_bus_new(&raw);
-      if (r >= 0) r = sd_bus_set_address(raw, bus.address().c_str());
-      if (r >= 0) r = sd_bus_set_bus_client(raw, 1);
-      if (r >= 0) r = sd_bus_start(raw);
-      if (r < 0) {
-        out = "cannot connect";
-      } else {
-        std::string m = member;
-        Reply reply = call(raw, kPath, kManager, member, [&](sd_bus_message* msg) {
-          if (m == "ListPods") return 0;
-          if (m == "GetPodLog") return sd_bus_message_append(msg, "st", arg.c_str(), 100);
-          return sd_bus_message_append(msg, "s", arg.c_str());
-        });
-        out = reply.ok ? "ok" : reply.error_name + ": " + reply.error_message;
-      }
-    }
-    (void)!::write(fds[1], out.data(), out.size());
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  std::string answer;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) answer.append(buf, static_cast<std::size_t>(n));
-  ::close(fds[0]);
-  ::waitpid(child, nullptr, 0);
-  return answer;
+  std::string m = member;
+  return testing::call_as_user(bus, 65534, 65534, groups, kPath, kManager, member,
+                               [&](sd_bus_message* msg) {
+                                 if (m == "ListPods") return 0;
+                                 if (m == "GetPodLog")
+                                   return sd_bus_message_append(msg, "st", arg.c_str(), 100);
+                                 return sd_bus_message_append(msg, "s", arg.c_str());
+                               });
 }
 
 class DaemonTest : public ::testing::Test {

@@ -1,5 +1,9 @@
 #include "tests/support/bus_calls.h"
 
+#include <grp.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -74,6 +78,45 @@ std::vector<PodEntry> list_pods(sd_bus* bus) {
   while (sd_bus_message_read(m, "(ssso)", &name, &state, &tee, &path) > 0)
     out.push_back({name, state, tee, path});
   return out;
+}
+
+std::string call_as_user(const PrivateBus& bus, uid_t uid, gid_t gid,
+                         const std::vector<gid_t>& groups, const std::string& path,
+                         const char* interface, const char* member,
+                         const std::function<int(sd_bus_message*)>& append) {
+  int fds[2];
+  if (::pipe(fds) != 0) return "pipe failed";
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::close(fds[0]);
+    std::string out;
+    if (uid != 0 && (::setgroups(groups.size(), groups.data()) != 0 ||
+                     ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0)) {
+      out = "cannot drop privileges";
+    } else {
+      sd_bus* raw = nullptr;
+      int r = sd_bus_new(&raw);
+      if (r >= 0) r = sd_bus_set_address(raw, bus.address().c_str());
+      if (r >= 0) r = sd_bus_set_bus_client(raw, 1);
+      if (r >= 0) r = sd_bus_start(raw);
+      if (r < 0) {
+        out = "cannot connect";
+      } else {
+        Reply reply = call(raw, path, interface, member, append, std::chrono::seconds(30));
+        out = reply.ok ? "ok" : reply.error_name + ": " + reply.error_message;
+      }
+    }
+    (void)!::write(fds[1], out.data(), out.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string answer;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) answer.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  ::waitpid(child, nullptr, 0);
+  return answer;
 }
 
 bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds limit) {

@@ -63,6 +63,15 @@ struct PodEntry {
 // ListPods (empty on error).
 std::vector<PodEntry> list_pods(sd_bus* bus);
 
+// Calls a method of org.confpod1 from a child process running as uid/gid with `groups` as its
+// supplementary groups (uid 0: the test's own credentials, unchanged), on its own connection.
+// Returns "ok", "<error name>: <message>", or what failed before the call ("cannot drop
+// privileges", "cannot connect").
+std::string call_as_user(const PrivateBus& bus, uid_t uid, gid_t gid,
+                         const std::vector<gid_t>& groups, const std::string& path,
+                         const char* interface, const char* member,
+                         const std::function<int(sd_bus_message*)>& append);
+
 // Polls `done` every 50 ms until it holds or `limit` passed.
 bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds limit);
 std::string read_file(const std::string& path);
