@@ -201,17 +201,24 @@ void GuestLink::run() {
     using Kind = guest::GuestMessage::Kind;
     switch (message->kind) {
       case Kind::kOutput:
-        append_log(output_path, message->data);
+        // An exec's output belongs to whoever asked for it, not to the pod's log.
+        if (message->id == 0) append_log(output_path, message->data);
         break;
       case Kind::kStatus:
         note("agent: " + message->state + (message->detail.empty() ? "" : ": " + message->detail));
         break;
       case Kind::kExit:
         note("agent: container " + message->container + " exited with status " +
+             std::to_string(message->status) +
+             (message->reason == "oom" ? " (oom: killed for going over its memory limit)" : ""));
+        break;
+      case Kind::kExecExit:
+        note("agent: exec " + std::to_string(message->id) + " exited with status " +
              std::to_string(message->status));
         break;
       case Kind::kPodExit: {
-        note("agent: pod exited with status " + std::to_string(message->status));
+        note("agent: pod exited with status " + std::to_string(message->status) +
+             (message->reason.empty() ? "" : " (" + message->reason + ")"));
         std::lock_guard lock(mu_);
         pod_exit_ = message->status;
         break;

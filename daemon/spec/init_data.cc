@@ -27,9 +27,17 @@ guest::InitData init_data_from_spec(const PodSpec& spec, const HostDefaults& hos
     ic.command = c.command;
     ic.env = c.env;
     ic.workdir = c.workdir;
+    ic.init = c.init;
+    ic.user = c.user;
+    ic.read_only_rootfs = c.read_only_rootfs;
+    ic.tmpfs = c.tmpfs;
+    ic.capabilities = container_capabilities(c);
+    ic.seccomp = c.seccomp;
+    ic.cpu_millis = c.cpu_millis;
+    ic.memory_mib = c.memory_mib;
     d.containers.push_back(std::move(ic));
   }
-  for (const Secret& s : spec.secrets) d.secrets.push_back({s.resource, s.path});
+  for (const Secret& s : spec.secrets) d.secrets.push_back({s.resource, s.path, s.env});
   d.allow_exec = spec.allow_exec;
   return d;
 }

@@ -27,7 +27,7 @@ PodSpec pod(vmm::Tee tee) {
   side.name = "side";
   side.image.path = "/srv/images/other-copy.tar";
   s.containers.push_back(side);
-  s.secrets.push_back({"payroll/keys/db", "/run/secrets/db"});
+  s.secrets.push_back({"payroll/keys/db", "/run/secrets/db", ""});
   return s;
 }
 

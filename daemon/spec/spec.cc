@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <set>
@@ -10,6 +12,7 @@
 #include "attest/base/path.h"
 #include "daemon/net/network_def.h"
 #include "daemon/spec/toml_util.h"
+#include "guest/protocol/capabilities.h"
 
 namespace confpod::spec {
 
@@ -215,8 +218,57 @@ Result<std::vector<const toml::table*>> table_array(const toml::table& root, std
   return out;
 }
 
+Result<bool> optional_bool(const toml::table& t, const std::string& p, std::string_view key,
+                           bool fallback) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return fallback;
+  if (!n->is_boolean()) return wrong_type(*n, join(p, key), "a boolean (true or false)");
+  return n->as_boolean()->get();
+}
+
+// One side of `user`: an id or a name of [A-Za-z0-9_.-], at most 32 bytes (init-data's rule).
+bool is_user_part(std::string_view s) {
+  if (s.empty() || s.size() > 32 || s.front() == '-' || s.front() == '.') return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '.' || c == '-'))
+      return false;
+  return true;
+}
+
+// A sorted, unique list of canonical capability names ("ALL" too where allowed).
+Result<std::vector<std::string>> parse_capabilities(const toml::node& node, const std::string& path,
+                                                    bool allow_all) {
+  const auto* array = node.as_array();
+  if (array == nullptr) return wrong_type(node, path, "an array of capability names");
+  if (array->size() > static_cast<std::size_t>(guest::kLastCapability) + 1)
+    return invalid(line_of(node), path, "more entries than there are capabilities");
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    CONFPOD_ASSIGN_OR_RETURN(std::string name, string_value(*array->get(i), indexed(path, i)));
+    std::string upper = name;
+    for (char& c : upper) c = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+    if (allow_all && upper == "ALL") {
+      out.push_back("ALL");
+      continue;
+    }
+    auto canonical = guest::canonical_capability(name);
+    if (!canonical)
+      return invalid(line_of(*array->get(i)), indexed(path, i),
+                     "unknown capability \"" + name.substr(0, 64) +
+                         "\" (names as in capabilities(7), e.g. NET_ADMIN or CAP_NET_ADMIN" +
+                         (allow_all ? ", or ALL)" : ")"));
+    out.push_back(*canonical);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 Result<Container> parse_container(const toml::table& t, const std::string& p) {
-  CONFPOD_TRY(check_keys(t, p, {"name", "image", "command", "env", "workdir"}));
+  CONFPOD_TRY(check_keys(t, p,
+                         {"name", "image", "command", "env", "workdir", "user", "read_only_rootfs",
+                          "tmpfs", "cap_add", "cap_drop", "seccomp", "cpus", "memory_mib"}));
   Container c;
   CONFPOD_ASSIGN_OR_RETURN(c.name, required_string(t, p, "name"));
   if (!is_pod_name(c.name))
@@ -234,11 +286,66 @@ Result<Container> parse_container(const toml::table& t, const std::string& p) {
     CONFPOD_TRY(check_path(*t.get("workdir"), join(p, "workdir"), *workdir, true));
     c.workdir = *workdir;
   }
+  CONFPOD_ASSIGN_OR_RETURN(auto user, optional_string(t, p, "user"));
+  if (user) {
+    const std::size_t colon = user->find(':');
+    const bool ok = colon == std::string::npos
+                        ? is_user_part(*user)
+                        : is_user_part(std::string_view(*user).substr(0, colon)) &&
+                              is_user_part(std::string_view(*user).substr(colon + 1));
+    if (!ok)
+      return invalid(line_of(*t.get("user")), join(p, "user"),
+                     "must be uid[:gid] or name[:group] of [A-Za-z0-9_.-] (at most 32 each)");
+    c.user = *user;
+  }
+  CONFPOD_ASSIGN_OR_RETURN(c.read_only_rootfs, optional_bool(t, p, "read_only_rootfs", false));
+  if (const toml::node* n = t.get("tmpfs")) {
+    const std::string path = join(p, "tmpfs");
+    const auto* array = n->as_array();
+    if (array == nullptr) return wrong_type(*n, path, "an array of directories");
+    if (array->size() > kMaxTmpfs)
+      return invalid(line_of(*n), path, "more than " + std::to_string(kMaxTmpfs) + " mounts");
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      CONFPOD_ASSIGN_OR_RETURN(std::string dir, string_value(*array->get(i), indexed(path, i)));
+      CONFPOD_TRY(check_path(*array->get(i), indexed(path, i), dir, false));
+      if (std::find(c.tmpfs.begin(), c.tmpfs.end(), dir) != c.tmpfs.end())
+        return invalid(line_of(*array->get(i)), indexed(path, i), "duplicate mount \"" + dir + "\"");
+      c.tmpfs.push_back(std::move(dir));
+    }
+  }
+  if (const toml::node* n = t.get("cap_add")) {
+    CONFPOD_ASSIGN_OR_RETURN(c.cap_add, parse_capabilities(*n, join(p, "cap_add"), false));
+  }
+  if (const toml::node* n = t.get("cap_drop")) {
+    CONFPOD_ASSIGN_OR_RETURN(c.cap_drop, parse_capabilities(*n, join(p, "cap_drop"), true));
+  }
+  CONFPOD_ASSIGN_OR_RETURN(auto seccomp, optional_string(t, p, "seccomp"));
+  if (seccomp) {
+    if (*seccomp != "default" && *seccomp != "unconfined")
+      return invalid(line_of(*t.get("seccomp")), join(p, "seccomp"),
+                     "must be default or unconfined, got \"" + seccomp->substr(0, 64) + "\"");
+    c.seccomp = *seccomp;
+  }
+  if (const toml::node* n = t.get("cpus")) {
+    const std::string path = join(p, "cpus");
+    double cpus = 0;
+    if (const auto* f = n->as_floating_point())
+      cpus = f->get();
+    else if (const auto* i = n->as_integer())
+      cpus = static_cast<double>(i->get());
+    else
+      return wrong_type(*n, path, "a number of CPUs (0.5, 2)");
+    if (!(cpus >= 0.01 && cpus <= kMaxVcpus))
+      return invalid(line_of(*n), path, "must be 0.01.." + std::to_string(kMaxVcpus));
+    c.cpu_millis = static_cast<std::uint64_t>(std::llround(cpus * 1000));
+  }
+  CONFPOD_ASSIGN_OR_RETURN(auto memory, optional_int(t, p, "memory_mib", 4, kMaxMemoryMib));
+  if (memory) c.memory_mib = static_cast<std::uint64_t>(*memory);
   return c;
 }
 
 Result<Secret> parse_secret(const toml::table& t, const std::string& p) {
-  CONFPOD_TRY(check_keys(t, p, {"resource", "path"}));
+  CONFPOD_TRY(check_keys(t, p, {"resource", "path", "env"}));
   Secret s;
   CONFPOD_ASSIGN_OR_RETURN(s.resource, required_string(t, p, "resource"));
   {
@@ -259,6 +366,19 @@ Result<Secret> parse_secret(const toml::table& t, const std::string& p) {
     if (!ok)
       return invalid(line_of(*t.get("resource")), join(p, "resource"),
                      "must be repository/type/tag, each of [A-Za-z0-9._-]");
+  }
+  if (!t.contains("path") && !t.contains("env"))
+    return invalid(line_of(t), join(p, "path"),
+                   "required (or env, to get the secret in an environment variable)");
+  if (t.contains("path") && t.contains("env"))
+    return invalid(line_of(*t.get("env")), join(p, "env"),
+                   "a secret goes to a file (path) or a variable (env), not both");
+  if (t.contains("env")) {
+    CONFPOD_ASSIGN_OR_RETURN(s.env, required_string(t, p, "env"));
+    if (!is_env_key(s.env))
+      return invalid(line_of(*t.get("env")), join(p, "env"),
+                     "variable names must match [A-Za-z_][A-Za-z0-9_]*");
+    return s;
   }
   CONFPOD_ASSIGN_OR_RETURN(s.path, required_string(t, p, "path"));
   CONFPOD_TRY(check_path(*t.get("path"), join(p, "path"), s.path, false));
@@ -299,10 +419,50 @@ Result<Port> parse_port(const toml::table& t, const std::string& p) {
   return port;
 }
 
+// The VM from the containers' totals where [vm] leaves it open, and limits that fit it where
+// [vm] sets it. Init containers run one at a time before the others: what the VM needs is
+// the larger of the biggest init container and the sum of the others.
+Status fit_vm(PodSpec& spec, bool vcpus_given, bool memory_given, std::uint32_t line) {
+  std::uint64_t cpu_sum = 0, memory_sum = 0, cpu_init = 0, memory_init = 0;
+  bool any_memory = false;
+  for (const Container& c : spec.containers) {
+    any_memory = any_memory || c.memory_mib != 0;
+    if (c.init) {
+      cpu_init = std::max(cpu_init, c.cpu_millis);
+      memory_init = std::max(memory_init, c.memory_mib);
+    } else {
+      cpu_sum += c.cpu_millis;
+      memory_sum += c.memory_mib;
+    }
+  }
+  const std::uint64_t cpu_need = std::max(cpu_sum, cpu_init);
+  const std::uint64_t memory_need = std::max(memory_sum, memory_init);
+  if (!vcpus_given && cpu_need > 0)
+    spec.vm.vcpus = static_cast<unsigned>(std::clamp<std::uint64_t>((cpu_need + 999) / 1000,
+                                                                    kMinVcpus, kMaxVcpus));
+  if (!memory_given && any_memory)
+    spec.vm.memory_mib = static_cast<unsigned>(std::clamp<std::uint64_t>(
+        memory_need + kGuestOverheadMib, kMinMemoryMib, kMaxMemoryMib));
+  for (std::size_t i = 0; i < spec.containers.size(); ++i) {
+    const Container& c = spec.containers[i];
+    if (c.cpu_millis > std::uint64_t{spec.vm.vcpus} * 1000)
+      return invalid(line, "containers", "container \"" + c.name + "\" asks for more cpus than vm.vcpus = " +
+                                             std::to_string(spec.vm.vcpus));
+  }
+  if (memory_given && memory_need + kGuestOverheadMib > spec.vm.memory_mib)
+    return invalid(line, "vm.memory_mib",
+                   std::to_string(spec.vm.memory_mib) + " MiB cannot hold the containers' " +
+                       std::to_string(memory_need) + " MiB of memory limits and the guest's " +
+                       std::to_string(kGuestOverheadMib) + " MiB (leave [vm] memory_mib out to "
+                       "have it computed)");
+  return ok_status();
+}
+
 Result<PodSpec> parse_root(const toml::table& root) {
   CONFPOD_TRY(check_keys(
       root, "",
-      {"name", "tee", "restart", "allow_exec", "network", "vm", "containers", "secrets", "ports"}));
+      {"name", "tee", "restart", "allow_exec", "network", "vm", "init_containers", "containers",
+       "secrets", "ports"}));
   PodSpec spec;
   CONFPOD_ASSIGN_OR_RETURN(spec.name, required_string(root, "", "name"));
   if (!is_pod_name(spec.name))
@@ -349,6 +509,7 @@ Result<PodSpec> parse_root(const toml::table& root) {
     spec.allow_exec = n->as_boolean()->get();
   }
 
+  bool vcpus_given = false, memory_given = false;
   if (const toml::node* vm_node = root.get("vm")) {
     const auto* vm = vm_node->as_table();
     if (vm == nullptr) return wrong_type(*vm_node, "vm", "a table ([vm])");
@@ -358,29 +519,46 @@ Result<PodSpec> parse_root(const toml::table& root) {
     CONFPOD_ASSIGN_OR_RETURN(auto memory,
                              optional_int(*vm, "vm", "memory_mib", kMinMemoryMib, kMaxMemoryMib));
     if (memory) spec.vm.memory_mib = static_cast<unsigned>(*memory);
+    vcpus_given = vcpus.has_value();
+    memory_given = memory.has_value();
   }
 
+  CONFPOD_ASSIGN_OR_RETURN(auto init_containers,
+                           table_array(root, "init_containers", kMaxContainers));
   CONFPOD_ASSIGN_OR_RETURN(auto containers, table_array(root, "containers", kMaxContainers));
   if (containers.empty())
     return invalid(line_of(root), "containers", "at least one [[containers]] is required");
+  if (init_containers.size() + containers.size() > kMaxContainers)
+    return invalid(line_of(root), "containers",
+                   "more than " + std::to_string(kMaxContainers) +
+                       " containers and init containers together");
   std::set<std::string> container_names;
-  for (std::size_t i = 0; i < containers.size(); ++i) {
-    const std::string p = indexed("containers", i);
-    CONFPOD_ASSIGN_OR_RETURN(Container c, parse_container(*containers[i], p));
-    if (!container_names.insert(c.name).second)
-      return invalid(line_of(*containers[i]->get("name")), p + ".name",
-                     "duplicate container name \"" + c.name + "\"");
-    spec.containers.push_back(std::move(c));
+  for (const auto* list : {&init_containers, &containers}) {
+    const bool init = list == &init_containers;
+    const std::string key = init ? "init_containers" : "containers";
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const std::string p = indexed(key, i);
+      CONFPOD_ASSIGN_OR_RETURN(Container c, parse_container(*(*list)[i], p));
+      if (!container_names.insert(c.name).second)
+        return invalid(line_of(*(*list)[i]->get("name")), p + ".name",
+                       "duplicate container name \"" + c.name + "\"");
+      c.init = init;
+      spec.containers.push_back(std::move(c));
+    }
   }
+  CONFPOD_TRY(fit_vm(spec, vcpus_given, memory_given, line_of(root)));
 
   CONFPOD_ASSIGN_OR_RETURN(auto secrets, table_array(root, "secrets", kMaxSecrets));
-  std::set<std::string> secret_paths;
+  std::set<std::string> secret_paths, secret_vars;
   for (std::size_t i = 0; i < secrets.size(); ++i) {
     const std::string p = indexed("secrets", i);
     CONFPOD_ASSIGN_OR_RETURN(Secret s, parse_secret(*secrets[i], p));
-    if (!secret_paths.insert(s.path).second)
+    if (!s.path.empty() && !secret_paths.insert(s.path).second)
       return invalid(line_of(*secrets[i]->get("path")), p + ".path",
                      "duplicate secret path \"" + s.path + "\"");
+    if (!s.env.empty() && !secret_vars.insert(s.env).second)
+      return invalid(line_of(*secrets[i]->get("env")), p + ".env",
+                     "duplicate secret variable \"" + s.env + "\"");
     spec.secrets.push_back(std::move(s));
   }
 
@@ -445,6 +623,21 @@ std::string to_string(RestartPolicy policy) {
   return "no";
 }
 
+std::vector<std::string> container_capabilities(const Container& container) {
+  std::vector<std::string> caps;
+  const bool drop_all =
+      std::find(container.cap_drop.begin(), container.cap_drop.end(), "ALL") != container.cap_drop.end();
+  if (!drop_all)
+    for (const std::string& cap : guest::default_capabilities())
+      if (std::find(container.cap_drop.begin(), container.cap_drop.end(), cap) ==
+          container.cap_drop.end())
+        caps.push_back(cap);
+  for (const std::string& cap : container.cap_add)
+    if (std::find(caps.begin(), caps.end(), cap) == caps.end()) caps.push_back(cap);
+  std::sort(caps.begin(), caps.end());
+  return caps;
+}
+
 std::string ImageRef::to_string() const { return transport + ":" + path + "@" + digest; }
 
 Result<PodSpec> parse_pod_spec(std::string_view toml_text) {
@@ -472,7 +665,7 @@ std::string to_toml(const PodSpec& spec) {
   out += "vcpus = " + std::to_string(spec.vm.vcpus) + "\n";
   out += "memory_mib = " + std::to_string(spec.vm.memory_mib) + "\n";
   for (const Container& c : spec.containers) {
-    out += "\n[[containers]]\n";
+    out += c.init ? "\n[[init_containers]]\n" : "\n[[containers]]\n";
     out += "name = " + quote(c.name) + "\n";
     out += "image = " + quote(c.image.to_string()) + "\n";
     out += "command = [";
@@ -486,11 +679,35 @@ std::string to_toml(const PodSpec& spec) {
     }
     out += c.env.empty() ? "}\n" : " }\n";
     out += "workdir = " + quote(c.workdir) + "\n";
+    // The keys of confinement and limits only when they are not the defaults, so that specs
+    // written before they existed keep their canonical text.
+    auto list = [](const std::vector<std::string>& items) {
+      std::string text = "[";
+      for (std::size_t i = 0; i < items.size(); ++i) text += (i ? ", " : "") + quote(items[i]);
+      return text + "]";
+    };
+    if (!c.user.empty()) out += "user = " + quote(c.user) + "\n";
+    if (c.read_only_rootfs) out += "read_only_rootfs = true\n";
+    if (!c.tmpfs.empty()) out += "tmpfs = " + list(c.tmpfs) + "\n";
+    if (!c.cap_add.empty()) out += "cap_add = " + list(c.cap_add) + "\n";
+    if (!c.cap_drop.empty()) out += "cap_drop = " + list(c.cap_drop) + "\n";
+    if (c.seccomp != "default") out += "seccomp = " + quote(c.seccomp) + "\n";
+    if (c.cpu_millis != 0) {
+      char cpus[32];
+      std::snprintf(cpus, sizeof cpus, "%llu.%03llu",
+                    static_cast<unsigned long long>(c.cpu_millis / 1000),
+                    static_cast<unsigned long long>(c.cpu_millis % 1000));
+      out += std::string("cpus = ") + cpus + "\n";
+    }
+    if (c.memory_mib != 0) out += "memory_mib = " + std::to_string(c.memory_mib) + "\n";
   }
   for (const Secret& s : spec.secrets) {
     out += "\n[[secrets]]\n";
     out += "resource = " + quote(s.resource) + "\n";
-    out += "path = " + quote(s.path) + "\n";
+    if (!s.env.empty())
+      out += "env = " + quote(s.env) + "\n";
+    else
+      out += "path = " + quote(s.path) + "\n";
   }
   for (const Port& p : spec.ports) {
     out += "\n[[ports]]\n";

@@ -34,12 +34,27 @@ struct Container {
   std::vector<std::string> command;        // empty: the image's entrypoint
   std::map<std::string, std::string> env;  // ordered by key
   std::string workdir = "/";
+  // From [[init_containers]]: runs to completion before the others start (docs/containers.md).
+  bool init = false;
+  std::string user;  // "uid[:gid]" or "name[:group]"; empty: the image's User
+  bool read_only_rootfs = false;
+  std::vector<std::string> tmpfs;     // directories that get a fresh tmpfs
+  std::vector<std::string> cap_add;   // canonical "CAP_NET_ADMIN", sorted, unique
+  std::vector<std::string> cap_drop;  // canonical, sorted, unique; "ALL": every default
+  std::string seccomp = "default";    // "default" | "unconfined"
+  std::uint64_t cpu_millis = 0;       // `cpus` x 1000; 0: no limit
+  std::uint64_t memory_mib = 0;       // 0: no limit
   bool operator==(const Container&) const = default;
 };
 
+// The capability bounding set a container gets: the default set (guest/protocol/
+// capabilities.h) less cap_drop, plus cap_add; sorted.
+std::vector<std::string> container_capabilities(const Container& container);
+
 struct Secret {
   std::string resource;  // KBS "repository/type/tag"
-  std::string path;      // absolute path where the containers see it
+  std::string path;      // absolute path where the containers see it, or
+  std::string env;       // the environment variable that holds it
   bool operator==(const Secret&) const = default;
 };
 
@@ -73,7 +88,9 @@ struct PodSpec {
   // this host (docs/network.md). Empty in a spec: the daemon's default, filled in at
   // CreatePod, so the stored spec always names it.
   std::string network;
+  // Without [vm] in the TOML: from the containers' totals (docs/pod-spec.md, [vm]).
   VmResources vm;
+  // [[init_containers]] first (init = true), in spec order, then [[containers]].
   std::vector<Container> containers;
   std::vector<Secret> secrets;
   std::vector<Port> ports;
@@ -90,6 +107,10 @@ inline constexpr std::size_t kMaxEnv = 256;
 inline constexpr std::size_t kMaxStringBytes = 4096;
 inline constexpr unsigned kMinVcpus = 1, kMaxVcpus = 256;
 inline constexpr unsigned kMinMemoryMib = 128, kMaxMemoryMib = 1048576;
+inline constexpr std::size_t kMaxTmpfs = 16;  // per container
+// What the guest kernel and agent need besides the containers' memory limits.
+inline constexpr unsigned kGuestOverheadMib = 256;
+inline constexpr std::uint64_t kMinCpuMillis = 10;  // the kernel's smallest quota (1 ms / 100 ms)
 
 // Error code "spec.invalid" for everything (syntax, unknown keys, types, bounds).
 Result<PodSpec> parse_pod_spec(std::string_view toml_text);

@@ -20,10 +20,12 @@
 
 #include "attest/base/bytes.h"
 #include "attest/crypto/crypto.h"
+#include "guest/agent/cgroup.h"
 #include "guest/agent/container.h"
 #include "guest/agent/network.h"
 #include "guest/kbs_client/kbs_client.h"
 #include "guest/oci/archive.h"
+#include "guest/protocol/capabilities.h"
 #include "guest/protocol/init_data.h"
 #include "guest/protocol/messages.h"
 
@@ -38,6 +40,10 @@ constexpr const char* kDefaultPath =
 // Bytes read from one output pipe after its process exited, so a writer that keeps the pipe
 // open (a background child of an exec) cannot hold the loop.
 constexpr int kMaxDrainChunks = 16;
+// Execs at once, and the stdin an exec may have waiting (the host sends faster than the
+// command reads): past it the exec is ended, so a host cannot make the agent hoard memory.
+constexpr std::size_t kMaxExecs = 16;
+constexpr std::size_t kMaxPendingInput = 1u << 20;
 
 // Host-supplied text as it may appear in a log line: printable ASCII, bounded.
 std::string printable(std::string_view text) {
@@ -69,12 +75,29 @@ bool safe_name(const std::string& name) {
 
 struct PodContainer {
   std::string name;
+  bool init = false;
   std::vector<std::string> argv;
   std::vector<std::string> env;
   std::string workdir;
   std::string user;
+  std::vector<std::string> tmpfs;
+  bool read_only_rootfs = false;
+  std::vector<int> capabilities;
+  bool seccomp = true;
+  std::uint64_t cpu_millis = 0;
+  std::uint64_t memory_mib = 0;
+  UniqueFd cgroup_procs;  // when the pod has cgroups
   pid_t pid = -1;
   bool running = false;
+  std::optional<int> status;  // once it exited
+
+  Confinement confinement() const {
+    Confinement c;
+    c.capabilities = capabilities;
+    c.seccomp = seccomp;
+    c.cgroup_procs = cgroup_procs ? cgroup_procs.get() : -1;
+    return c;
+  }
 };
 
 struct Child {
@@ -83,7 +106,20 @@ struct Child {
   std::uint64_t exec_id = 0;
   UniqueFd out;
   UniqueFd err;
+  // Exec with stdin: the write end (a pipe, or the pty master), what waits to be written,
+  // and whether the host said eof.
+  UniqueFd in;
+  bool pty = false;
+  std::string pending_input;
+  bool input_eof = false;
 };
+
+std::vector<int> capability_numbers(const std::vector<std::string>& names) {
+  std::vector<int> out;
+  for (const auto& name : names)
+    if (auto n = capability_number(name)) out.push_back(*n);
+  return out;
+}
 
 std::vector<std::string> merged_env(const std::vector<std::string>& image_env,
                                     const std::map<std::string, std::string>& overrides) {
@@ -122,13 +158,16 @@ struct Agent::Impl {
   std::string raw_init_data;
   InitData init;
   std::vector<SecretFile> secrets;
+  std::vector<std::string> secret_env;  // "NAME=value" for every container's environment
   std::vector<PodContainer> containers;
   std::map<pid_t, Child> children;
+  std::optional<PodCgroups> cgroups;
 
   bool stopping = false;
   bool killed = false;
   Clock::time_point kill_deadline{};
   std::optional<int> first_failure;
+  std::string first_failure_reason;
 
   // --- channel ---------------------------------------------------------------------------
   void send(const GuestMessage& message) {
@@ -180,11 +219,12 @@ struct Agent::Impl {
   }
 
   // --- setup -----------------------------------------------------------------------------
-  int finish(int status) {
+  int finish(int status, const std::string& reason = "") {
     GuestMessage m;
     m.kind = GuestMessage::Kind::kPodExit;
     m.status = status;
-    log("pod exit status " + std::to_string(status));
+    m.reason = reason;
+    log("pod exit status " + std::to_string(status) + (reason.empty() ? "" : " (" + reason + ")"));
     send(m);
     if (opts.allow_poweroff) {
       log("powering off");
@@ -292,6 +332,16 @@ struct Agent::Impl {
                           "resource " + secret.resource + ": " + bytes.error().describe());
       // Names only: the console is the host's to read, so neither a secret's value nor its
       // length reaches a log or the channel.
+      if (!secret.env.empty()) {
+        log("secret " + secret.resource + " for $" + secret.env);
+        // An environment variable cannot hold NUL: the value is cut there (docs/containers.md).
+        std::string value(bytes->begin(), bytes->end());
+        value = value.substr(0, value.find('\0'));
+        secret_env.push_back(secret.env + "=" + value);
+        ::explicit_bzero(value.data(), value.size());
+        ::explicit_bzero(bytes->data(), bytes->size());
+        continue;
+      }
       log("secret " + secret.resource + " for " + secret.path);
       secrets.push_back({secret.path, SecretBytes(std::move(*bytes))});
     }
@@ -343,34 +393,88 @@ struct Agent::Impl {
       pc.workdir = (!c.workdir.empty() && c.workdir != "/") ? c.workdir
                    : config->working_dir.empty()            ? std::string("/")
                                                             : config->working_dir;
-      pc.user = config->user;
+      pc.user = c.user.empty() ? config->user : c.user;
+      pc.init = c.init;
+      pc.tmpfs = c.tmpfs;
+      pc.read_only_rootfs = c.read_only_rootfs;
+      pc.capabilities = capability_numbers(c.capabilities);
+      pc.seccomp = c.seccomp != "unconfined";
+      pc.cpu_millis = c.cpu_millis;
+      pc.memory_mib = c.memory_mib;
+      for (const auto& secret : secret_env) pc.env.push_back(secret);
       containers.push_back(std::move(pc));
       send_status("image-verified", c.name + " " + c.image.digest);
     }
     return ok_status();
   }
 
-  Status start_all() {
+  // The cgroup tree, when a container has a limit (else none is needed, and a test root
+  // without cgroup2 still runs pods).
+  Status setup_cgroups() {
+    bool limits = false;
+    for (const auto& pc : containers) limits = limits || pc.cpu_millis != 0 || pc.memory_mib != 0;
+    if (!limits) return ok_status();
+    if (opts.cgroup_root.empty())
+      return make_error("agent.cgroup", "a container has cpu or memory limits, but this agent has no cgroup2 root");
+    CONFPOD_ASSIGN_OR_RETURN(PodCgroups opened, PodCgroups::open(opts.cgroup_root));
+    cgroups.emplace(std::move(opened));
     for (auto& pc : containers) {
-      ContainerSpec spec;
-      spec.name = pc.name;
-      spec.hostname = init.pod;
-      spec.rootfs = (fs::path(opts.state_dir) / "containers" / pc.name / "rootfs").string();
-      spec.argv = pc.argv;
-      spec.env = pc.env;
-      spec.workdir = pc.workdir;
-      spec.user = pc.user;
-      spec.secrets = secrets;
-      CONFPOD_ASSIGN_OR_RETURN(Process p, start_container(spec));
-      pc.pid = p.pid;
-      pc.running = true;
-      Child child;
-      child.container = pc.name;
-      child.out = std::move(p.stdout_fd);
-      child.err = std::move(p.stderr_fd);
-      children.emplace(p.pid, std::move(child));
-      send_status("container-started", pc.name);
+      CONFPOD_ASSIGN_OR_RETURN(pc.cgroup_procs, cgroups->create(pc.name, pc.cpu_millis, pc.memory_mib));
+      if (pc.cpu_millis != 0 || pc.memory_mib != 0)
+        log("container " + pc.name + ": cpu.max " + cpu_max_value(pc.cpu_millis) + ", memory.max " +
+            (pc.memory_mib != 0 ? std::to_string(pc.memory_mib) + " MiB" : std::string("max")));
     }
+    return ok_status();
+  }
+
+  Status start_one(PodContainer& pc) {
+    ContainerSpec spec;
+    spec.name = pc.name;
+    spec.hostname = init.pod;
+    spec.rootfs = (fs::path(opts.state_dir) / "containers" / pc.name / "rootfs").string();
+    spec.argv = pc.argv;
+    spec.env = pc.env;
+    spec.workdir = pc.workdir;
+    spec.user = pc.user;
+    spec.secrets = secrets;
+    spec.tmpfs = pc.tmpfs;
+    spec.read_only_rootfs = pc.read_only_rootfs;
+    spec.confinement = pc.confinement();
+    CONFPOD_ASSIGN_OR_RETURN(Process p, start_container(spec));
+    pc.pid = p.pid;
+    pc.running = true;
+    Child child;
+    child.container = pc.name;
+    child.out = std::move(p.stdout_fd);
+    child.err = std::move(p.stderr_fd);
+    children.emplace(p.pid, std::move(child));
+    send_status("container-started", pc.name);
+    return ok_status();
+  }
+
+  // Init containers one by one, each to its end; the first that fails ends the pod before
+  // any other container starts. False when the pod must end here.
+  bool run_init_containers() {
+    for (auto& pc : containers) {
+      if (!pc.init) continue;
+      if (stopping) return false;
+      if (Status s = start_one(pc); !s.ok()) {
+        send_error("agent.container", s.error().describe());
+        if (!first_failure) first_failure = kPodSetupFailed;
+        return false;
+      }
+      loop();
+      if (pc.status.value_or(-1) != 0) {
+        log("init container " + pc.name + " failed: the pod's containers do not start");
+        return false;
+      }
+    }
+    return !stopping;
+  }
+
+  Status start_all() {
+    for (auto& pc : containers)
+      if (!pc.init) CONFPOD_TRY(start_one(pc));
     return ok_status();
   }
 
@@ -381,7 +485,8 @@ struct Agent::Impl {
 
   // --- event loop ------------------------------------------------------------------------
   // Reads one chunk from a pipe and forwards it; false when the pipe is finished.
-  bool pump(UniqueFd& fd, const std::string& container, const char* stream) {
+  bool pump(UniqueFd& fd, const std::string& container, const char* stream,
+            std::uint64_t exec_id = 0) {
     if (!fd) return false;
     std::string buf(kMaxOutputChunk, '\0');
     ssize_t n;
@@ -389,6 +494,7 @@ struct Agent::Impl {
       n = ::read(fd.get(), buf.data(), buf.size());
     } while (n < 0 && errno == EINTR);
     if (n < 0 && errno == EAGAIN) return true;
+    // A pty master reads EIO once the last process holding the terminal is gone.
     if (n <= 0) {
       fd.reset();
       return false;
@@ -396,6 +502,7 @@ struct Agent::Impl {
     buf.resize(static_cast<std::size_t>(n));
     GuestMessage m;
     m.kind = GuestMessage::Kind::kOutput;
+    m.id = exec_id;
     m.container = container;
     m.stream = stream;
     m.data = std::move(buf);
@@ -409,14 +516,15 @@ struct Agent::Impl {
   }
 
   // What an exited process left in its pipes; bounded (see kMaxDrainChunks).
-  void drain_one(UniqueFd& fd, const std::string& container, const char* stream) {
+  void drain_one(UniqueFd& fd, const std::string& container, const char* stream,
+                 std::uint64_t exec_id) {
     for (int i = 0; i < kMaxDrainChunks && fd && readable(fd.get()); ++i)
-      if (!pump(fd, container, stream)) break;
+      if (!pump(fd, container, stream, exec_id)) break;
   }
 
   void drain(Child& c) {
-    drain_one(c.out, c.container, "stdout");
-    drain_one(c.err, c.container, "stderr");
+    drain_one(c.out, c.container, "stdout", c.exec_id);
+    drain_one(c.err, c.container, "stderr", c.exec_id);
   }
 
   void on_exit(pid_t pid, int status) {
@@ -426,22 +534,36 @@ struct Agent::Impl {
     children.erase(it);
     drain(child);
     if (child.is_exec) {
+      log("exec " + std::to_string(child.exec_id) + " exited with status " +
+          std::to_string(status));
       GuestMessage r;
-      r.kind = GuestMessage::Kind::kResponse;
+      r.kind = GuestMessage::Kind::kExecExit;
       r.id = child.exec_id;
-      r.ok = status == 0;
-      r.detail = "exit status " + std::to_string(status);
+      r.status = status;
       send(r);
       return;
     }
-    for (auto& pc : containers)
-      if (pc.pid == pid) pc.running = false;
-    if (status != 0 && !first_failure) first_failure = status;
-    log("container " + child.container + " exited with status " + std::to_string(status));
+    std::string reason;
+    for (auto& pc : containers) {
+      if (pc.pid != pid) continue;
+      pc.running = false;
+      pc.status = status;
+      // SIGKILL with a kill in memory.events: the kernel's OOM killer, not someone's kill.
+      if (status == 128 + SIGKILL && cgroups && pc.memory_mib != 0 &&
+          cgroups->oom_kills(pc.name) > 0)
+        reason = "oom";
+    }
+    if (status != 0 && !first_failure) {
+      first_failure = status;
+      first_failure_reason = reason;
+    }
+    log("container " + child.container + " exited with status " + std::to_string(status) +
+        (reason.empty() ? "" : " (" + reason + ": over its memory limit)"));
     GuestMessage m;
     m.kind = GuestMessage::Kind::kExit;
     m.container = child.container;
     m.status = status;
+    m.reason = reason;
     send(m);
   }
 
@@ -489,21 +611,108 @@ struct Agent::Impl {
       send(r);
       return;
     }
-    auto p =
-        exec_in_container(target->pid, message.command, target->env, target->workdir, target->user);
+    std::size_t execs = 0;
+    for (const auto& [pid, c] : children) {
+      execs += c.is_exec ? 1 : 0;
+      if (c.is_exec && c.exec_id == message.id) {
+        r.detail = "exec id " + std::to_string(message.id) + " is in use";
+        send(r);
+        return;
+      }
+    }
+    if (execs >= kMaxExecs) {
+      r.detail = "already " + std::to_string(kMaxExecs) + " execs running";
+      send(r);
+      return;
+    }
+    ExecRequest request;
+    request.argv = message.command;
+    request.env = target->env;
+    request.workdir = target->workdir;
+    request.user = target->user;
+    request.confinement = target->confinement();
+    request.tty = message.tty;
+    request.rows = message.rows;
+    request.cols = message.cols;
+    request.stdin_open = message.stdin_open;
+    auto p = exec_in_container(target->pid, request);
     if (!p.ok()) {
       r.detail = p.error().describe();
       send(r);
       return;
     }
-    log("exec " + std::to_string(message.id) + " in " + target->name);
+    log("exec " + std::to_string(message.id) + " in " + target->name +
+        (message.tty ? " (pty)" : ""));
     Child child;
     child.is_exec = true;
     child.container = target->name;
     child.exec_id = message.id;
     child.out = std::move(p->stdout_fd);
     child.err = std::move(p->stderr_fd);
+    if (message.stdin_open || message.tty) child.in = std::move(p->stdin_fd);
+    child.pty = p->pty;
     children.emplace(p->pid, std::move(child));
+    r.ok = true;
+    r.detail = "started";
+    send(r);
+  }
+
+  std::pair<pid_t, Child*> find_exec(std::uint64_t id) {
+    for (auto& [pid, c] : children)
+      if (c.is_exec && c.exec_id == id) return {pid, &c};
+    return {-1, nullptr};
+  }
+
+  // exec-input, exec-resize, exec-close: only for an exec the agent started (which init-data
+  // allowed); anything else is logged and dropped.
+  void handle_exec_control(const HostMessage& message) {
+    auto [pid, c] = find_exec(message.id);
+    if (c == nullptr) {
+      log("ignored a request for exec " + std::to_string(message.id) + ": no such exec");
+      return;
+    }
+    switch (message.kind) {
+      case HostMessage::Kind::kExecInput:
+        if (!c->in) return;  // stdin was not asked for, or is closed: the bytes go nowhere
+        if (c->pending_input.size() + message.data.size() > kMaxPendingInput) {
+          log("exec " + std::to_string(message.id) + ": more than " +
+              std::to_string(kMaxPendingInput) + " bytes of unread input; ending it");
+          ::kill(pid, SIGKILL);
+          c->in.reset();
+          c->pending_input.clear();
+          return;
+        }
+        c->pending_input += message.data;
+        c->input_eof = c->input_eof || message.eof;
+        flush_input(*c);
+        return;
+      case HostMessage::Kind::kExecResize:
+        if (c->pty) (void)set_window_size(c->out.get(), message.rows, message.cols);
+        return;
+      case HostMessage::Kind::kExecClose:
+        log("exec " + std::to_string(message.id) + " closed by the host");
+        ::kill(pid, SIGKILL);
+        return;
+      default:
+        return;
+    }
+  }
+
+  // Writes what the exec's stdin can take now; closes it after eof (a pipe; a pty's master
+  // also carries the output, so it stays).
+  void flush_input(Child& c) {
+    while (c.in && !c.pending_input.empty()) {
+      ssize_t n = ::write(c.in.get(), c.pending_input.data(), c.pending_input.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;
+      if (n <= 0) {
+        c.in.reset();
+        c.pending_input.clear();
+        return;
+      }
+      c.pending_input.erase(0, static_cast<std::size_t>(n));
+    }
+    if (c.in && c.pending_input.empty() && c.input_eof && !c.pty) c.in.reset();
   }
 
   void handle_frame(const std::string& payload) {
@@ -524,6 +733,11 @@ struct Agent::Impl {
         return;
       case HostMessage::Kind::kExec:
         handle_exec(*message);
+        return;
+      case HostMessage::Kind::kExecInput:
+      case HostMessage::Kind::kExecResize:
+      case HostMessage::Kind::kExecClose:
+        handle_exec_control(*message);
         return;
       case HostMessage::Kind::kShutdown:
         begin_shutdown("the host asked");
@@ -579,7 +793,7 @@ struct Agent::Impl {
     while (any_running()) {
       struct PipeRef {
         pid_t pid;
-        bool is_err;
+        int which;  // 0 stdout, 1 stderr, 2 stdin (writable)
       };
       std::vector<pollfd> fds;
       std::vector<PipeRef> refs;
@@ -598,11 +812,15 @@ struct Agent::Impl {
       for (const auto& [pid, c] : children) {
         if (c.out) {
           fds.push_back({c.out.get(), POLLIN, 0});
-          refs.push_back({pid, false});
+          refs.push_back({pid, 0});
         }
         if (c.err) {
           fds.push_back({c.err.get(), POLLIN, 0});
-          refs.push_back({pid, true});
+          refs.push_back({pid, 1});
+        }
+        if (c.in && !c.pending_input.empty()) {
+          fds.push_back({c.in.get(), POLLOUT, 0});
+          refs.push_back({pid, 2});
         }
       }
       int timeout = -1;
@@ -636,10 +854,16 @@ struct Agent::Impl {
         auto it = children.find(refs[i - first_pipe].pid);
         if (it == children.end()) continue;
         Child& c = it->second;
-        if (refs[i - first_pipe].is_err)
-          pump(c.err, c.container, "stderr");
-        else
-          pump(c.out, c.container, "stdout");
+        switch (refs[i - first_pipe].which) {
+          case 0:
+            pump(c.out, c.container, "stdout", c.exec_id);
+            break;
+          case 1:
+            pump(c.err, c.container, "stderr", c.exec_id);
+            break;
+          default:
+            flush_input(c);
+        }
       }
       if (fds[0].revents != 0) reap();
       if (channel_index >= 0 && fds[channel_index].revents != 0) on_channel_readable();
@@ -690,6 +914,11 @@ struct Agent::Impl {
     if (!init.secrets.empty())
       send_status("secrets-ready", std::to_string(secrets.size()) + " secrets");
     if (auto s = prepare_images(); !s.ok()) return fail_setup("agent.image", s.error().message);
+    if (auto s = setup_cgroups(); !s.ok()) return fail_setup("agent.cgroup", s.error().message);
+    if (!run_init_containers()) {
+      secrets.clear();
+      return finish(first_failure.value_or(0), first_failure_reason);
+    }
     if (auto s = start_all(); !s.ok()) {
       send_error("agent.container", s.error().describe());
       kill_all(SIGKILL);
@@ -703,7 +932,7 @@ struct Agent::Impl {
     // The agent's own copy is no longer needed once every container holds its tmpfs copy.
     secrets.clear();
     loop();
-    return finish(first_failure.value_or(0));
+    return finish(first_failure.value_or(0), first_failure_reason);
   }
 };
 

@@ -15,7 +15,8 @@
 //
 // Error codes on the channel: "agent.protocol", "agent.init_data.timeout",
 // "agent.init_data.mismatch", "agent.init_data.invalid", "agent.tee.mismatch",
-// "agent.evidence", "agent.network", "agent.kbs", "agent.image", "agent.container".
+// "agent.evidence", "agent.network", "agent.kbs", "agent.image", "agent.cgroup",
+// "agent.container".
 #pragma once
 
 #include <chrono>
@@ -46,6 +47,9 @@ struct AgentOptions {
   // In the VM: a tmpfs at <state_dir>/containers/<name> holds each unpacked image.
   bool mount_state_tmpfs = false;
   bool configure_network = true;
+  // A mounted cgroup2 where the agent puts each container's limits; "": none (a pod with cpu
+  // or memory limits then fails to start, agent.cgroup).
+  std::string cgroup_root = "/sys/fs/cgroup";
   // sync + reboot(RB_POWER_OFF) after pod-exit (PID 1 in the VM only).
   bool allow_poweroff = false;
   // An evdev device of the ACPI power button; readable KEY_POWER press -> shutdown (also while

@@ -254,7 +254,7 @@ TEST_F(GuestAgent, RunsThePodAndReportsEverything) {
   auto frames = agent.read_to_end();
   ASSERT_FALSE(frames.empty());
   EXPECT_EQ(frames[0].kind, GuestMessage::Kind::kHello);
-  EXPECT_EQ(frames[0].version, 1u);
+  EXPECT_EQ(frames[0].version, kProtocolVersion);
   EXPECT_EQ(frames[0].agent, "confpod-agent 0.1");
   EXPECT_EQ(find_error(frames), nullptr)
       << find_error(frames)->code << ": " << find_error(frames)->detail;
@@ -299,7 +299,7 @@ TEST_F(GuestAgent, SecretsReachTheContainerOnly) {
   InitData d =
       init_data({"/bin/sh", "-c", "/bin/hello; test -e /run/secrets/greeting && echo present"});
   d.kbs_url = "http://127.0.0.1:9";
-  d.secrets.push_back({"default/greeting/hello", "/run/secrets/greeting"});
+  d.secrets.push_back({"default/greeting/hello", "/run/secrets/greeting", ""});
   std::string raw = to_json(d);
   bind_digest(raw);
   auto o = options();
@@ -509,12 +509,58 @@ TEST_F(GuestAgent, ExecRunsInsideTheContainerWhenAllowed) {
   exec.command = {"/bin/sh", "-c", "echo from-exec; hostname; exit 3"};
   agent.send(exec);
   auto frames = agent.read_until(
-      [](const GuestMessage& m) { return is_kind(m, GuestMessage::Kind::kResponse); });
+      [](const GuestMessage& m) { return is_kind(m, GuestMessage::Kind::kExecExit); });
   ASSERT_FALSE(frames.empty());
   EXPECT_EQ(frames.back().id, 7u);
-  EXPECT_FALSE(frames.back().ok);
-  EXPECT_EQ(frames.back().detail, "exit status 3");
-  EXPECT_EQ(stdout_of(frames, "app"), "from-exec\nhello-pod\n");
+  EXPECT_EQ(frames.back().status, 3);
+  const GuestMessage* response = nullptr;
+  std::string exec_out;
+  for (const auto& f : frames) {
+    if (is_kind(f, GuestMessage::Kind::kResponse)) response = &f;
+    if (is_kind(f, GuestMessage::Kind::kOutput) && f.id == 7) exec_out += f.data;
+  }
+  ASSERT_NE(response, nullptr);
+  EXPECT_TRUE(response->ok);
+  EXPECT_EQ(response->detail, "started");
+  // The exec's output carries its id; the container's own output stays id 0.
+  EXPECT_EQ(exec_out, "from-exec\nhello-pod\n");
+
+  // stdin in exec-input frames, to its end; exec-close ends one that would run on.
+  HostMessage cat = exec;
+  cat.id = 9;
+  cat.stdin_open = true;
+  cat.command = {"/bin/sh", "-c", "tr a-z A-Z; echo end"};
+  agent.send(cat);
+  HostMessage input;
+  input.kind = HostMessage::Kind::kExecInput;
+  input.id = 9;
+  input.data = "typed ";
+  agent.send(input);
+  input.data = "line\n";
+  input.eof = true;
+  agent.send(input);
+  frames = agent.read_until(
+      [](const GuestMessage& m) { return is_kind(m, GuestMessage::Kind::kExecExit); });
+  exec_out.clear();
+  for (const auto& f : frames)
+    if (is_kind(f, GuestMessage::Kind::kOutput) && f.id == 9) exec_out += f.data;
+  EXPECT_EQ(exec_out, "TYPED LINE\nend\n");
+  EXPECT_EQ(frames.back().status, 0);
+
+  HostMessage forever = exec;
+  forever.id = 10;
+  forever.command = {"/bin/sleep", "1000"};
+  agent.send(forever);
+  agent.read_until([](const GuestMessage& m) { return is_kind(m, GuestMessage::Kind::kResponse); });
+  HostMessage close;
+  close.kind = HostMessage::Kind::kExecClose;
+  close.id = 10;
+  agent.send(close);
+  frames = agent.read_until(
+      [](const GuestMessage& m) { return is_kind(m, GuestMessage::Kind::kExecExit); });
+  ASSERT_FALSE(frames.empty());
+  EXPECT_EQ(frames.back().id, 10u);
+  EXPECT_EQ(frames.back().status, 128 + SIGKILL);
 
   exec.id = 8;
   exec.container = "nope";
@@ -530,6 +576,72 @@ TEST_F(GuestAgent, ExecRunsInsideTheContainerWhenAllowed) {
   agent.send(shutdown);
   auto rest = agent.read_to_end();
   EXPECT_EQ(rest.back().kind, GuestMessage::Kind::kPodExit);
+  EXPECT_EQ(agent.wait(), 0);
+}
+
+// Init containers run first, one by one; a failing one ends the pod before the others start.
+TEST_F(GuestAgent, InitContainersRunFirstAndTheirFailureStopsThePod) {
+  NEED_HELLO_IMAGE();
+  InitData d = init_data({"/bin/sh", "-c", "echo main"});
+  InitContainer first = d.containers[0];
+  first.name = "first";
+  first.init = true;
+  first.command = {"/bin/sh", "-c", "sleep 0.3; echo first"};
+  InitContainer second = first;
+  second.name = "second";
+  second.command = {"/bin/sh", "-c", "echo second"};
+  d.containers.insert(d.containers.begin(), {first, second});
+  std::string raw = to_json(d);
+  bind_digest(raw);
+  {
+    AgentProcess agent(options());
+    agent.send_init_data(raw);
+    auto frames = agent.read_to_end();
+    std::vector<std::string> order;
+    for (const auto& f : frames)
+      if (is_kind(f, GuestMessage::Kind::kOutput)) order.push_back(f.container);
+    EXPECT_EQ(order, (std::vector<std::string>{"first", "second", "app"}));
+    EXPECT_EQ(agent.wait(), 0);
+  }
+
+  d.containers[1].command = {"/bin/sh", "-c", "echo failing; exit 4"};
+  raw = to_json(d);
+  bind_digest(raw);
+  auto second_run = options();
+  second_run.state_dir += "-again";  // the first run's unpacked images are still there
+  AgentProcess agent(std::move(second_run));
+  agent.send_init_data(raw);
+  auto frames = agent.read_to_end();
+  EXPECT_EQ(stdout_of(frames, "second"), "failing\n");
+  EXPECT_EQ(stdout_of(frames, "app"), "");
+  for (const auto& f : frames)
+    EXPECT_FALSE(is_kind(f, GuestMessage::Kind::kStatus) && f.state == "container-started" &&
+                 f.detail == "app")
+        << "the main container started after a failed init container";
+  EXPECT_EQ(frames.back().kind, GuestMessage::Kind::kPodExit);
+  EXPECT_EQ(frames.back().status, 4);
+  EXPECT_EQ(agent.wait(), 4);
+}
+
+// A secret for env goes into every container's environment, never onto the channel.
+TEST_F(GuestAgent, SecretAsAnEnvironmentVariable) {
+  NEED_HELLO_IMAGE();
+  const std::string secret = "s3cr3t-value";
+  InitData d = init_data({"/bin/sh", "-c", "test \"$DB_PASSWORD\" = s3cr3t-value && echo match"});
+  d.kbs_url = "http://127.0.0.1:9";
+  d.secrets.push_back({"default/db/password", "", "DB_PASSWORD"});
+  std::string raw = to_json(d);
+  bind_digest(raw);
+  auto o = options();
+  o.secret_source = [secret](const std::string&) -> Result<Bytes> {
+    return Bytes(secret.begin(), secret.end());
+  };
+  AgentProcess agent(std::move(o));
+  agent.send_init_data(raw);
+  auto frames = agent.read_to_end();
+  EXPECT_EQ(stdout_of(frames, "app"), "match\n");
+  for (const auto& f : frames)
+    EXPECT_EQ(to_payload(f).find(secret), std::string::npos) << to_payload(f);
   EXPECT_EQ(agent.wait(), 0);
 }
 

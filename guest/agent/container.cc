@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -19,6 +21,8 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include "guest/agent/confine.h"
 
 namespace confpod::guest::agent {
 namespace {
@@ -271,6 +275,40 @@ void write_secrets(int err_fd, const std::vector<SecretFile>& secrets, const Ids
   }
 }
 
+// Each tmpfs of the spec, in path order (a nested one after its parent).
+void mount_tmpfs(int err_fd, const std::vector<std::string>& dirs) {
+  std::vector<std::string> ordered = dirs;
+  std::sort(ordered.begin(), ordered.end());
+  for (const auto& dir : ordered) {
+    if (!make_dirs(dir, 0755)) fail_errno(err_fd, "mkdir " + dir);
+    if (::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777") != 0)
+      fail_errno(err_fd, "mount tmpfs " + dir);
+  }
+}
+
+// Joins the container's cgroup (limits apply from the first instruction on).
+void join_cgroup(int err_fd, int cgroup_procs) {
+  if (cgroup_procs < 0) return;
+  if (::write(cgroup_procs, "0", 1) != 1) fail_errno(err_fd, "join the container's cgroup");
+}
+
+// Privileges, the last step before exec: the bounding set while still root, then the user,
+// then what a root process keeps, no_new_privs, and the seccomp filter (which must come
+// last: it may refuse the very calls the steps before it make).
+void confine(int err_fd, const Ids& ids, const Confinement& c) {
+  if (Status s = drop_bounding_set(c.capabilities); !s.ok()) fail(err_fd, s.error().message);
+  switch_user(err_fd, ids);
+  if (Status s = set_capabilities(ids.uid == 0 ? c.capabilities : std::vector<int>{});
+      !s.ok())
+    fail(err_fd, s.error().message);
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail_errno(err_fd, "no_new_privs");
+}
+
+void confine_seccomp(int err_fd, const Confinement& c) {
+  if (!c.seccomp) return;
+  if (Status s = load_default_seccomp(c.capabilities); !s.ok()) fail(err_fd, s.error().message);
+}
+
 struct StartFds {
   int err;
   int in;
@@ -282,6 +320,7 @@ struct StartFds {
   int err_fd = fds.err;
   // The container must not outlive the agent (tests; in the VM the agent is PID 1 anyway).
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  join_cgroup(err_fd, spec.confinement.cgroup_procs);
   reset_signals();
   redirect_stdio(err_fd, fds.in, fds.out, fds.errout);
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
@@ -304,10 +343,16 @@ struct StartFds {
   if (::sethostname(spec.hostname.data(), spec.hostname.size()) != 0)
     fail_errno(err_fd, "sethostname " + spec.hostname);
   Ids ids = resolve_user(err_fd, spec.user);
+  mount_tmpfs(err_fd, spec.tmpfs);
   write_secrets(err_fd, spec.secrets, ids);
-  switch_user(err_fd, ids);
+  // After every mount under it: the mount points had to be created first.
+  if (spec.read_only_rootfs &&
+      ::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, nullptr) != 0)
+    fail_errno(err_fd, "remount / read-only");
+  confine(err_fd, ids, spec.confinement);
   const std::string& workdir = spec.workdir.empty() ? std::string("/") : spec.workdir;
   if (::chdir(workdir.c_str()) != 0) fail_errno(err_fd, "chdir " + workdir);
+  confine_seccomp(err_fd, spec.confinement);
   exec_command(err_fd, spec.argv, spec.env);
 }
 
@@ -325,21 +370,46 @@ std::string read_error(int fd) {
   return message;
 }
 
+// The child's ends of its stdio and the parent's. Without a pty: pipes for stdout and
+// stderr, stdin from /dev/null or a pipe. With one: the slave for all three, the master here.
 struct StdioPipes {
   Pipe out;
   Pipe err;
+  Pipe in;
   Pipe status;
   UniqueFd null;
+  UniqueFd pty_master;
+  UniqueFd pty_slave;
+  int child_in() const { return pty_slave ? pty_slave.get() : in.read ? in.read.get() : null.get(); }
+  int child_out() const { return pty_slave ? pty_slave.get() : out.write.get(); }
+  int child_err() const { return pty_slave ? pty_slave.get() : err.write.get(); }
 };
 
-Result<StdioPipes> make_stdio() {
+Result<StdioPipes> make_stdio(bool stdin_open = false) {
   StdioPipes p;
   CONFPOD_ASSIGN_OR_RETURN(p.out, make_pipe());
   CONFPOD_ASSIGN_OR_RETURN(p.err, make_pipe());
   CONFPOD_ASSIGN_OR_RETURN(p.status, make_pipe());
+  if (stdin_open) {
+    CONFPOD_ASSIGN_OR_RETURN(p.in, make_pipe());
+  }
   p.null = UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!p.null) return make_error("container.start", "open /dev/null: " + errno_text(errno));
   return p;
+}
+
+// A pty pair, opened by the agent: the container's mount namespace has no /dev/pts of ours.
+Status open_pty(StdioPipes& p, unsigned rows, unsigned cols) {
+  p.pty_master = UniqueFd(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!p.pty_master) return make_error("container.exec", "posix_openpt: " + errno_text(errno));
+  if (::grantpt(p.pty_master.get()) != 0 || ::unlockpt(p.pty_master.get()) != 0)
+    return make_error("container.exec", "unlockpt: " + errno_text(errno));
+  char name[128];
+  if (::ptsname_r(p.pty_master.get(), name, sizeof name) != 0)
+    return make_error("container.exec", "ptsname: " + errno_text(errno));
+  p.pty_slave = UniqueFd(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!p.pty_slave) return make_error("container.exec", std::string("open ") + name + ": " + errno_text(errno));
+  return set_window_size(p.pty_master.get(), rows, cols);
 }
 
 // Parent side after the child exists: close the child's ends, wait for exec or its error.
@@ -347,19 +417,33 @@ Result<Process> finish_start(pid_t pid, StdioPipes& p, const std::string& code,
                              const std::string& what) {
   p.out.write.reset();
   p.err.write.reset();
+  p.in.read.reset();
   p.status.write.reset();
   p.null.reset();
+  p.pty_slave.reset();
   std::string message = read_error(p.status.read.get());
   if (!message.empty()) {
     (void)wait_for(pid);
     return make_error(code, what + ": " + message);
   }
-  CONFPOD_TRY(set_nonblocking(p.out.read.get()));
-  CONFPOD_TRY(set_nonblocking(p.err.read.get()));
   Process process;
   process.pid = pid;
+  if (p.pty_master) {
+    CONFPOD_TRY(set_nonblocking(p.pty_master.get()));
+    process.stdin_fd = UniqueFd(::fcntl(p.pty_master.get(), F_DUPFD_CLOEXEC, 0));
+    if (!process.stdin_fd) return make_error(code, "dup pty: " + errno_text(errno));
+    process.stdout_fd = std::move(p.pty_master);
+    process.pty = true;
+    return process;
+  }
+  CONFPOD_TRY(set_nonblocking(p.out.read.get()));
+  CONFPOD_TRY(set_nonblocking(p.err.read.get()));
   process.stdout_fd = std::move(p.out.read);
   process.stderr_fd = std::move(p.err.read);
+  if (p.in.write) {
+    CONFPOD_TRY(set_nonblocking(p.in.write.get()));
+    process.stdin_fd = std::move(p.in.write);
+  }
   return process;
 }
 
@@ -368,6 +452,16 @@ Result<Process> finish_start(pid_t pid, StdioPipes& p, const std::string& code,
 void SecretBytes::wipe() {
   if (!bytes_.empty()) ::explicit_bzero(bytes_.data(), bytes_.size());
   bytes_.clear();
+}
+
+Status set_window_size(int pty_fd, unsigned rows, unsigned cols) {
+  if (rows == 0 || cols == 0) return ok_status();
+  winsize ws{};
+  ws.ws_row = static_cast<unsigned short>(rows);
+  ws.ws_col = static_cast<unsigned short>(cols);
+  if (::ioctl(pty_fd, TIOCSWINSZ, &ws) != 0)
+    return make_error("container.exec", "TIOCSWINSZ: " + errno_text(errno));
+  return ok_status();
 }
 
 int exit_status(int wait_status) {
@@ -392,6 +486,9 @@ Result<Process> start_container(const ContainerSpec& spec) {
     return make_error("container.start", "container " + spec.name + ": no command");
   if (spec.rootfs.empty() || spec.rootfs[0] != '/')
     return make_error("container.start", "rootfs must be an absolute path: " + spec.rootfs);
+  for (const auto& dir : spec.tmpfs)
+    if (dir.size() < 2 || dir[0] != '/')
+      return make_error("container.start", "tmpfs must be an absolute directory other than /: " + dir);
   for (const auto& s : spec.secrets) {
     if (s.path.size() < 2 || s.path[0] != '/' || s.path.back() == '/')
       return make_error("container.start", "secret path must be an absolute file path: " + s.path);
@@ -402,9 +499,10 @@ Result<Process> start_container(const ContainerSpec& spec) {
   CONFPOD_ASSIGN_OR_RETURN(StdioPipes p, make_stdio());
   // A raw clone without a new stack behaves like fork() with namespace flags; the agent is
   // single-threaded, so the child may allocate before exec.
-  long pid =
-      ::syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD,
-                nullptr, nullptr, nullptr, nullptr);
+  // No CLONE_NEWIPC: the pod's containers share the VM's IPC namespace, which holds nothing
+  // but theirs (the agent uses no System V IPC or POSIX queues).
+  long pid = ::syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | SIGCHLD, nullptr,
+                       nullptr, nullptr, nullptr);
   if (pid < 0) return make_error("container.start", "clone: " + errno_text(errno));
   if (pid == 0) {
     container_child(
@@ -413,9 +511,8 @@ Result<Process> start_container(const ContainerSpec& spec) {
   return finish_start(static_cast<pid_t>(pid), p, "container.start", "container " + spec.name);
 }
 
-Result<Process> exec_in_container(pid_t container_pid, const std::vector<std::string>& argv,
-                                  const std::vector<std::string>& env, const std::string& workdir,
-                                  const std::string& user) {
+Result<Process> exec_in_container(pid_t container_pid, const ExecRequest& request) {
+  const auto& argv = request.argv;
   if (argv.empty()) return make_error("container.exec", "empty command");
   // Opened before forking so a failure is reported plainly; the order of setns matters only
   // for mnt, which must come last (it changes the root the /proc paths resolve in).
@@ -427,7 +524,8 @@ Result<Process> exec_in_container(pid_t container_pid, const std::vector<std::st
     if (!fd) return make_error("container.exec", "open " + path + ": " + errno_text(errno));
     ns.push_back(std::move(fd));
   }
-  CONFPOD_ASSIGN_OR_RETURN(StdioPipes p, make_stdio());
+  CONFPOD_ASSIGN_OR_RETURN(StdioPipes p, make_stdio(request.stdin_open && !request.tty));
+  if (request.tty) CONFPOD_TRY(open_pty(p, request.rows, request.cols));
   pid_t pid = ::fork();
   if (pid < 0) return make_error("container.exec", "fork: " + errno_text(errno));
   if (pid == 0) {
@@ -440,17 +538,40 @@ Result<Process> exec_in_container(pid_t container_pid, const std::vector<std::st
     pid_t child = ::fork();
     if (child < 0) fail_errno(err_fd, "fork");
     if (child == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      join_cgroup(err_fd, request.confinement.cgroup_procs);
       reset_signals();
-      redirect_stdio(err_fd, p.null.get(), p.out.write.get(), p.err.write.get());
+      if (p.pty_slave) {
+        // A session of its own with the pty as its controlling terminal (job control, ^C).
+        if (::setsid() < 0) fail_errno(err_fd, "setsid");
+        if (::ioctl(p.pty_slave.get(), TIOCSCTTY, 0) != 0) fail_errno(err_fd, "TIOCSCTTY");
+      }
+      redirect_stdio(err_fd, p.child_in(), p.child_out(), p.child_err());
       // The root is now the container's: its /etc/passwd names the user.
-      switch_user(err_fd, resolve_user(err_fd, user));
-      const std::string& dir = workdir.empty() ? std::string("/") : workdir;
+      confine(err_fd, resolve_user(err_fd, request.user), request.confinement);
+      // A change of credentials cleared it.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      const std::string& dir = request.workdir.empty() ? std::string("/") : request.workdir;
       if (::chdir(dir.c_str()) != 0) fail_errno(err_fd, "chdir " + dir);
-      exec_command(err_fd, argv, env);
+      confine_seccomp(err_fd, request.confinement);
+      exec_command(err_fd, argv, request.env);
     }
     ::close(err_fd);
-    ::close(p.out.write.get());
-    ::close(p.err.write.get());
+    // Only the command holds its stdio: stdin must reach EOF when the agent closes its end,
+    // and a pty must read EIO once the command is gone.
+    p.out.write.reset();
+    p.err.write.reset();
+    p.in.read.reset();
+    p.in.write.reset();
+    p.pty_slave.reset();
+    p.pty_master.reset();
+    p.out.read.reset();
+    p.err.read.reset();
+    // The agent ends an exec by killing this process: the command goes with it.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGTERM, SIG_DFL);
     int status = 0;
     while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
     }

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "guest/agent/test_rootfs.h"
@@ -63,7 +64,40 @@ class GuestAgentContainer : public ::testing::Test {
     s.rootfs = rootfs_;
     s.argv = std::move(argv);
     s.env = {"PATH=/bin", "HOME=/"};
+    s.confinement.capabilities = default_caps();
     return s;
+  }
+
+  static ExecRequest exec_request(std::vector<std::string> argv, std::string workdir = "/",
+                                  std::string user = "") {
+    ExecRequest r;
+    r.argv = std::move(argv);
+    r.env = {"PATH=/bin"};
+    r.workdir = std::move(workdir);
+    r.user = std::move(user);
+    r.confinement.capabilities = default_caps();
+    return r;
+  }
+
+  // The default capability set of docs/containers.md, as numbers.
+  static std::vector<int> default_caps() {
+    return {0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31};
+  }
+
+  // The probe program inside the rootfs.
+  void add_probe() {
+    fs::copy_file(CONFPOD_PROBE_PATH, rootfs_ + "/bin/confpod-probe",
+                  fs::copy_options::overwrite_existing);
+    fs::permissions(rootfs_ + "/bin/confpod-probe", fs::perms(0755));
+  }
+
+  static std::map<std::string, std::string> fields(const std::string& out) {
+    std::map<std::string, std::string> m;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);)
+      if (auto eq = line.find('='); eq != std::string::npos)
+        m[line.substr(0, eq)] = line.substr(eq + 1);
+    return m;
   }
 
   Outcome run(const ContainerSpec& s) {
@@ -192,8 +226,8 @@ TEST_F(GuestAgentContainer, PivotRootFailureIsReported) {
 TEST_F(GuestAgentContainer, ExecRunsInsideTheContainersNamespaces) {
   auto c = start_container(spec({"/bin/sleep", "30"}));
   ASSERT_TRUE(c.ok()) << c.error().describe();
-  auto e = exec_in_container(c->pid, {"/bin/sh", "-c", "hostname; cat /proc/1/cmdline; exit 4"},
-                             {"PATH=/bin"}, "/work");
+  auto e = exec_in_container(
+      c->pid, exec_request({"/bin/sh", "-c", "hostname; cat /proc/1/cmdline; exit 4"}, "/work"));
   ASSERT_TRUE(e.ok()) << e.error().describe();
   auto o = collect(*e);
   EXPECT_EQ(o.out, std::string("pod-one\n/bin/sleep\0"
@@ -202,13 +236,131 @@ TEST_F(GuestAgentContainer, ExecRunsInsideTheContainersNamespaces) {
       << o.err;
   EXPECT_EQ(o.status, 4);
 
-  auto as_user = exec_in_container(c->pid, {"/bin/sh", "-c", "id -u"}, {"PATH=/bin"}, "/", "1234");
+  auto as_user = exec_in_container(c->pid, exec_request({"/bin/sh", "-c", "id -u"}, "/", "1234"));
   ASSERT_TRUE(as_user.ok()) << as_user.error().describe();
   EXPECT_EQ(collect(*as_user).out, "1234\n");
 
-  auto bad = exec_in_container(c->pid, {"nope"}, {"PATH=/bin"}, "/");
+  auto bad = exec_in_container(c->pid, exec_request({"nope"}));
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("exec nope"), std::string::npos) << bad.error().message;
+
+  ::kill(c->pid, SIGKILL);
+  EXPECT_EQ(collect(*c).status, 128 + SIGKILL);
+}
+
+// The default confinement as a non-root user: the kernel's answer to each privileged call.
+TEST_F(GuestAgentContainer, NonRootUserWithDefaultsCannotDoPrivilegedThings) {
+  add_probe();
+  auto s = spec({"/bin/confpod-probe", "privileges"});
+  s.user = "1000:1000";
+  auto o = run(s);
+  ASSERT_EQ(o.status, 0) << o.err;
+  auto f = fields(o.out);
+  EXPECT_EQ(f["uid"], "1000");
+  EXPECT_EQ(f["write_root"], "EACCES");
+  EXPECT_EQ(f["mount"], "EPERM");
+  EXPECT_EQ(f["init_module"], "EPERM");
+  EXPECT_EQ(f["reboot"], "EPERM");
+  EXPECT_EQ(f["unshare"], "EPERM");
+  EXPECT_EQ(f["clone_newuser"], "EPERM");
+  EXPECT_EQ(f["CapEff"], "0000000000000000");
+  EXPECT_EQ(f["NoNewPrivs"], "1");
+  EXPECT_EQ(f["Seccomp"], "2");
+}
+
+// Root in the container keeps exactly the default set; the filter and the bounding set keep
+// it from mounting, loading modules and rebooting; a read-only root refuses even root.
+TEST_F(GuestAgentContainer, RootWithDefaultsGetsTheDefaultSetOnly) {
+  add_probe();
+  auto s = spec({"/bin/confpod-probe", "privileges"});
+  s.read_only_rootfs = true;
+  s.tmpfs = {"/tmp"};
+  auto o = run(s);
+  ASSERT_EQ(o.status, 0) << o.err;
+  auto f = fields(o.out);
+  EXPECT_EQ(f["uid"], "0");
+  EXPECT_EQ(f["write_root"], "EROFS");
+  EXPECT_EQ(f["mount"], "EPERM");
+  EXPECT_EQ(f["init_module"], "EPERM");
+  EXPECT_EQ(f["reboot"], "EPERM");
+  // Bits 0,1,3,4,5,6,7,8,10,13,18,27,29,31.
+  EXPECT_EQ(f["CapEff"], "00000000a80425fb");
+  EXPECT_EQ(f["Seccomp"], "2");
+}
+
+// What the spec adds is really there: CAP_SYS_ADMIN without the filter may mount, and the
+// reboot call gets past the capability check to the magic (EINVAL), never rebooting.
+TEST_F(GuestAgentContainer, AddedCapabilitiesAndUnconfinedReallyAllow) {
+  add_probe();
+  auto s = spec({"/bin/confpod-probe", "privileges"});
+  s.confinement.capabilities.push_back(21);  // CAP_SYS_ADMIN
+  s.confinement.capabilities.push_back(22);  // CAP_SYS_BOOT
+  s.confinement.seccomp = false;
+  s.tmpfs = {"/tmp"};
+  auto o = run(s);
+  ASSERT_EQ(o.status, 0) << o.err;
+  auto f = fields(o.out);
+  EXPECT_EQ(f["mount"], "ok");
+  EXPECT_EQ(f["reboot"], "EINVAL");
+  EXPECT_NE(f["init_module"], "ok");  // CAP_SYS_MODULE was not added
+  EXPECT_EQ(f["Seccomp"], "0");
+}
+
+// The filter's capability rules follow the set: with CAP_SYS_BOOT added, reboot gets past the
+// filter and the kernel's check to the bad magic (EINVAL); mount stays refused.
+TEST_F(GuestAgentContainer, FilterFollowsTheCapabilitySet) {
+  add_probe();
+  auto with_boot = spec({"/bin/confpod-probe", "privileges"});
+  with_boot.confinement.capabilities.push_back(22);  // CAP_SYS_BOOT
+  with_boot.tmpfs = {"/tmp"};
+  auto f = fields(run(with_boot).out);
+  EXPECT_EQ(f["reboot"], "EINVAL");
+  EXPECT_EQ(f["mount"], "EPERM");
+}
+
+TEST_F(GuestAgentContainer, ExecGetsTheContainersConfinementAndAPty) {
+  add_probe();
+  auto c = start_container(spec({"/bin/sleep", "30"}));
+  ASSERT_TRUE(c.ok()) << c.error().describe();
+  auto probe = exec_request({"/bin/confpod-probe", "privileges"}, "/", "1000");
+  auto e = exec_in_container(c->pid, probe);
+  ASSERT_TRUE(e.ok()) << e.error().describe();
+  auto f = fields(collect(*e).out);
+  EXPECT_EQ(f["uid"], "1000");
+  EXPECT_EQ(f["mount"], "EPERM");
+  EXPECT_EQ(f["Seccomp"], "2");
+
+  // A pty: the command sees a terminal of the asked size, and what is typed comes back.
+  auto tty = exec_request({"/bin/sh", "-c", "stty size; read line; echo got:$line"});
+  tty.tty = true;
+  tty.rows = 33;
+  tty.cols = 101;
+  auto t = exec_in_container(c->pid, tty);
+  ASSERT_TRUE(t.ok()) << t.error().describe();
+  ASSERT_TRUE(t->pty);
+  ASSERT_EQ(::write(t->stdin_fd.get(), "hello\n", 6), 6);
+  std::string out;
+  for (int i = 0; i < 200 && out.find("got:hello") == std::string::npos; ++i) {
+    pollfd p{t->stdout_fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[512];
+    ssize_t n = ::read(t->stdout_fd.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  EXPECT_NE(out.find("33 101"), std::string::npos) << out;
+  EXPECT_NE(out.find("hello\r\n"), std::string::npos) << "the pty echoes input: " << out;
+  EXPECT_NE(out.find("got:hello"), std::string::npos) << out;
+  EXPECT_EQ(*wait_for(t->pid), 0);
+
+  // stdin through a pipe, to its end.
+  auto cat = exec_request({"/bin/sh", "-c", "cat; echo done"});
+  cat.stdin_open = true;
+  auto k = exec_in_container(c->pid, cat);
+  ASSERT_TRUE(k.ok()) << k.error().describe();
+  ASSERT_EQ(::write(k->stdin_fd.get(), "abc", 3), 3);
+  k->stdin_fd.reset();
+  EXPECT_EQ(collect(*k).out, "abcdone\n");
 
   ::kill(c->pid, SIGKILL);
   EXPECT_EQ(collect(*c).status, 128 + SIGKILL);

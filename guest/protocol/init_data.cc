@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "attest/base/path.h"
+#include "guest/protocol/capabilities.h"
 #include "guest/protocol/strict_json.h"
 
 namespace confpod::guest {
@@ -75,6 +76,22 @@ bool is_interface_name(std::string_view s) {
           c == '-'))
       return false;
   return true;
+}
+
+// One side of a container user: an id or a name of [A-Za-z0-9_.-], at most 32 bytes.
+bool is_user_part(std::string_view s) {
+  if (s.empty() || s.size() > 32 || s.front() == '-' || s.front() == '.') return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '.' || c == '-'))
+      return false;
+  return true;
+}
+
+bool is_user(std::string_view s) {
+  const std::size_t colon = s.find(':');
+  if (colon == std::string_view::npos) return is_user_part(s);
+  return is_user_part(s.substr(0, colon)) && is_user_part(s.substr(colon + 1));
 }
 
 bool is_segment_char(char c) {
@@ -250,13 +267,53 @@ Status check_container(const std::string& p, const InitContainer& c) {
                                    " must match [A-Za-z_][A-Za-z0-9_]* (at most 256 bytes)");
     CONFPOD_TRY(check_text(member_path(env_path, key), value));
   }
-  return check_path(member_path(p, "workdir"), c.workdir, true);
+  CONFPOD_TRY(check_path(member_path(p, "workdir"), c.workdir, true));
+  if (!c.user.empty() && !is_user(c.user))
+    return invalid(member_path(p, "user"),
+                   "must be uid[:gid] or name[:group] of [A-Za-z0-9_.-] (at most 32 each), got " +
+                       quote_value(c.user));
+  const std::string tmpfs_path = member_path(p, "tmpfs");
+  if (c.tmpfs.size() > kMaxInitTmpfs)
+    return invalid(tmpfs_path, "more than " + std::to_string(kMaxInitTmpfs) + " mounts");
+  std::set<std::string_view> mounts;
+  for (std::size_t i = 0; i < c.tmpfs.size(); ++i) {
+    CONFPOD_TRY(check_path(element_path(tmpfs_path, i), c.tmpfs[i], false));
+    if (!mounts.insert(c.tmpfs[i]).second)
+      return invalid(element_path(tmpfs_path, i), "duplicate mount " + quote_value(c.tmpfs[i]));
+  }
+  const std::string caps_path = member_path(p, "capabilities");
+  for (std::size_t i = 0; i < c.capabilities.size(); ++i) {
+    if (!capability_number(c.capabilities[i]))
+      return invalid(element_path(caps_path, i),
+                     "unknown capability " + quote_value(c.capabilities[i]));
+    if (i > 0 && c.capabilities[i - 1] >= c.capabilities[i])
+      return invalid(caps_path, "must be sorted and unique");
+  }
+  if (c.seccomp != "default" && c.seccomp != "unconfined")
+    return invalid(member_path(p, "seccomp"),
+                   "must be default or unconfined, got " + quote_value(c.seccomp));
+  if (c.cpu_millis > kMaxInitCpuMillis)
+    return invalid(member_path(p, "cpu_millis"),
+                   "must be at most " + std::to_string(kMaxInitCpuMillis));
+  if (c.memory_mib > kMaxInitMemoryMib)
+    return invalid(member_path(p, "memory_mib"),
+                   "must be at most " + std::to_string(kMaxInitMemoryMib));
+  return ok_status();
 }
 
 Status check_secret(const std::string& p, const InitSecret& s) {
   if (!is_resource(s.resource))
     return invalid(member_path(p, "resource"),
                    "must be repository/type/tag, each of [A-Za-z0-9._-]");
+  if (s.path.empty() == s.env.empty())
+    return invalid(p, "needs exactly one of path and env");
+  if (!s.env.empty()) {
+    if (!is_env_key(s.env))
+      return invalid(member_path(p, "env"),
+                     "must match [A-Za-z_][A-Za-z0-9_]* (at most 256 bytes), got " +
+                         quote_value(s.env));
+    return ok_status();
+  }
   return check_path(member_path(p, "path"), s.path, false);
 }
 
@@ -278,10 +335,26 @@ Result<InitImage> read_image(const json& value, const std::string& path) {
   return image;
 }
 
+Result<std::vector<std::string>> string_array(const Members& m, std::string_view name,
+                                             std::size_t max_items) {
+  CONFPOD_ASSIGN_OR_RETURN(const json* array, m.array(name, max_items));
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const json& item = (*array)[i];
+    if (!item.is_string())
+      return invalid(element_path(m.path(name), i),
+                     std::string("must be a string, got ") + detail::json_type_name(item));
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
 Result<InitContainer> read_container(const json& value, const std::string& path) {
   CONFPOD_TRY(expect_object(value, path));
   Members m(value, path, kInvalid);
-  CONFPOD_TRY(m.only({"command", "env", "image", "name", "workdir"}));
+  CONFPOD_TRY(m.only({"capabilities", "command", "cpu_millis", "env", "image", "init",
+                      "memory_mib", "name", "read_only_rootfs", "seccomp", "tmpfs", "user",
+                      "workdir"}));
   InitContainer c;
   CONFPOD_ASSIGN_OR_RETURN(c.name, m.string("name"));
   CONFPOD_ASSIGN_OR_RETURN(const json* image, m.get("image"));
@@ -302,14 +375,24 @@ Result<InitContainer> read_container(const json& value, const std::string& path)
     c.env.emplace(it.key(), it.value().get<std::string>());
   }
   CONFPOD_ASSIGN_OR_RETURN(c.workdir, m.string("workdir"));
+  CONFPOD_ASSIGN_OR_RETURN(c.init, m.boolean("init"));
+  CONFPOD_ASSIGN_OR_RETURN(c.user, m.string("user"));
+  CONFPOD_ASSIGN_OR_RETURN(c.read_only_rootfs, m.boolean("read_only_rootfs"));
+  CONFPOD_ASSIGN_OR_RETURN(c.tmpfs, string_array(m, "tmpfs", kMaxInitTmpfs));
+  CONFPOD_ASSIGN_OR_RETURN(c.capabilities,
+                           string_array(m, "capabilities", static_cast<std::size_t>(kLastCapability) + 1));
+  CONFPOD_ASSIGN_OR_RETURN(c.seccomp, m.string("seccomp"));
+  CONFPOD_ASSIGN_OR_RETURN(c.cpu_millis, m.unsigned_integer("cpu_millis"));
+  CONFPOD_ASSIGN_OR_RETURN(c.memory_mib, m.unsigned_integer("memory_mib"));
   return c;
 }
 
 Result<InitSecret> read_secret(const json& value, const std::string& path) {
   CONFPOD_TRY(expect_object(value, path));
   Members m(value, path, kInvalid);
-  CONFPOD_TRY(m.only({"path", "resource"}));
+  CONFPOD_TRY(m.only({"env", "path", "resource"}));
   InitSecret s;
+  CONFPOD_ASSIGN_OR_RETURN(s.env, m.string("env"));
   CONFPOD_ASSIGN_OR_RETURN(s.path, m.string("path"));
   CONFPOD_ASSIGN_OR_RETURN(s.resource, m.string("resource"));
   return s;
@@ -351,15 +434,23 @@ std::string to_json(const InitData& data) {
   for (const InitContainer& c : data.containers) {
     json env = json::object();
     for (const auto& [key, value] : c.env) env[key] = value;
-    containers.push_back(json{{"command", c.command},
+    containers.push_back(json{{"capabilities", c.capabilities},
+                              {"command", c.command},
+                              {"cpu_millis", c.cpu_millis},
                               {"env", std::move(env)},
                               {"image", {{"digest", c.image.digest}, {"disk", c.image.disk}}},
+                              {"init", c.init},
+                              {"memory_mib", c.memory_mib},
                               {"name", c.name},
+                              {"read_only_rootfs", c.read_only_rootfs},
+                              {"seccomp", c.seccomp},
+                              {"tmpfs", c.tmpfs},
+                              {"user", c.user},
                               {"workdir", c.workdir}});
   }
   json secrets = json::array();
   for (const InitSecret& s : data.secrets)
-    secrets.push_back(json{{"path", s.path}, {"resource", s.resource}});
+    secrets.push_back(json{{"env", s.env}, {"path", s.path}, {"resource", s.resource}});
   json doc = json::object();
   doc["allow_exec"] = data.allow_exec;
   doc["containers"] = std::move(containers);
@@ -396,15 +487,22 @@ Status validate_init_data(const InitData& d) {
     CONFPOD_TRY(check_container(p, d.containers[i]));
     if (!names.insert(d.containers[i].name).second)
       return invalid(p + ".name", "duplicate container name " + quote_value(d.containers[i].name));
+    if (d.containers[i].init && i > 0 && !d.containers[i - 1].init)
+      return invalid(p + ".init", "init containers come before the others");
   }
+  if (d.containers.back().init)
+    return invalid("containers", "at least one container that is not an init container");
   if (d.secrets.size() > kMaxInitSecrets)
     return invalid("secrets", "more than " + std::to_string(kMaxInitSecrets) + " secrets");
   std::set<std::string_view> paths;
+  std::set<std::string_view> variables;
   for (std::size_t i = 0; i < d.secrets.size(); ++i) {
     const std::string p = element_path("secrets", i);
     CONFPOD_TRY(check_secret(p, d.secrets[i]));
-    if (!paths.insert(d.secrets[i].path).second)
+    if (!d.secrets[i].path.empty() && !paths.insert(d.secrets[i].path).second)
       return invalid(p + ".path", "duplicate secret path " + quote_value(d.secrets[i].path));
+    if (!d.secrets[i].env.empty() && !variables.insert(d.secrets[i].env).second)
+      return invalid(p + ".env", "duplicate secret variable " + quote_value(d.secrets[i].env));
   }
   return ok_status();
 }

@@ -26,7 +26,9 @@
 namespace confpod::guest {
 
 // 2: network gained mac, address6, gateway6 and dns (bridge networking, docs/network.md).
-inline constexpr std::uint32_t kInitDataVersion = 2;
+// 3: containers gained init, user, read_only_rootfs, tmpfs, capabilities, seccomp, cpu_millis
+//    and memory_mib; secrets gained env (docs/containers.md).
+inline constexpr std::uint32_t kInitDataVersion = 3;
 inline constexpr std::size_t kMaxInitDataBytes = 64u << 10;  // what the KBS takes in an Attestation
 
 struct InitImage {
@@ -41,12 +43,24 @@ struct InitContainer {
   std::vector<std::string> command;        // empty: the image config's Entrypoint + Cmd
   std::map<std::string, std::string> env;  // added to (and overriding) the image config's Env
   std::string workdir = "/";
+  // Runs to completion, in order, before the other containers start; its failure ends the pod.
+  bool init = false;
+  std::string user;  // "uid[:gid]" or "name[:group]" of the image; "": the image config's User
+  bool read_only_rootfs = false;
+  std::vector<std::string> tmpfs;  // absolute directories that get a fresh tmpfs
+  // The container's capability bounding set, canonical names ("CAP_CHOWN"), sorted, unique.
+  // A root process gets them all; any other user none (no ambient capabilities).
+  std::vector<std::string> capabilities;
+  std::string seccomp = "default";  // "default" (docs/containers.md) | "unconfined"
+  std::uint64_t cpu_millis = 0;     // cgroup cpu.max in thousandths of a CPU; 0: no limit
+  std::uint64_t memory_mib = 0;     // cgroup memory.max; 0: no limit
   bool operator==(const InitContainer&) const = default;
 };
 
 struct InitSecret {
   std::string resource;  // KBS "<repository>/<type>/<tag>"
-  std::string path;      // absolute path inside every container (a tmpfs holds it)
+  std::string path;      // absolute path inside every container (a tmpfs holds it), or
+  std::string env;       // the environment variable of every container that holds it
   bool operator==(const InitSecret&) const = default;
 };
 
@@ -86,6 +100,9 @@ inline constexpr std::size_t kMaxInitArgs = 256;  // per container command
 inline constexpr std::size_t kMaxInitDns = 3;     // resolv.conf reads no more
 inline constexpr std::size_t kMaxInitEnv = 256;   // per container env
 inline constexpr std::size_t kMaxInitStringBytes = 4096;
+inline constexpr std::size_t kMaxInitTmpfs = 16;  // per container
+inline constexpr std::uint64_t kMaxInitCpuMillis = 256000;
+inline constexpr std::uint64_t kMaxInitMemoryMib = 1048576;
 
 // The checks parse_init_data applies after reading the types, on a document built in memory
 // (the daemon calls it before launching, so it never binds init-data the agent would refuse).

@@ -37,13 +37,33 @@ InitData sample() {
   db.name = "db";
   db.image = {kDigest, "image1"};
   d.containers = {web, db};
-  d.secrets = {{"default/db/password", "/run/secrets/db"}};
+  d.secrets = {{"default/db/password", "/run/secrets/db", ""}};
   d.allow_exec = true;
   return d;
 }
 
 // The canonical text of sample() as a JSON value, to edit one member at a time.
 json sample_json() { return json::parse(to_json(sample())); }
+
+// sample() with an init container first, confinement and limits on web, a secret variable.
+InitData confined_sample() {
+  InitData d = sample();
+  InitContainer& web = d.containers[0];
+  web.user = "app:app";
+  web.read_only_rootfs = true;
+  web.tmpfs = {"/tmp", "/run/app"};
+  web.capabilities = {"CAP_CHOWN", "CAP_NET_BIND_SERVICE"};
+  web.cpu_millis = 500;
+  web.memory_mib = 128;
+  InitContainer migrate;
+  migrate.name = "migrate";
+  migrate.image = {kDigest, "image2"};
+  migrate.init = true;
+  migrate.seccomp = "unconfined";
+  d.containers.insert(d.containers.begin(), migrate);
+  d.secrets.push_back({"default/db/token", "", "DB_TOKEN"});
+  return d;
+}
 
 // Expects parse_init_data(doc) to fail with `code` and a message containing `needle`.
 void expect_refused(const json& doc, const std::string& needle,
@@ -80,20 +100,27 @@ TEST(GuestProtocolInitData, CanonicalFormIsCompactSortedAndComplete) {
   c.image = {kDigest, "image0"};
   d.containers = {c};
   EXPECT_EQ(to_json(d),
-            "{\"allow_exec\":false,\"containers\":[{\"command\":[],\"env\":{},\"image\":{"
-            "\"digest\":\"" +
+            "{\"allow_exec\":false,\"containers\":[{\"capabilities\":[],\"command\":[],"
+            "\"cpu_millis\":0,\"env\":{},\"image\":{\"digest\":\"" +
                 kDigest +
-                "\",\"disk\":\"image0\"},\"name\":\"app\",\"workdir\":\"/\"}],\"kbs_url\":\"\","
+                "\",\"disk\":\"image0\"},\"init\":false,\"memory_mib\":0,\"name\":\"app\","
+                "\"read_only_rootfs\":false,\"seccomp\":\"default\",\"tmpfs\":[],\"user\":\"\","
+                "\"workdir\":\"/\"}],\"kbs_url\":\"\","
                 "\"network\":{\"address\":\"\",\"address6\":\"\",\"dns\":[],\"gateway\":\"\","
                 "\"gateway6\":\"\",\"interface\":\"eth0\",\"mac\":\"\"},\"pod\":"
-                "\"p\",\"secrets\":[],\"tee\":\"none\",\"version\":2}");
+                "\"p\",\"secrets\":[],\"tee\":\"none\",\"version\":3}");
 }
+
+// The version-3 container members at their defaults, in an order of their own.
+const std::string kDefaultsV3 =
+    ", \"user\": \"\", \"tmpfs\": [], \"seccomp\": \"default\", \"read_only_rootfs\": false, "
+    "\"memory_mib\": 0, \"init\": false, \"cpu_millis\": 0, \"capabilities\": []";
 
 TEST(GuestProtocolInitData, CanonicalBytesDoNotDependOnInputForm) {
   // The same document with members in another order and with whitespace.
   const std::string reordered =
-      "{ \"version\": 2, \"tee\": \"snp\", \"secrets\": [ {\"resource\": \"default/db/password\", "
-      "\"path\": \"/run/secrets/db\"} ], \"pod\": \"demo\", \"network\": {\"interface\": "
+      "{ \"version\": 3, \"tee\": \"snp\", \"secrets\": [ {\"resource\": \"default/db/password\", "
+      "\"env\": \"\", \"path\": \"/run/secrets/db\"} ], \"pod\": \"demo\", \"network\": {\"interface\": "
       "\"eth0\", \"gateway\": \"10.89.0.1\", \"address\": \"10.89.0.2/24\", \"mac\": "
       "\"02:cf:0a:59:00:02\", \"dns\": [\"10.89.0.1\", \"fd00:89::1\"], \"gateway6\": "
       "\"fd00:89::1\", \"address6\": \"fd00:89::2/64\"}, \"kbs_url\": "
@@ -101,9 +128,11 @@ TEST(GuestProtocolInitData, CanonicalBytesDoNotDependOnInputForm) {
       "\"web\", \"image\": {\"disk\": \"image0\", \"digest\": \"" +
       kDigest +
       "\"}, \"env\": {\"PATH\": \"/usr/bin:/bin\", \"GREETING\": \"gr\\u00fc\\u00dfe\"}, "
-      "\"command\": [\"/bin/sh\", \"-c\", \"echo \\\"hi\\\" \\\\ done\"]}, {\"workdir\": \"/\", "
+      "\"command\": [\"/bin/sh\", \"-c\", \"echo \\\"hi\\\" \\\\ done\"]" + kDefaultsV3 +
+      "}, {\"workdir\": \"/\", "
       "\"name\": \"db\", \"image\": {\"disk\": \"image1\", \"digest\": \"" +
-      kDigest + "\"}, \"env\": {}, \"command\": []} ], \"allow_exec\": true }\n";
+      kDigest + "\"}, \"env\": {}, \"command\": []" + kDefaultsV3 +
+      "} ], \"allow_exec\": true }\n";
   auto parsed = parse_init_data(reordered);
   ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
   EXPECT_EQ(*parsed, sample());
@@ -162,11 +191,11 @@ TEST(GuestProtocolInitData, RefusesDuplicateMembers) {
 
 TEST(GuestProtocolInitData, RefusesOtherVersionsFirst) {
   json doc = sample_json();
-  doc["version"] = 3;
-  doc["new_member"] = true;  // a version-3 member does not hide the version
-  expect_refused(doc, "version: must be 2, got 3");
-  doc["version"] = 1;  // version 1 had no mac, address6, gateway6, dns
-  expect_refused(doc, "version: must be 2, got 1");
+  doc["version"] = 4;
+  doc["new_member"] = true;  // a version-4 member does not hide the version
+  expect_refused(doc, "version: must be 3, got 4");
+  doc["version"] = 2;  // version 2 had no container confinement or limits
+  expect_refused(doc, "version: must be 3, got 2");
   doc.erase("version");
   expect_refused(doc, "version: required");
 }
@@ -332,7 +361,8 @@ TEST(GuestProtocolInitData, RefusesGatewayWithoutAddress) {
 
 TEST(GuestProtocolInitData, RefusesDuplicateSecretPaths) {
   json doc = sample_json();
-  doc["secrets"].push_back({{"path", "/run/secrets/db"}, {"resource", "default/db/other"}});
+  doc["secrets"].push_back(
+      {{"env", ""}, {"path", "/run/secrets/db"}, {"resource", "default/db/other"}});
   expect_refused(doc, "secrets[1].path: duplicate secret path \"/run/secrets/db\"");
 }
 
@@ -372,7 +402,7 @@ TEST(GuestProtocolInitData, ValidateNamesTheSameMembers) {
   EXPECT_EQ(s.error().message, "containers[1].image.digest: must be sha256:<64 hex digits>");
 
   d = sample();
-  d.version = 3;
+  d.version = 2;
   EXPECT_FALSE(validate_init_data(d).ok());
 
   // Not UTF-8: to_json cannot carry it, so validate refuses what would not round-trip.
@@ -391,6 +421,59 @@ TEST(GuestProtocolInitData, ErrorsQuoteHostileValuesSafely) {
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.error().message, HasSubstr("got \"\\x01\\\"xxx"));
   EXPECT_LT(r.error().message.size(), 200u);
+}
+
+TEST(InitDataContainers, ConfinementAndLimitsRoundTripAndAreChecked) {
+  auto parsed = parse_init_data(to_json(confined_sample()));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+  EXPECT_EQ(*parsed, confined_sample());
+  const auto sample_json = [] { return json::parse(to_json(confined_sample())); };
+
+  json doc = sample_json();
+  doc["containers"][1]["capabilities"] = {"CAP_NET_BIND_SERVICE", "CAP_CHOWN"};
+  expect_refused(doc, "containers[1].capabilities: must be sorted and unique");
+  doc = sample_json();
+  doc["containers"][1]["capabilities"] = {"CAP_TIME_TRAVEL"};
+  expect_refused(doc, "containers[1].capabilities[0]: unknown capability");
+  doc = sample_json();
+  doc["containers"][1]["seccomp"] = "off";
+  expect_refused(doc, "containers[1].seccomp: must be default or unconfined");
+  doc = sample_json();
+  doc["containers"][1]["tmpfs"] = {"/tmp", "relative"};
+  expect_refused(doc, "containers[1].tmpfs[1]");
+  doc = sample_json();
+  doc["containers"][1]["user"] = "root;rm";
+  expect_refused(doc, "containers[1].user");
+  doc = sample_json();
+  doc["containers"][1]["memory_mib"] = 1u << 30;
+  expect_refused(doc, "containers[1].memory_mib: must be at most");
+  doc = sample_json();
+  doc["containers"][1]["cpu_millis"] = -1;
+  expect_refused(doc, "containers[1].cpu_millis");
+  // An init container after a regular one, or only init containers.
+  doc = sample_json();
+  doc["containers"][2]["init"] = true;
+  expect_refused(doc, "containers[2].init: init containers come before the others");
+  doc = sample_json();
+  for (auto& c : doc["containers"]) c["init"] = true;
+  expect_refused(doc, "at least one container that is not an init container");
+}
+
+TEST(InitDataSecrets, AFileOrAVariableNeverBoth) {
+  const auto sample_json = [] { return json::parse(to_json(confined_sample())); };
+  json doc = sample_json();
+  doc["secrets"][1]["path"] = "/run/secrets/token";
+  expect_refused(doc, "secrets[1]: needs exactly one of path and env");
+  doc = sample_json();
+  doc["secrets"][1]["env"] = "";
+  expect_refused(doc, "secrets[1]: needs exactly one of path and env");
+  doc = sample_json();
+  doc["secrets"][1]["env"] = "1BAD";
+  expect_refused(doc, "secrets[1].env: must match");
+  doc = sample_json();
+  doc["secrets"][0]["path"] = "";
+  doc["secrets"][0]["env"] = "DB_TOKEN";
+  expect_refused(doc, "duplicate secret variable");
 }
 
 }  // namespace

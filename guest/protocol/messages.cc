@@ -89,6 +89,41 @@ Result<std::string> detail_member(const Members& m) {
   return detail;
 }
 
+// "data": padded standard base64 of at most kMaxOutputChunk bytes (the encoded size is
+// checked first, so an oversize chunk is never decoded).
+Result<std::string> chunk_member(const Members& m) {
+  CONFPOD_ASSIGN_OR_RETURN(std::string data, m.string("data"));
+  constexpr std::size_t kMaxEncoded = 4 * ((kMaxOutputChunk + 2) / 3);
+  if (data.size() > kMaxEncoded)
+    return m.invalid("data", "more than " + std::to_string(kMaxOutputChunk) + " bytes");
+  if (!is_strict_base64(data)) return m.invalid("data", "must be padded standard base64");
+  auto decoded = from_base64(data);
+  if (!decoded.ok()) return m.invalid("data", "must be padded standard base64");
+  if (decoded->size() > kMaxOutputChunk)
+    return m.invalid("data", "more than " + std::to_string(kMaxOutputChunk) + " bytes");
+  return std::string(decoded->begin(), decoded->end());
+}
+
+// An exec request id: never 0 (0 marks a container's own output).
+Result<std::uint64_t> exec_id(const Members& m) {
+  CONFPOD_ASSIGN_OR_RETURN(std::uint64_t id, m.unsigned_integer("id"));
+  if (id == 0) return m.invalid("id", "must not be 0");
+  return id;
+}
+
+Result<std::uint32_t> window_size(const Members& m, std::string_view name) {
+  CONFPOD_ASSIGN_OR_RETURN(std::uint64_t value, m.unsigned_integer(name));
+  if (value > 4096) return m.invalid(name, "must be 0..4096, got " + std::to_string(value));
+  return static_cast<std::uint32_t>(value);
+}
+
+Result<std::string> reason_member(const Members& m) {
+  CONFPOD_ASSIGN_OR_RETURN(std::string reason, m.string("reason"));
+  if (!reason.empty() && reason != "oom")
+    return m.invalid("reason", "must be \"\" or oom, got " + quote_value(reason));
+  return reason;
+}
+
 // The object and its "type", after the size cap and the strict JSON parse.
 Result<json> parse_object(std::string_view payload) {
   if (payload.size() > kMaxFramePayload) return too_large(payload.size(), kMaxFramePayload);
@@ -209,6 +244,26 @@ std::string to_payload(const HostMessage& message) {
       doc["id"] = message.id;
       doc["container"] = message.container;
       doc["command"] = message.command;
+      doc["tty"] = message.tty;
+      doc["stdin"] = message.stdin_open;
+      doc["rows"] = message.rows;
+      doc["cols"] = message.cols;
+      break;
+    case HostMessage::Kind::kExecInput:
+      doc["type"] = "exec-input";
+      doc["id"] = message.id;
+      doc["data"] = to_base64(as_bytes(message.data));
+      doc["eof"] = message.eof;
+      break;
+    case HostMessage::Kind::kExecResize:
+      doc["type"] = "exec-resize";
+      doc["id"] = message.id;
+      doc["rows"] = message.rows;
+      doc["cols"] = message.cols;
+      break;
+    case HostMessage::Kind::kExecClose:
+      doc["type"] = "exec-close";
+      doc["id"] = message.id;
       break;
     case HostMessage::Kind::kShutdown:
       doc["type"] = "shutdown";
@@ -236,9 +291,13 @@ Result<HostMessage> parse_host_message(std::string_view payload) {
                        "init-data longer than " + std::to_string(kMaxInitDataBytes) + " bytes");
   } else if (type == "exec") {
     msg.kind = HostMessage::Kind::kExec;
-    CONFPOD_TRY(m.only({"command", "container", "id", "type"}));
-    CONFPOD_ASSIGN_OR_RETURN(msg.id, m.unsigned_integer("id"));
+    CONFPOD_TRY(m.only({"cols", "command", "container", "id", "rows", "stdin", "tty", "type"}));
+    CONFPOD_ASSIGN_OR_RETURN(msg.id, exec_id(m));
     CONFPOD_ASSIGN_OR_RETURN(msg.container, container_member(m));
+    CONFPOD_ASSIGN_OR_RETURN(msg.tty, m.boolean("tty"));
+    CONFPOD_ASSIGN_OR_RETURN(msg.stdin_open, m.boolean("stdin"));
+    CONFPOD_ASSIGN_OR_RETURN(msg.rows, window_size(m, "rows"));
+    CONFPOD_ASSIGN_OR_RETURN(msg.cols, window_size(m, "cols"));
     CONFPOD_ASSIGN_OR_RETURN(const json* command, m.array("command", kMaxExecArgs));
     if (command->empty()) return m.invalid("command", "must not be empty");
     for (std::size_t i = 0; i < command->size(); ++i) {
@@ -256,6 +315,22 @@ Result<HostMessage> parse_host_message(std::string_view payload) {
         return make_error(kInvalid, path + ": contains NUL");
       msg.command.push_back(text);
     }
+  } else if (type == "exec-input") {
+    msg.kind = HostMessage::Kind::kExecInput;
+    CONFPOD_TRY(m.only({"data", "eof", "id", "type"}));
+    CONFPOD_ASSIGN_OR_RETURN(msg.id, exec_id(m));
+    CONFPOD_ASSIGN_OR_RETURN(msg.data, chunk_member(m));
+    CONFPOD_ASSIGN_OR_RETURN(msg.eof, m.boolean("eof"));
+  } else if (type == "exec-resize") {
+    msg.kind = HostMessage::Kind::kExecResize;
+    CONFPOD_TRY(m.only({"cols", "id", "rows", "type"}));
+    CONFPOD_ASSIGN_OR_RETURN(msg.id, exec_id(m));
+    CONFPOD_ASSIGN_OR_RETURN(msg.rows, window_size(m, "rows"));
+    CONFPOD_ASSIGN_OR_RETURN(msg.cols, window_size(m, "cols"));
+  } else if (type == "exec-close") {
+    msg.kind = HostMessage::Kind::kExecClose;
+    CONFPOD_TRY(m.only({"id", "type"}));
+    CONFPOD_ASSIGN_OR_RETURN(msg.id, exec_id(m));
   } else if (type == "shutdown") {
     msg.kind = HostMessage::Kind::kShutdown;
     CONFPOD_TRY(m.only({"type"}));
@@ -282,6 +357,7 @@ std::string to_payload(const GuestMessage& message) {
       break;
     case GuestMessage::Kind::kOutput:
       doc["type"] = "output";
+      doc["id"] = message.id;
       doc["container"] = message.container;
       doc["stream"] = message.stream;
       doc["data"] = to_base64(as_bytes(message.data));
@@ -290,9 +366,16 @@ std::string to_payload(const GuestMessage& message) {
       doc["type"] = "exit";
       doc["container"] = message.container;
       doc["status"] = message.status;
+      doc["reason"] = message.reason;
       break;
     case GuestMessage::Kind::kPodExit:
       doc["type"] = "pod-exit";
+      doc["status"] = message.status;
+      doc["reason"] = message.reason;
+      break;
+    case GuestMessage::Kind::kExecExit:
+      doc["type"] = "exec-exit";
+      doc["id"] = message.id;
       doc["status"] = message.status;
       break;
     case GuestMessage::Kind::kError:
@@ -336,30 +419,28 @@ Result<GuestMessage> parse_guest_message(std::string_view payload) {
     CONFPOD_ASSIGN_OR_RETURN(msg.detail, detail_member(m));
   } else if (type == "output") {
     msg.kind = GuestMessage::Kind::kOutput;
-    CONFPOD_TRY(m.only({"container", "data", "stream", "type"}));
+    CONFPOD_TRY(m.only({"container", "data", "id", "stream", "type"}));
+    CONFPOD_ASSIGN_OR_RETURN(msg.id, m.unsigned_integer("id"));
     CONFPOD_ASSIGN_OR_RETURN(msg.container, container_member(m));
     CONFPOD_ASSIGN_OR_RETURN(msg.stream, m.string("stream"));
     if (msg.stream != "stdout" && msg.stream != "stderr")
       return m.invalid("stream", "must be stdout or stderr, got " + quote_value(msg.stream));
-    CONFPOD_ASSIGN_OR_RETURN(std::string data, m.string("data"));
-    // The encoded size first, so an oversize chunk is never decoded.
-    constexpr std::size_t kMaxEncoded = 4 * ((kMaxOutputChunk + 2) / 3);
-    if (data.size() > kMaxEncoded)
-      return m.invalid("data", "more than " + std::to_string(kMaxOutputChunk) + " bytes");
-    if (!is_strict_base64(data)) return m.invalid("data", "must be padded standard base64");
-    auto decoded = from_base64(data);
-    if (!decoded.ok()) return m.invalid("data", "must be padded standard base64");
-    if (decoded->size() > kMaxOutputChunk)
-      return m.invalid("data", "more than " + std::to_string(kMaxOutputChunk) + " bytes");
-    msg.data.assign(decoded->begin(), decoded->end());
+    CONFPOD_ASSIGN_OR_RETURN(msg.data, chunk_member(m));
   } else if (type == "exit") {
     msg.kind = GuestMessage::Kind::kExit;
-    CONFPOD_TRY(m.only({"container", "status", "type"}));
+    CONFPOD_TRY(m.only({"container", "reason", "status", "type"}));
     CONFPOD_ASSIGN_OR_RETURN(msg.container, container_member(m));
     CONFPOD_ASSIGN_OR_RETURN(msg.status, m.signed_integer("status"));
+    CONFPOD_ASSIGN_OR_RETURN(msg.reason, reason_member(m));
   } else if (type == "pod-exit") {
     msg.kind = GuestMessage::Kind::kPodExit;
-    CONFPOD_TRY(m.only({"status", "type"}));
+    CONFPOD_TRY(m.only({"reason", "status", "type"}));
+    CONFPOD_ASSIGN_OR_RETURN(msg.status, m.signed_integer("status"));
+    CONFPOD_ASSIGN_OR_RETURN(msg.reason, reason_member(m));
+  } else if (type == "exec-exit") {
+    msg.kind = GuestMessage::Kind::kExecExit;
+    CONFPOD_TRY(m.only({"id", "status", "type"}));
+    CONFPOD_ASSIGN_OR_RETURN(msg.id, exec_id(m));
     CONFPOD_ASSIGN_OR_RETURN(msg.status, m.signed_integer("status"));
   } else if (type == "error") {
     msg.kind = GuestMessage::Kind::kError;

@@ -8,7 +8,14 @@
 // refused with an error naming them.
 //
 // Guest -> host: hello (first, carries the protocol version), status, output, exit,
-// pod-exit, error, response.  Host -> guest: init-data (first and once), exec, shutdown.
+// pod-exit, error, response, exec-exit.  Host -> guest: init-data (first and once), exec,
+// exec-input, exec-resize, exec-close, shutdown.
+//
+// Exec (docs/exec.md): "exec" asks for a command in a container (with a pty or pipes); the
+// agent answers with a "response" (ok: started; else refused, with the reason), then "output"
+// frames carrying the exec's id, then "exec-exit" with its status. The host feeds stdin with
+// "exec-input" (data, then eof), changes the pty size with "exec-resize" and ends the command
+// with "exec-close". The agent honours none of it unless the verified init-data allows exec.
 //
 // Errors: "guest.frame.too_large", "guest.frame.truncated", "guest.message.invalid".
 #pragma once
@@ -23,7 +30,9 @@
 
 namespace confpod::guest {
 
-inline constexpr std::uint32_t kProtocolVersion = 1;
+// 2: exec with a pty and stdin (exec-input, exec-resize, exec-close, exec-exit), output of an
+//    exec carries its id, exit and pod-exit carry a reason ("oom").
+inline constexpr std::uint32_t kProtocolVersion = 2;
 // Largest frame payload either side accepts (init-data fits well inside).
 inline constexpr std::size_t kMaxFramePayload = 1u << 20;
 // The agent splits container output into chunks of at most this many bytes.
@@ -63,12 +72,17 @@ class FrameDecoder {
 
 // --- host -> guest ----------------------------------------------------------------------------
 struct HostMessage {
-  enum class Kind { kInitData, kExec, kShutdown };
+  enum class Kind { kInitData, kExec, kExecInput, kExecResize, kExecClose, kShutdown };
   Kind kind = Kind::kShutdown;
   std::string init_data;             // kInitData: the init-data bytes (not yet trusted)
-  std::uint64_t id = 0;              // kExec: request id, echoed in the response
+  std::uint64_t id = 0;              // kExec*: request id (> 0), echoed in what answers it
   std::string container;             // kExec
   std::vector<std::string> command;  // kExec
+  bool tty = false;                  // kExec: a pty (stdout and stderr are one stream)
+  bool stdin_open = false;           // kExec: stdin comes in exec-input frames (else /dev/null)
+  std::uint32_t rows = 0, cols = 0;  // kExec (tty), kExecResize: window size, 0..4096
+  std::string data;                  // kExecInput: raw bytes (base64 on the wire)
+  bool eof = false;                  // kExecInput: no more stdin after `data`
   bool operator==(const HostMessage&) const = default;
 };
 std::string to_payload(const HostMessage& message);
@@ -76,7 +90,7 @@ Result<HostMessage> parse_host_message(std::string_view payload);
 
 // --- guest -> host ----------------------------------------------------------------------------
 struct GuestMessage {
-  enum class Kind { kHello, kStatus, kOutput, kExit, kPodExit, kError, kResponse };
+  enum class Kind { kHello, kStatus, kOutput, kExit, kPodExit, kError, kResponse, kExecExit };
   Kind kind = Kind::kHello;
   std::uint32_t version = kProtocolVersion;  // kHello
   std::string agent;                         // kHello: "confpod-agent <version>"
@@ -86,9 +100,10 @@ struct GuestMessage {
   std::string container;    // kOutput, kExit
   std::string stream;       // kOutput: "stdout" | "stderr"
   std::string data;         // kOutput: raw bytes (base64 on the wire), <= kMaxOutputChunk
-  std::int64_t status = 0;  // kExit: exit code or 128+signal; kPodExit: the pod's status
+  std::int64_t status = 0;  // kExit, kExecExit: exit code or 128+signal; kPodExit: the pod's
+  std::string reason;       // kExit, kPodExit: "" or "oom" (killed for its memory limit)
   std::string code;         // kError: stable error code, e.g. "agent.init_data.mismatch"
-  std::uint64_t id = 0;     // kResponse
+  std::uint64_t id = 0;     // kResponse, kExecExit; kOutput: the exec's (0: the container's)
   bool ok = false;          // kResponse
   bool operator==(const GuestMessage&) const = default;
 };

@@ -137,19 +137,38 @@ TEST(GuestProtocolHostMessage, RoundTripsEachKind) {
   exec.id = 18446744073709551615u;
   exec.container = "web";
   exec.command = {"/bin/sh", "-c", "echo 'hi'\n"};
+  HostMessage shell = exec;
+  shell.id = 7;
+  shell.tty = true;
+  shell.stdin_open = true;
+  shell.rows = 24;
+  shell.cols = 4096;
+  HostMessage input;
+  input.kind = HostMessage::Kind::kExecInput;
+  input.id = 7;
+  input.data = std::string("ls\r\0\xff", 5);
+  input.eof = true;
+  HostMessage resize;
+  resize.kind = HostMessage::Kind::kExecResize;
+  resize.id = 7;
+  resize.rows = 50;
+  resize.cols = 132;
+  HostMessage close;
+  close.kind = HostMessage::Kind::kExecClose;
+  close.id = 7;
   HostMessage shutdown;
   shutdown.kind = HostMessage::Kind::kShutdown;
-  for (const HostMessage& m : {init, exec, shutdown}) {
+  for (const HostMessage& m : {init, exec, shell, input, resize, close, shutdown}) {
     auto parsed = parse_host_message(to_payload(m));
     ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
     EXPECT_EQ(*parsed, m);
   }
   EXPECT_EQ(to_payload(shutdown), "{\"type\":\"shutdown\"}");
   EXPECT_EQ(to_payload(exec),
-            "{\"command\":[\"/bin/sh\",\"-c\",\"echo 'hi'\\n\"],\"container\":\"web\",\"id\":"
-            "18446744073709551615,\"type\":\"exec\"}");
+            "{\"cols\":0,\"command\":[\"/bin/sh\",\"-c\",\"echo 'hi'\\n\"],\"container\":\"web\","
+            "\"id\":18446744073709551615,\"rows\":0,\"stdin\":false,\"tty\":false,\"type\":\"exec\"}");
   EXPECT_EQ(to_payload(init).substr(0, 9), "{\"body\":\"");
-  EXPECT_THAT(to_payload(init), HasSubstr("\"type\":\"init-data\",\"version\":1}"));
+  EXPECT_THAT(to_payload(init), HasSubstr("\"type\":\"init-data\",\"version\":2}"));
 }
 
 TEST(GuestProtocolHostMessage, InitDataBodyKeepsTheExactBytes) {
@@ -166,20 +185,20 @@ TEST(GuestProtocolHostMessage, InitDataBodyKeepsTheExactBytes) {
 }
 
 TEST(GuestProtocolHostMessage, RefusesOtherProtocolVersionsAndOversizeBodies) {
-  expect_host_refused("{\"type\":\"init-data\",\"version\":2,\"body\":\"{}\",\"extra\":1}",
-                      "init-data.version: protocol version 2 is not supported");
+  expect_host_refused("{\"type\":\"init-data\",\"version\":3,\"body\":\"{}\",\"extra\":1}",
+                      "init-data.version: protocol version 3 is not supported");
   expect_host_refused("{\"type\":\"init-data\",\"body\":\"{}\"}", "init-data.version: required");
   expect_host_refused("{\"type\":\"init-data\",\"version\":\"1\",\"body\":\"{}\"}",
                       "init-data.version: must be an unsigned integer, got a string");
   json doc = {
-      {"type", "init-data"}, {"version", 1}, {"body", std::string(kMaxInitDataBytes + 1, 'a')}};
+      {"type", "init-data"}, {"version", 2}, {"body", std::string(kMaxInitDataBytes + 1, 'a')}};
   expect_host_refused(doc.dump(), "init-data.body: init-data longer than 65536 bytes");
-  expect_host_refused("{\"type\":\"init-data\",\"version\":1,\"body\":{}}",
+  expect_host_refused("{\"type\":\"init-data\",\"version\":2,\"body\":{}}",
                       "init-data.body: must be a string, got an object");
 }
 
 TEST(GuestProtocolHostMessage, RefusesUnknownTypesAndMembers) {
-  expect_host_refused("{\"type\":\"hello\",\"version\":1,\"agent\":\"x\"}",
+  expect_host_refused("{\"type\":\"hello\",\"version\":2,\"agent\":\"x\"}",
                       "type: unknown host message type \"hello\"");
   expect_host_refused("{\"type\":\"reboot\"}", "unknown host message type \"reboot\"");
   expect_host_refused("{\"kind\":\"shutdown\"}", "message.type: required");
@@ -187,15 +206,16 @@ TEST(GuestProtocolHostMessage, RefusesUnknownTypesAndMembers) {
   expect_host_refused("{\"type\":\"shutdown\",\"force\":true}",
                       "shutdown: unknown member \"force\"");
   expect_host_refused(
-      "{\"type\":\"exec\",\"id\":1,\"container\":\"web\",\"command\":[\"ls\"],\"tty\":true}",
-      "exec: unknown member \"tty\"");
-  expect_host_refused("{\"type\":\"init-data\",\"version\":1,\"body\":\"\",\"digest\":\"x\"}",
+      "{\"type\":\"exec\",\"id\":1,\"container\":\"web\",\"command\":[\"ls\"],\"env\":[]}",
+      "exec: unknown member \"env\"");
+  expect_host_refused("{\"type\":\"init-data\",\"version\":2,\"body\":\"\",\"digest\":\"x\"}",
                       "init-data: unknown member \"digest\"");
 }
 
 TEST(GuestProtocolHostMessage, RefusesBadExec) {
   auto exec = [](json id, json container, json command) {
-    return json{{"type", "exec"}, {"id", id}, {"container", container}, {"command", command}}
+    return json{{"type", "exec"},   {"id", id},     {"container", container}, {"command", command},
+                {"tty", false},    {"stdin", false}, {"rows", 0},             {"cols", 0}}
         .dump();
   };
   expect_host_refused(exec(-1, "web", {"ls"}), "exec.id: must be an unsigned integer");
@@ -213,8 +233,24 @@ TEST(GuestProtocolHostMessage, RefusesBadExec) {
   expect_host_refused(exec(1, "web", many), "exec.command: more than 256 elements");
   // A huge id is a float to nlohmann, and refused.
   expect_host_refused(
-      "{\"type\":\"exec\",\"id\":18446744073709551616,\"container\":\"w\",\"command\":[\"ls\"]}",
+      "{\"type\":\"exec\",\"id\":18446744073709551616,\"container\":\"w\",\"command\":[\"ls\"],"
+      "\"tty\":false,\"stdin\":false,\"rows\":0,\"cols\":0}",
       "exec.id: must be an unsigned integer, got a non-integer number");
+}
+
+TEST(GuestProtocolHostMessage, RefusesBadExecControl) {
+  expect_host_refused("{\"type\":\"exec-input\",\"id\":0,\"data\":\"\",\"eof\":true}",
+                      "exec-input.id: must not be 0");
+  expect_host_refused("{\"type\":\"exec-input\",\"id\":1,\"data\":\"aGk\",\"eof\":false}",
+                      "exec-input.data: must be padded standard base64");
+  json big = {{"type", "exec-input"}, {"id", 1}, {"eof", false},
+              {"data", std::string(4 * ((kMaxOutputChunk + 3) / 3), 'A')}};
+  expect_host_refused(big.dump(), "exec-input.data: more than 32768 bytes");
+  expect_host_refused("{\"type\":\"exec-input\",\"id\":1,\"data\":\"\"}", "exec-input.eof: required");
+  expect_host_refused("{\"type\":\"exec-resize\",\"id\":1,\"rows\":4097,\"cols\":80}",
+                      "exec-resize.rows: must be 0..4096, got 4097");
+  expect_host_refused("{\"type\":\"exec-close\",\"id\":1,\"signal\":9}",
+                      "exec-close: unknown member \"signal\"");
 }
 
 TEST(GuestProtocolHostMessage, RefusesHostileJson) {
@@ -265,6 +301,12 @@ TEST(GuestProtocolGuestMessage, RoundTripsEachKind) {
   GuestMessage exit = make(GuestMessage::Kind::kExit);
   exit.container = "web";
   exit.status = 137;
+  exit.reason = "oom";
+  GuestMessage exec_output = output;
+  exec_output.id = 9;
+  GuestMessage exec_exit = make(GuestMessage::Kind::kExecExit);
+  exec_exit.id = 9;
+  exec_exit.status = 130;
   GuestMessage pod_exit = make(GuestMessage::Kind::kPodExit);
   pod_exit.status = -9223372036854775807 - 1;
   GuestMessage error = make(GuestMessage::Kind::kError);
@@ -273,36 +315,47 @@ TEST(GuestProtocolGuestMessage, RoundTripsEachKind) {
   GuestMessage response = make(GuestMessage::Kind::kResponse);
   response.id = 42;
   response.ok = true;
-  for (const GuestMessage& m : {hello, status, output, full, exit, pod_exit, error, response}) {
+  for (const GuestMessage& m :
+       {hello, status, output, full, exit, exec_output, exec_exit, pod_exit, error, response}) {
     auto parsed = parse_guest_message(to_payload(m));
     ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
     EXPECT_EQ(*parsed, m);
   }
   EXPECT_EQ(to_payload(hello),
-            "{\"agent\":\"confpod-agent 0.1\",\"type\":\"hello\",\"version\":1}");
+            "{\"agent\":\"confpod-agent 0.1\",\"type\":\"hello\",\"version\":2}");
   GuestMessage hi = output;
   hi.data = "hi\n";
   EXPECT_EQ(to_payload(hi),
-            "{\"container\":\"web\",\"data\":\"aGkK\",\"stream\":\"stderr\",\"type\":\"output\"}");
-  EXPECT_EQ(to_payload(exit), "{\"container\":\"web\",\"status\":137,\"type\":\"exit\"}");
+            "{\"container\":\"web\",\"data\":\"aGkK\",\"id\":0,\"stream\":\"stderr\",\"type\":"
+            "\"output\"}");
+  EXPECT_EQ(to_payload(exit),
+            "{\"container\":\"web\",\"reason\":\"oom\",\"status\":137,\"type\":\"exit\"}");
   EXPECT_EQ(to_payload(response), "{\"detail\":\"\",\"id\":42,\"ok\":true,\"type\":\"response\"}");
 }
 
 TEST(GuestProtocolGuestMessage, HelloOfAnotherVersionIsReturnedForTheHostToRefuse) {
-  auto r = parse_guest_message("{\"type\":\"hello\",\"version\":2,\"capabilities\":[1,2]}");
+  auto r = parse_guest_message("{\"type\":\"hello\",\"version\":3,\"capabilities\":[1,2]}");
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->kind, GuestMessage::Kind::kHello);
-  EXPECT_EQ(r->version, 2u);
+  EXPECT_EQ(r->version, 3u);
   EXPECT_EQ(r->agent, "");
   expect_guest_refused("{\"type\":\"hello\",\"version\":4294967296}",
                        "hello.version: out of the 32-bit range");
   expect_guest_refused("{\"type\":\"hello\",\"agent\":\"a\"}", "hello.version: required");
-  expect_guest_refused("{\"type\":\"hello\",\"version\":1,\"agent\":\"a\",\"x\":1}",
+  expect_guest_refused("{\"type\":\"hello\",\"version\":2,\"agent\":\"a\",\"x\":1}",
                        "hello: unknown member \"x\"");
-  expect_guest_refused("{\"type\":\"hello\",\"version\":1,\"agent\":\"\"}",
+  expect_guest_refused("{\"type\":\"hello\",\"version\":2,\"agent\":\"\"}",
                        "hello.agent: must be 1 to 256 printable ASCII characters");
-  expect_guest_refused("{\"type\":\"hello\",\"version\":1,\"agent\":\"a\\u001b[2J\"}",
+  expect_guest_refused("{\"type\":\"hello\",\"version\":2,\"agent\":\"a\\u001b[2J\"}",
                        "hello.agent: must be 1 to 256 printable ASCII characters");
+}
+
+TEST(GuestProtocolGuestMessage, RefusesBadReasonsAndExecExits) {
+  expect_guest_refused("{\"type\":\"exit\",\"container\":\"web\",\"status\":137,\"reason\":\"x\"}",
+                       "exit.reason: must be \"\" or oom, got \"x\"");
+  expect_guest_refused("{\"type\":\"pod-exit\",\"status\":1}", "pod-exit.reason: required");
+  expect_guest_refused("{\"type\":\"exec-exit\",\"id\":0,\"status\":1}",
+                       "exec-exit.id: must not be 0");
 }
 
 TEST(GuestProtocolGuestMessage, RefusesOversizeOutput) {
@@ -320,7 +373,8 @@ TEST(GuestProtocolGuestMessage, RefusesOversizeOutput) {
 
 TEST(GuestProtocolGuestMessage, RefusesBadBase64) {
   auto output = [](const std::string& data) {
-    return json{{"type", "output"}, {"container", "web"}, {"stream", "stdout"}, {"data", data}}
+    return json{{"type", "output"}, {"id", 0}, {"container", "web"}, {"stream", "stdout"},
+                {"data", data}}
         .dump();
   };
   for (const char* bad :
@@ -342,10 +396,10 @@ TEST(GuestProtocolGuestMessage, RefusesBadMembers) {
           .dump(),
       "status.detail: longer than 8192 bytes");
   expect_guest_refused(
-      "{\"type\":\"output\",\"container\":\"web\",\"stream\":\"stdin\",\"data\":\"\"}",
+      "{\"type\":\"output\",\"id\":0,\"container\":\"web\",\"stream\":\"stdin\",\"data\":\"\"}",
       "output.stream: must be stdout or stderr, got \"stdin\"");
   expect_guest_refused(
-      "{\"type\":\"output\",\"container\":\"WEB\",\"stream\":\"stdout\",\"data\":\"\"}",
+      "{\"type\":\"output\",\"id\":0,\"container\":\"WEB\",\"stream\":\"stdout\",\"data\":\"\"}",
       "output.container: must match");
   expect_guest_refused("{\"type\":\"exit\",\"container\":\"web\",\"status\":\"0\"}",
                        "exit.status: must be an integer, got a string");

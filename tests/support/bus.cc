@@ -137,8 +137,11 @@ GuestImage guest_image() {
   return image;
 }
 
-OciImage hello_image(const std::string& path) {
-  auto result = run_process({CONFPOD_HELLO_BUILD_IMAGE, "--out", path});
+namespace {
+OciImage build_image(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {CONFPOD_HELLO_BUILD_IMAGE};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto result = run_process(argv);
   if (result.exit_code != 0) throw std::runtime_error("build-image failed: " + result.err);
   OciImage image;
   std::istringstream lines(result.out);
@@ -149,6 +152,13 @@ OciImage hello_image(const std::string& path) {
   if (image.archive.empty() || !image.digest.starts_with("sha256:"))
     throw std::runtime_error("build-image printed no archive/digest: " + result.out);
   return image;
+}
+}  // namespace
+
+OciImage hello_image(const std::string& path) { return build_image({"--out", path}); }
+
+OciImage probe_image(const std::string& path) {
+  return build_image({"--out", path, "--add", std::string(CONFPOD_PROBE_PATH) + ":/bin/confpod-probe"});
 }
 
 const OciImage& shared_hello_image() {

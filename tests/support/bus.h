@@ -46,6 +46,9 @@ OciImage hello_image(const std::string& path);
 // The hello image built once per test process (into a directory removed at exit).
 const OciImage& shared_hello_image();
 
+// The hello image with tests/support/probe.cc's static confpod-probe at /bin/confpod-probe.
+OciImage probe_image(const std::string& path);
+
 // A [[containers]] table that runs the shared hello image's busybox as a long-lived service:
 // it prints "ready" (into the pod's containers.log), then runs until SIGTERM, on which it
 // exits 0 (so a graceful StopPod ends with ExitStatus 0).

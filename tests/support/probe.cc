@@ -1,0 +1,117 @@
+// confpod-probe: a static test program that goes into test images (examples/hello/build-image
+// --add) and reports, from inside a container, what the container may do. Each check prints
+// "name=RESULT" where RESULT is "ok" or the errno name (EPERM, EACCES, ...), so a test asserts
+// on the kernel's answer, not on a shell's wording.
+//
+//   confpod-probe privileges   write to /, mount, init_module, reboot (with a bad magic: EINVAL
+//                              when allowed, so it never reboots anything), unshare, clone of
+//                              a user namespace, and the process's uid, CapEff, NoNewPrivs,
+//                              Seccomp from /proc/self/status
+//   confpod-probe alloc MIB    allocates and touches MIB MiB, one MiB at a time
+//   confpod-probe burn SECONDS spins for SECONDS of wall time, then prints cpu_ms and wall_ms
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+namespace {
+
+const char* result(long rc) { return rc == 0 ? "ok" : strerrorname_np(errno); }
+
+void report(const char* name, long rc) {
+  std::printf("%s=%s\n", name, rc >= 0 ? "ok" : result(-1));
+}
+
+void status_field(const char* field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(std::string(field) + ":", 0) == 0) {
+      std::string value = line.substr(std::strlen(field) + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      std::printf("%s=%s\n", field, value.c_str());
+    }
+}
+
+int privileges() {
+  std::printf("uid=%u\n", ::getuid());
+  errno = 0;
+  int fd = ::open("/confpod-probe-file", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  report("write_root", fd);
+  if (fd >= 0) {
+    ::close(fd);
+    ::unlink("/confpod-probe-file");
+  }
+  ::mkdir("/tmp/confpod-probe-mnt", 0755);
+  report("mount", ::mount("none", "/tmp/confpod-probe-mnt", "tmpfs", 0, nullptr));
+  report("init_module", ::syscall(SYS_init_module, nullptr, 0, ""));
+  // A bad magic: the kernel checks CAP_SYS_BOOT first (EPERM), then the magic (EINVAL).
+  report("reboot", ::syscall(SYS_reboot, 0, 0, 0, nullptr));
+  report("unshare", ::unshare(CLONE_NEWNS));
+  long pid = ::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+  if (pid == 0) ::_exit(0);
+  if (pid > 0) ::waitpid(static_cast<pid_t>(pid), nullptr, 0);
+  report("clone_newuser", pid);
+  status_field("CapEff");
+  status_field("NoNewPrivs");
+  status_field("Seccomp");
+  return 0;
+}
+
+int alloc(long mib) {
+  for (long i = 1; i <= mib; ++i) {
+    char* block = static_cast<char*>(std::malloc(1 << 20));
+    if (block == nullptr) {
+      std::printf("alloc failed at %ld MiB\n", i);
+      return 1;
+    }
+    std::memset(block, 0x5a, 1 << 20);
+    if (i % 16 == 0) {
+      std::printf("allocated %ld MiB\n", i);
+      std::fflush(stdout);
+    }
+  }
+  std::printf("allocated all %ld MiB\n", mib);
+  return 0;
+}
+
+int burn(long seconds) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  volatile unsigned long spin = 0;
+  while (Clock::now() - start < std::chrono::seconds(seconds))
+    for (int i = 0; i < 100000; ++i) spin = spin + 1;
+  const long wall_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const long cpu_ms = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
+                      (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
+  std::printf("cpu_ms=%ld wall_ms=%ld\n", cpu_ms, wall_ms);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  const std::string what = argc > 1 ? argv[1] : "";
+  if (what == "privileges") return privileges();
+  if (what == "alloc" && argc > 2) return alloc(std::atol(argv[2]));
+  if (what == "burn" && argc > 2) return burn(std::atol(argv[2]));
+  std::fprintf(stderr, "usage: confpod-probe privileges | alloc MIB | burn SECONDS\n");
+  return 2;
+}
