@@ -34,6 +34,7 @@ using testing::get_string_property;
 using testing::list_pods;
 using testing::pod_spec;
 using testing::read_file;
+using testing::set_resource;
 using testing::Reply;
 using testing::wait_for;
 
@@ -58,13 +59,6 @@ int qemu_count(const testing::DaemonProcess& daemon, const std::string& pod) {
     if (cmdline.find(socket) != std::string::npos && testing::alive(std::stoi(pid))) ++count;
   }
   return count;
-}
-
-Reply set_resource(sd_bus* bus, const std::string& path, const std::string& value) {
-  return call(bus, "/org/confpod1", kBroker, "SetResource", [&](sd_bus_message* m) {
-    int r = sd_bus_message_append(m, "s", path.c_str());
-    return r < 0 ? r : sd_bus_message_append_array(m, 'y', value.data(), value.size());
-  });
 }
 
 std::vector<std::string> list_resources(sd_bus* bus) {

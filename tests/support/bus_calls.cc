@@ -68,6 +68,13 @@ std::string get_string_property(sd_bus* bus, const std::string& path, const char
   return out;
 }
 
+Reply set_resource(sd_bus* bus, const std::string& path, const std::string& value) {
+  return call(bus, kManagerPath, "org.confpod1.Broker", "SetResource", [&](sd_bus_message* m) {
+    int r = sd_bus_message_append(m, "s", path.c_str());
+    return r < 0 ? r : sd_bus_message_append_array(m, 'y', value.data(), value.size());
+  });
+}
+
 std::vector<PodEntry> list_pods(sd_bus* bus) {
   Reply reply = call(bus, kManagerPath, kManagerInterface, "ListPods");
   std::vector<PodEntry> out;

@@ -60,6 +60,9 @@ T get_trivial_property(sd_bus* bus, const std::string& path, const char* propert
 struct PodEntry {
   std::string name, state, tee, path;
 };
+// Broker.SetResource: the KBS resource `path` ("repo/type/tag") holds `value`.
+Reply set_resource(sd_bus* bus, const std::string& path, const std::string& value);
+
 // ListPods (empty on error).
 std::vector<PodEntry> list_pods(sd_bus* bus);
 

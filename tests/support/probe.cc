@@ -9,6 +9,8 @@
 //                              Seccomp from /proc/self/status
 //   confpod-probe alloc MIB    allocates and touches MIB MiB, one MiB at a time
 //   confpod-probe burn SECONDS spins for SECONDS of wall time, then prints cpu_ms and wall_ms
+//
+// With "-t TAG" first, every line starts with "TAG." (a pod's containers share one log).
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdarg>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -29,25 +32,36 @@
 
 namespace {
 
+std::string tag;  // "" or "TAG."
+
+void line(const char* format, ...) __attribute__((format(printf, 1, 2)));
+void line(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  std::printf("%s", tag.c_str());
+  std::vprintf(format, args);
+  va_end(args);
+}
+
 const char* result(long rc) { return rc == 0 ? "ok" : strerrorname_np(errno); }
 
 void report(const char* name, long rc) {
-  std::printf("%s=%s\n", name, rc >= 0 ? "ok" : result(-1));
+  line("%s=%s\n", name, rc >= 0 ? "ok" : result(-1));
 }
 
 void status_field(const char* field) {
   std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(std::string(field) + ":", 0) == 0) {
-      std::string value = line.substr(std::strlen(field) + 1);
+  std::string text;
+  while (std::getline(in, text))
+    if (text.rfind(std::string(field) + ":", 0) == 0) {
+      std::string value = text.substr(std::strlen(field) + 1);
       value.erase(0, value.find_first_not_of(" \t"));
-      std::printf("%s=%s\n", field, value.c_str());
+      line("%s=%s\n", field, value.c_str());
     }
 }
 
 int privileges() {
-  std::printf("uid=%u\n", ::getuid());
+  line("uid=%u\n", ::getuid());
   errno = 0;
   int fd = ::open("/confpod-probe-file", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   report("write_root", fd);
@@ -75,16 +89,16 @@ int alloc(long mib) {
   for (long i = 1; i <= mib; ++i) {
     char* block = static_cast<char*>(std::malloc(1 << 20));
     if (block == nullptr) {
-      std::printf("alloc failed at %ld MiB\n", i);
+      line("alloc failed at %ld MiB\n", i);
       return 1;
     }
     std::memset(block, 0x5a, 1 << 20);
     if (i % 16 == 0) {
-      std::printf("allocated %ld MiB\n", i);
+      line("allocated %ld MiB\n", i);
       std::fflush(stdout);
     }
   }
-  std::printf("allocated all %ld MiB\n", mib);
+  line("allocated all %ld MiB\n", mib);
   return 0;
 }
 
@@ -100,7 +114,8 @@ int burn(long seconds) {
   ::getrusage(RUSAGE_SELF, &usage);
   const long cpu_ms = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
                       (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
-  std::printf("cpu_ms=%ld wall_ms=%ld\n", cpu_ms, wall_ms);
+  line("cpu_ms=%ld\n", cpu_ms);
+  line("wall_ms=%ld\n", wall_ms);
   return 0;
 }
 
@@ -108,10 +123,15 @@ int burn(long seconds) {
 
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (argc > 2 && std::string(argv[1]) == "-t") {
+    tag = std::string(argv[2]) + ".";
+    argc -= 2;
+    argv += 2;
+  }
   const std::string what = argc > 1 ? argv[1] : "";
   if (what == "privileges") return privileges();
   if (what == "alloc" && argc > 2) return alloc(std::atol(argv[2]));
   if (what == "burn" && argc > 2) return burn(std::atol(argv[2]));
-  std::fprintf(stderr, "usage: confpod-probe privileges | alloc MIB | burn SECONDS\n");
+  std::fprintf(stderr, "usage: confpod-probe [-t TAG] privileges | alloc MIB | burn SECONDS\n");
   return 2;
 }
