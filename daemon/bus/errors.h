@@ -19,6 +19,9 @@
 //   collateral.format, .size, .untrusted,      org.confpod1.Error.InvalidCollateral
 //     .issuer_missing, .expired
 //   collateral.not_found                       org.confpod1.Error.NoSuchCollateral
+//   pods.no_container                          org.confpod1.Error.NoSuchContainer
+//   pods.exec_refused                          org.confpod1.Error.ExecRefused
+//   pods.invalid_exec                          org.freedesktop.DBus.Error.InvalidArgs
 //   anything else                              org.freedesktop.DBus.Error.Failed
 //
 // The D-Bus error message is the Error's message, except for measure.* and the generic
@@ -50,6 +53,10 @@ inline constexpr const char* kErrorInvalidNetwork = "org.confpod1.Error.InvalidN
 inline constexpr const char* kErrorNetworkExhausted = "org.confpod1.Error.NetworkExhausted";
 inline constexpr const char* kErrorInvalidCollateral = "org.confpod1.Error.InvalidCollateral";
 inline constexpr const char* kErrorNoSuchCollateral = "org.confpod1.Error.NoSuchCollateral";
+inline constexpr const char* kErrorNoSuchContainer = "org.confpod1.Error.NoSuchContainer";
+// The pod's agent refused an exec: its init-data does not allow exec, or the container is
+// not running. The message is the agent's reason.
+inline constexpr const char* kErrorExecRefused = "org.confpod1.Error.ExecRefused";
 // The state directory's file system is full: nothing was changed; reads still work.
 inline constexpr const char* kErrorStorageFull = "org.confpod1.Error.StorageFull";
 inline constexpr const char* kErrorInvalidArgs = "org.freedesktop.DBus.Error.InvalidArgs";

@@ -231,6 +231,58 @@ struct BusService::Handlers {
   static const sd_bus_vtable manager_vtable[];
   static const sd_bus_vtable pod_vtable[];
 
+  // Exec(s container, as command, b tty, u rows, u cols) -> h stream: replies once the agent
+  // started the command (or refused it).
+  static int pod_exec(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    const char* container = nullptr;
+    int r = sd_bus_message_read(m, "s", &container);
+    if (r < 0) return r;
+    pods::Manager::ExecRequest request;
+    request.container = container;
+    char** strv = nullptr;
+    r = sd_bus_message_read_strv(m, &strv);
+    if (r < 0) return r;
+    for (char** p = strv; p != nullptr && *p != nullptr; ++p) {
+      request.command.emplace_back(*p);
+      std::free(*p);
+    }
+    std::free(strv);
+    int tty = 0;
+    std::uint32_t rows = 0, cols = 0;
+    r = sd_bus_message_read(m, "buu", &tty, &rows, &cols);
+    if (r < 0) return r;
+    request.tty = tty != 0;
+    request.rows = rows;
+    request.cols = cols;
+    BusService* s = self(userdata);
+    std::string pod = pod_name_of(sd_bus_message_get_path(m));
+    return s->auth_.authorize(m, error, [s, pod, request](sd_bus_message* call, sd_bus_error*) {
+      std::shared_ptr<sd_bus_message> held(sd_bus_message_ref(call),
+                                           [](sd_bus_message* msg) { sd_bus_message_unref(msg); });
+      s->manager_.exec_pod(pod, request, [held](Result<UniqueFd> stream) {
+        int r = stream.ok() ? sd_bus_reply_method_return(held.get(), "h", stream->get())
+                            : reply_bus_error(held.get(), stream.error());
+        if (r < 0) pods::log_warning("cannot send reply", {{"error", std::strerror(-r)}});
+      });
+      return 1;
+    });
+  }
+
+  // Attach(s container) -> h stream.
+  static int pod_attach(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    const char* container = nullptr;
+    int r = sd_bus_message_read(m, "s", &container);
+    if (r < 0) return r;
+    BusService* s = self(userdata);
+    std::string pod = pod_name_of(sd_bus_message_get_path(m));
+    std::string name = container;
+    return s->auth_.authorize(m, error, [s, pod, name](sd_bus_message* call, sd_bus_error* err) {
+      auto stream = s->manager_.attach_pod(pod, name);
+      if (!stream.ok()) return set_bus_error(err, stream.error());
+      return sd_bus_reply_method_return(call, "h", stream->get());
+    });
+  }
+
   static int pod_remove(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     int force = 0;
     int r = sd_bus_message_read(m, "b", &force);
@@ -304,6 +356,12 @@ const sd_bus_vtable BusService::Handlers::pod_vtable[] = {
     SD_BUS_METHOD("Kill", "", "", pod_kill, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Remove", "b", SD_BUS_PARAM(force), "", , pod_remove,
                              SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("Exec", "sasbuu",
+                             SD_BUS_PARAM(container) SD_BUS_PARAM(command) SD_BUS_PARAM(tty)
+                                 SD_BUS_PARAM(rows) SD_BUS_PARAM(cols),
+                             "h", SD_BUS_PARAM(stream), pod_exec, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("Attach", "s", SD_BUS_PARAM(container), "h", SD_BUS_PARAM(stream),
+                             pod_attach, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,
 };
 

@@ -1,5 +1,7 @@
 #include "daemon/ctl/client.h"
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -318,6 +320,55 @@ Result<nlohmann::json> Client::properties(const std::string& path, const char* i
   MessagePtr reply(raw);
   if (r < 0) return error.to_error(r, "GetAll");
   return read_json(reply.get());
+}
+
+namespace {
+// The reply's "h", duplicated: the message owns its descriptor.
+Result<UniqueFd> read_fd(sd_bus_message* reply, const char* what) {
+  int fd = -1;
+  int r = sd_bus_message_read(reply, "h", &fd);
+  if (r < 0) return reply_error(what, r);
+  UniqueFd owned(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+  if (!owned) return make_error("ctl.reply", std::string(what) + ": dup: " + std::strerror(errno));
+  return owned;
+}
+}  // namespace
+
+Result<UniqueFd> Client::exec(const std::string& name, const std::string& container,
+                              const std::vector<std::string>& command, bool tty, unsigned rows,
+                              unsigned cols) {
+  auto path = get_pod(name);
+  if (!path.ok()) return path.error();
+  BusError error;
+  sd_bus_message* raw_call = nullptr;
+  int r = sd_bus_message_new_method_call(bus_.get(), &raw_call, kBusName, path->c_str(),
+                                         kPodInterface, "Exec");
+  MessagePtr call(raw_call);
+  if (r < 0) return reply_error("Exec", r);
+  r = sd_bus_message_append(call.get(), "s", container.c_str());
+  if (r >= 0) r = sd_bus_message_open_container(call.get(), 'a', "s");
+  for (std::size_t i = 0; r >= 0 && i < command.size(); ++i)
+    r = sd_bus_message_append(call.get(), "s", command[i].c_str());
+  if (r >= 0) r = sd_bus_message_close_container(call.get());
+  if (r >= 0) r = sd_bus_message_append(call.get(), "buu", tty ? 1 : 0, rows, cols);
+  if (r < 0) return reply_error("Exec", r);
+  sd_bus_message* raw = nullptr;
+  r = sd_bus_call(bus_.get(), call.get(), 0, error.get(), &raw);
+  MessagePtr reply(raw);
+  if (r < 0) return error.to_error(r, "Exec");
+  return read_fd(reply.get(), "Exec");
+}
+
+Result<UniqueFd> Client::attach(const std::string& name, const std::string& container) {
+  auto path = get_pod(name);
+  if (!path.ok()) return path.error();
+  BusError error;
+  sd_bus_message* raw = nullptr;
+  int r = sd_bus_call_method(bus_.get(), kBusName, path->c_str(), kPodInterface, "Attach",
+                             error.get(), &raw, "s", container.c_str());
+  MessagePtr reply(raw);
+  if (r < 0) return error.to_error(r, "Attach");
+  return read_fd(reply.get(), "Attach");
 }
 
 Result<std::string> Client::create_network(const NetworkArgs& args) {

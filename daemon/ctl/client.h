@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "attest/base/result.h"
+#include "attest/base/unique_fd.h"
 #include "daemon/ctl/format.h"
 
 namespace confpod::ctl {
@@ -83,6 +84,12 @@ class Client {
   // type (integers stay integers of their signedness, arrays/structs become arrays, string
   // dictionaries objects).
   Result<nlohmann::json> pod_properties(const std::string& path);
+
+  // Pod.Exec / Pod.Attach on the pod `name`: the session socket (docs/exec.md).
+  Result<UniqueFd> exec(const std::string& name, const std::string& container,
+                        const std::vector<std::string>& command, bool tty, unsigned rows,
+                        unsigned cols);
+  Result<UniqueFd> attach(const std::string& name, const std::string& container);
 
   // Properties.GetAll(`interface`) at `path`, converted as pod_properties.
   Result<nlohmann::json> properties(const std::string& path, const char* interface);

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "daemon/ctl/collateral.h"
+#include "daemon/ctl/exec.h"
 #include "daemon/ctl/launch.h"
 #include "daemon/ctl/measure.h"
 #include "daemon/ctl/networks.h"
@@ -156,6 +157,27 @@ int main(int argc, char** argv) {
   logs->add_flag("-f,--follow", logs_args.follow,
                  "Keep printing new output until the pod exits (or Ctrl-C)");
 
+  // exec's command is everything after its "--", taken out of argv before CLI11 sees it (it
+  // would read the command's own options as confpodctl's).
+  confpod::ctl::ExecArgs exec_args;
+  const int command_words = confpod::ctl::exec_command_words(argc, argv);
+  if (command_words >= 0) {
+    exec_args.command.assign(argv + argc - command_words, argv + argc);
+    argc -= command_words + 1;
+  }
+  CLI::App* exec = app.add_subcommand(
+      "exec", "Run a command in a running pod's container: exec [-it] POD [CONTAINER] -- CMD...");
+  exec->add_flag("-i,--interactive", exec_args.interactive, "Send stdin to the command");
+  exec->add_flag("-t,--tty", exec_args.tty, "Give the command a terminal (pty)");
+  exec->add_option("POD", exec_args.name, "Pod name")->required();
+  exec->add_option("CONTAINER", exec_args.container, "Container (default: the pod's first)");
+
+  confpod::ctl::AttachArgs attach_args;
+  CLI::App* attach = app.add_subcommand(
+      "attach", "Print a running pod's container output as it comes, until it exits");
+  attach->add_option("POD", attach_args.name, "Pod name")->required();
+  attach->add_option("CONTAINER", attach_args.container, "Container (default: all)");
+
   CLI::App* network = app.add_subcommand("network", "Manage guest networks (bridges)");
   network->require_subcommand(1);
   bool network_json = false;
@@ -249,6 +271,14 @@ int main(int argc, char** argv) {
   if (*port) return confpod::ctl::pod_ports(bus_args, pod_name, std::cout, std::cerr);
   if (*inspect) return confpod::ctl::pod_inspect(bus_args, pod_name, std::cout, std::cerr);
   if (*logs) return confpod::ctl::pod_logs(bus_args, logs_args, std::cout, std::cerr);
+  if (*exec) {
+    if (exec_args.command.empty()) {
+      std::cerr << "confpodctl: exec: usage: confpodctl exec [-it] POD [CONTAINER] -- CMD...\n";
+      return confpod::ctl::kExitUsage;
+    }
+    return confpod::ctl::pod_exec(bus_args, exec_args, std::cerr);
+  }
+  if (*attach) return confpod::ctl::pod_attach(bus_args, attach_args, std::cerr);
   if (*secret_put)
     return confpod::ctl::secret_put(bus_args, secret_path, secret_file, std::cout, std::cerr);
   if (*secret_rm) return confpod::ctl::secret_remove(bus_args, secret_path, std::cout, std::cerr);

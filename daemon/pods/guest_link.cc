@@ -36,6 +36,115 @@ GuestLink::GuestLink(GuestLinkOptions options) : options_(std::move(options)) {
 GuestLink::~GuestLink() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
+  end_all_execs("the pod stopped");
+}
+
+void GuestLink::set_channel(vmm::GuestChannel* channel) {
+  std::lock_guard lock(write_mu_);
+  channel_ = channel;
+}
+
+Status GuestLink::send(const guest::HostMessage& message) {
+  std::lock_guard lock(write_mu_);
+  if (channel_ == nullptr)
+    return make_error("pods.invalid_state", "the pod's agent channel is not connected");
+  return channel_->write_frame(guest::to_payload(message), Millis(5000));
+}
+
+Status GuestLink::start_exec(const guest::HostMessage& request,
+                             std::function<void(bool, const std::string&)> on_response,
+                             std::shared_ptr<ExecRelay> relay) {
+  {
+    std::lock_guard lock(exec_mu_);
+    execs_[request.id] = PendingExec{std::move(on_response), std::move(relay), false};
+  }
+  Status sent = send(request);
+  if (!sent.ok()) {
+    std::lock_guard lock(exec_mu_);
+    execs_.erase(request.id);
+  }
+  return sent;
+}
+
+void GuestLink::attach(const std::string& container, std::shared_ptr<ExecRelay> relay) {
+  std::lock_guard lock(exec_mu_);
+  attached_.emplace_back(container, std::move(relay));
+}
+
+void GuestLink::route_exec_response(const guest::GuestMessage& message) {
+  std::function<void(bool, const std::string&)> respond;
+  std::shared_ptr<ExecRelay> refused;
+  {
+    std::lock_guard lock(exec_mu_);
+    auto it = execs_.find(message.id);
+    if (it == execs_.end() || it->second.started) return;
+    respond = std::move(it->second.on_response);
+    if (message.ok) {
+      it->second.started = true;
+    } else {
+      refused = std::move(it->second.relay);
+      execs_.erase(it);
+    }
+  }
+  if (respond) respond(message.ok, message.detail);
+  if (refused) refused->failed(message.detail);
+}
+
+void GuestLink::route_output(const guest::GuestMessage& message) {
+  std::vector<std::shared_ptr<ExecRelay>> targets;
+  {
+    std::lock_guard lock(exec_mu_);
+    if (message.id != 0) {
+      auto it = execs_.find(message.id);
+      if (it != execs_.end() && it->second.started) targets.push_back(it->second.relay);
+    } else {
+      for (const auto& [container, relay] : attached_)
+        if (container.empty() || container == message.container) targets.push_back(relay);
+    }
+  }
+  for (const auto& relay : targets) relay->output(message.stream == "stderr", message.data);
+}
+
+void GuestLink::route_exit(const guest::GuestMessage& message) {
+  std::vector<std::shared_ptr<ExecRelay>> done;
+  {
+    std::lock_guard lock(exec_mu_);
+    if (message.kind == guest::GuestMessage::Kind::kExecExit) {
+      auto it = execs_.find(message.id);
+      if (it == execs_.end()) return;
+      done.push_back(std::move(it->second.relay));
+      execs_.erase(it);
+    } else {
+      // A container's exit ends the attaches to it; those to the whole pod go on.
+      for (auto it = attached_.begin(); it != attached_.end();) {
+        if (it->first == message.container) {
+          done.push_back(std::move(it->second));
+          it = attached_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    // Relays whose client left are dropped here too.
+    for (auto it = attached_.begin(); it != attached_.end();)
+      it = it->second->finished() ? attached_.erase(it) : std::next(it);
+  }
+  for (const auto& relay : done) relay->exited(message.status);
+}
+
+void GuestLink::end_all_execs(const std::string& why) {
+  std::map<std::uint64_t, PendingExec> execs;
+  std::vector<std::pair<std::string, std::shared_ptr<ExecRelay>>> attached;
+  {
+    std::lock_guard lock(exec_mu_);
+    execs.swap(execs_);
+    attached.swap(attached_);
+  }
+  for (auto& [id, pending] : execs) {
+    if (!pending.started && pending.on_response) pending.on_response(false, why);
+    pending.relay->failed(why);
+  }
+  for (auto& [container, relay] : attached) relay->failed(why);
 }
 
 void GuestLink::drain(std::chrono::milliseconds grace) {
@@ -109,6 +218,14 @@ void GuestLink::run() {
     }
   }
   if (!channel) return;
+  // Whatever way run() ends: no more writes, and every exec learns the pod is gone.
+  struct Disconnect {
+    GuestLink* self;
+    ~Disconnect() {
+      self->set_channel(nullptr);
+      self->end_all_execs("the pod stopped");
+    }
+  } disconnect{this};
 
   // The flood limit: payload bytes in the current rate window.
   auto window_start = std::chrono::steady_clock::now();
@@ -193,6 +310,8 @@ void GuestLink::run() {
     }
   }
 
+  // Only now may others write: the agent takes nothing before its init-data.
+  set_channel(&*channel);
   const std::string output_path = containers_log(options_.dir);
   while (!stop_) {
     // Containers may run for months without a word: no deadline between messages.
@@ -203,6 +322,7 @@ void GuestLink::run() {
       case Kind::kOutput:
         // An exec's output belongs to whoever asked for it, not to the pod's log.
         if (message->id == 0) append_log(output_path, message->data);
+        route_output(*message);
         break;
       case Kind::kStatus:
         note("agent: " + message->state + (message->detail.empty() ? "" : ": " + message->detail));
@@ -211,10 +331,12 @@ void GuestLink::run() {
         note("agent: container " + message->container + " exited with status " +
              std::to_string(message->status) +
              (message->reason == "oom" ? " (oom: killed for going over its memory limit)" : ""));
+        route_exit(*message);
         break;
       case Kind::kExecExit:
         note("agent: exec " + std::to_string(message->id) + " exited with status " +
              std::to_string(message->status));
+        route_exit(*message);
         break;
       case Kind::kPodExit: {
         note("agent: pod exited with status " + std::to_string(message->status) +
@@ -233,6 +355,7 @@ void GuestLink::run() {
         note("agent: response to request " + std::to_string(message->id) + ": " +
              (message->ok ? "ok" : "refused") +
              (message->detail.empty() ? "" : " (" + message->detail + ")"));
+        route_exec_response(*message);
         break;
       case Kind::kHello:
         // After a re-attach, the hello the agent wrote while no daemon was connected.

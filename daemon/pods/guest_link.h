@@ -21,11 +21,21 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "attest/base/result.h"
+#include "daemon/pods/exec_relay.h"
+#include "guest/protocol/messages.h"
+
+namespace confpod::vmm {
+class GuestChannel;
+}
 
 namespace confpod::pods {
 
@@ -63,6 +73,18 @@ class GuestLink {
   // The code of the agent's last error message ("" if none).
   std::string last_error() const;
 
+  // --- exec and attach (docs/exec.md) ---
+  // Sends an exec request; `on_response` gets the agent's answer on the link's thread (ok:
+  // started, else refused with the agent's reason, or the pod ended first). From then on
+  // `relay` gets the exec's output and its exit. pods.invalid_state when the channel is down.
+  Status start_exec(const guest::HostMessage& request,
+                    std::function<void(bool ok, const std::string& detail)> on_response,
+                    std::shared_ptr<ExecRelay> relay);
+  // Follows the output of one container ("": all of them) from now on, and its exit.
+  void attach(const std::string& container, std::shared_ptr<ExecRelay> relay);
+  // A frame to the agent (exec-input, exec-resize, exec-close), from any thread.
+  Status send(const guest::HostMessage& message);
+
   static std::string containers_log(const std::string& dir) { return dir + "/containers.log"; }
   static std::string agent_log(const std::string& dir) { return dir + "/agent.log"; }
 
@@ -82,6 +104,27 @@ class GuestLink {
   std::string last_error_;
   std::uint64_t logged_bytes_ = 0;  // link thread only
   bool log_full_noted_ = false;     // link thread only
+
+  // The channel while connected (writes from any thread under write_mu_; reads on the link
+  // thread only).
+  std::mutex write_mu_;
+  vmm::GuestChannel* channel_ = nullptr;  // guarded by write_mu_
+  void set_channel(vmm::GuestChannel* channel);
+
+  struct PendingExec {
+    std::function<void(bool, const std::string&)> on_response;
+    std::shared_ptr<ExecRelay> relay;
+    bool started = false;
+  };
+  std::mutex exec_mu_;
+  std::map<std::uint64_t, PendingExec> execs_;  // guarded by exec_mu_
+  std::vector<std::pair<std::string, std::shared_ptr<ExecRelay>>> attached_;  // exec_mu_
+  // Link thread: hand the agent's exec and container messages to their relays.
+  void route_exec_response(const guest::GuestMessage& message);
+  void route_output(const guest::GuestMessage& message);
+  void route_exit(const guest::GuestMessage& message);
+  void end_all_execs(const std::string& why);
+
   std::thread thread_;
 };
 

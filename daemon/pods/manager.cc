@@ -25,6 +25,7 @@
 #include "attest/crypto/crypto.h"
 #include "daemon/net/networking.h"
 #include "daemon/pods/guest_link.h"
+#include "guest/protocol/init_data.h"
 #include "daemon/pods/launch_plan.h"
 #include "daemon/pods/log.h"
 #include "daemon/pods/log_ids.h"
@@ -153,6 +154,7 @@ struct Manager::Impl {
   std::vector<Listener*> more_listeners;
   std::map<std::string, std::unique_ptr<Pod>, std::less<>> pods;
   std::uint64_t next_pod_id = 1;
+  std::uint64_t next_exec_id = 1;  // exec ids on the agent channels (never 0)
 
   // Worker threads post their completion (to run on the loop thread) and poke the eventfd.
   std::mutex mutex;
@@ -1043,6 +1045,98 @@ std::size_t Manager::running_count() const {
   for (const auto& [name, pod] : impl_->pods)
     if (pod->record.state == store::PodState::kRunning) ++n;
   return n;
+}
+
+namespace {
+
+// The container an exec or attach names, checked against the pod's spec.
+Result<std::string> resolve_container(const store::PodRecord& record,
+                                      const std::optional<spec::PodSpec>& spec,
+                                      const std::string& container, bool empty_is_all) {
+  if (!spec) return make_error("pods.invalid_state", "the stored spec of pod " + record.name + " no longer parses");
+  if (container.empty()) {
+    if (empty_is_all) return std::string();
+    for (const auto& c : spec->containers)
+      if (!c.init) return c.name;
+  }
+  for (const auto& c : spec->containers)
+    if (c.name == container) return container;
+  return make_error("pods.no_container", "pod \"" + record.name + "\" has no container \"" +
+                                             sanitize_utf8(container.substr(0, 64)) + "\"");
+}
+
+Status check_exec_command(const std::vector<std::string>& command) {
+  if (command.empty()) return make_error("pods.invalid_exec", "the command is empty");
+  if (command.size() > guest::kMaxInitArgs)
+    return make_error("pods.invalid_exec", "more than " + std::to_string(guest::kMaxInitArgs) + " arguments");
+  for (const auto& arg : command) {
+    if (arg.size() > guest::kMaxInitStringBytes)
+      return make_error("pods.invalid_exec", "an argument is longer than " +
+                                                 std::to_string(guest::kMaxInitStringBytes) + " bytes");
+    if (arg.find('\0') != std::string::npos)
+      return make_error("pods.invalid_exec", "an argument holds a NUL byte");
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+void Manager::exec_pod(const std::string& name, ExecRequest request, SessionDone done) {
+  Pod* pod = impl_->find(name);
+  if (pod == nullptr) return done(not_found(name));
+  if (pod->record.state != store::PodState::kRunning || !pod->link)
+    return done(invalid_state(pod->record, "exec needs a running pod"));
+  auto container = resolve_container(pod->record, pod->spec, request.container, false);
+  if (!container.ok()) return done(container.error());
+  if (Status s = check_exec_command(request.command); !s.ok()) return done(s.error());
+  auto pair = make_exec_socket_pair();
+  if (!pair.ok()) return done(pair.error());
+  GuestLink* link = pod->link.get();
+  guest::HostMessage message;
+  message.kind = guest::HostMessage::Kind::kExec;
+  message.id = impl_->next_exec_id++;
+  message.container = *container;
+  message.command = std::move(request.command);
+  message.tty = request.tty;
+  message.stdin_open = true;
+  message.rows = std::min(request.rows, 4096u);
+  message.cols = std::min(request.cols, 4096u);
+  auto relay = std::make_shared<ExecRelay>(
+      message.id, std::move(pair->second),
+      [link](const guest::HostMessage& m) { return link->send(m); });
+  // The client's end waits here for the agent's answer, which comes on the link's thread.
+  auto client_end = std::make_shared<UniqueFd>(std::move(pair->first));
+  auto shared_done = std::make_shared<SessionDone>(std::move(done));
+  Impl* impl = impl_.get();
+  log_info("exec requested", {{"pod", name},
+                              {"pod_id", pod->log_id},
+                              {"container", *container},
+                              {"exec_id", std::to_string(message.id)}});
+  Status sent = link->start_exec(
+      message,
+      [impl, client_end, shared_done](bool ok, const std::string& detail) {
+        impl->post([client_end, shared_done, ok, detail] {
+          if (ok)
+            (*shared_done)(std::move(*client_end));
+          else
+            (*shared_done)(make_error("pods.exec_refused", "the pod's agent refused: " + detail));
+        });
+      },
+      relay);
+  if (!sent.ok()) (*shared_done)(sent.error());
+}
+
+Result<UniqueFd> Manager::attach_pod(const std::string& name, const std::string& container) {
+  Pod* pod = impl_->find(name);
+  if (pod == nullptr) return not_found(name);
+  if (pod->record.state != store::PodState::kRunning || !pod->link)
+    return invalid_state(pod->record, "attach needs a running pod");
+  CONFPOD_ASSIGN_OR_RETURN(std::string resolved,
+                           resolve_container(pod->record, pod->spec, container, true));
+  CONFPOD_ASSIGN_OR_RETURN(auto pair, make_exec_socket_pair());
+  pod->link->attach(resolved, std::make_shared<ExecRelay>(0, std::move(pair.second),
+                                                          ExecRelay::SendToGuest()));
+  return std::move(pair.first);
 }
 
 Result<std::string> Manager::pod_log(const std::string& name, std::uint64_t max_bytes) const {

@@ -13,6 +13,9 @@
 //   pods.not_found       no pod of that name
 //   pods.exists          CreatePod with a name already in use (also store.exists)
 //   pods.invalid_state   operation not valid in the pod's state (Start on a running pod, ...)
+//   pods.no_container    exec/attach names a container the pod does not have
+//   pods.exec_refused    the agent refused an exec (its reason is the message)
+//   pods.invalid_exec    an exec's command is empty, too long or holds a NUL
 //   spec.invalid         the spec does not parse (also: larger than spec::kMaxSpecBytes)
 //   vmm.tee_unavailable  the spec's TEE cannot run on this host (also spec.tee)
 //   measure.*            the expected launch measurement cannot be computed from the files
@@ -32,6 +35,7 @@
 #include <vector>
 
 #include "attest/base/result.h"
+#include "attest/base/unique_fd.h"
 #include "daemon/config/config.h"
 #include "daemon/pods/measurement.h"
 #include "daemon/store/store.h"
@@ -156,6 +160,26 @@ class Manager {
   // The last max_bytes (capped at kMaxLogBytes) of the pod's QEMU log and serial console,
   // as UTF-8 text with a header line per file.
   Result<std::string> pod_log(const std::string& name, std::uint64_t max_bytes) const;
+
+  // --- exec and attach (docs/exec.md) ---
+  struct ExecRequest {
+    std::string container;             // "": the pod's first (non-init) container
+    std::vector<std::string> command;  // 1..256 arguments of at most 4096 bytes, no NUL
+    bool tty = false;
+    unsigned rows = 0, cols = 0;
+  };
+  using SessionDone = std::function<void(Result<UniqueFd>)>;
+  // Runs a command in a running pod's container. `done` (on the loop thread) gets the
+  // client's end of the session socket once the agent started the command; or the agent's
+  // refusal (pods.exec_refused: init-data does not allow exec, the container is not running,
+  // ...), pods.not_found, pods.no_container, pods.invalid_state (not running),
+  // pods.invalid_exec (a bad command). The decision is the agent's alone: confpodd does not
+  // look at allow_exec, so no host-side setting can widen what the tenant allowed.
+  void exec_pod(const std::string& name, ExecRequest request, SessionDone done);
+  // The output of a running pod's container ("": every container) from now on, and its exit
+  // status: the client's end of the session socket. pods.not_found, pods.no_container,
+  // pods.invalid_state.
+  Result<UniqueFd> attach_pod(const std::string& name, const std::string& container);
 
   std::size_t running_count() const;
   const config::DaemonConfig& config() const;

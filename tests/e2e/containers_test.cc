@@ -12,12 +12,19 @@
 //     reaches a container as an environment variable.
 //   - "initfail": an init container fails, so the pod ends with its status and the main
 //     container never starts.
+//   - "shell" (allow_exec = true) and "sealed" (allow_exec = false) keep running: confpodctl
+//     exec runs `id` with its exit status passed back, a pty echoes, stdin reaches the
+//     command, attach follows a container's output; in "sealed" the agent refuses exec and
+//     says so in its log (confpodd itself does not look at allow_exec, so the refusal seen is
+//     the guest's own).
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <map>
 #include <sstream>
 #include <string>
+
+#include <unistd.h>
 
 #include "tests/support/bus.h"
 #include "tests/support/bus_calls.h"
@@ -54,20 +61,23 @@ class ContainersTest : public ::testing::Test {
     const std::string token = "e2e-token-value";
     auto stored = testing::set_resource(bus.get(), "default/e2e/token", token);
     ASSERT_TRUE(stored.ok) << stored.error_message;
-    for (const auto& [name, spec] : {std::pair{"confined", confined_spec()},
-                                     std::pair{"initfail", initfail_spec()}}) {
+    for (const auto& [name, spec] :
+         {std::pair{"confined", confined_spec()}, std::pair{"initfail", initfail_spec()},
+          std::pair{"shell", serving_spec("shell", true)},
+          std::pair{"sealed", serving_spec("sealed", false)}}) {
       auto created = testing::call_s(bus.get(), "CreatePod", spec);
       ASSERT_TRUE(created.ok) << created.error_message << "\n" << spec;
       auto started = testing::call_s(bus.get(), "StartPod", name);
       ASSERT_TRUE(started.ok) << started.error_message;
     }
-    // Both pods end by themselves (every container exits).
+    // Two pods end by themselves (every container exits), two keep serving.
     ASSERT_TRUE(testing::wait_for(
         [&] {
           int ended = 0;
           for (const auto& pod : testing::list_pods(bus.get()))
             ended += pod.state == "exited" || pod.state == "failed";
-          return ended == 2;
+          return ended == 2 && testing::guest_ready(*daemon_, "shell") &&
+                 testing::guest_ready(*daemon_, "sealed");
         },
         600s))
         << daemon_->log();
@@ -111,6 +121,20 @@ class ContainersTest : public ::testing::Test {
            container("containers", "client",
                      R"(["/bin/sh", "-c", "sleep 2; echo client.got=$(nc 127.0.0.1 8081); echo client.secret=$TOKEN"])") +
            "\n[[secrets]]\nresource = \"default/e2e/token\"\nenv = \"TOKEN\"\n";
+  }
+
+  static std::string serving_spec(const std::string& name, bool allow_exec) {
+    return "name = \"" + name + "\"\ntee = \"none\"\nallow_exec = " +
+           (allow_exec ? "true" : "false") + "\n[vm]\nmemory_mib = 256\n" +
+           container("containers", "app",
+                     R"(["/bin/sh", "-c", "trap 'exit 0' TERM; echo ready; while :; do echo tick; sleep 0.5; done"])");
+  }
+
+  static testing::ProcessResult ctl(const std::vector<std::string>& args,
+                                    const testing::ProcessInput& input = {}) {
+    std::vector<std::string> argv = {CONFPODCTL_PATH, "--address", bus_->address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::run_process(argv, input);
   }
 
   static std::string initfail_spec() {
@@ -214,6 +238,72 @@ TEST_F(ContainersTest, FailedInitContainerStopsThePodBeforeTheOthers) {
   const std::string path = "/org/confpod1/pod/initfail";
   EXPECT_EQ(testing::get_trivial_property<std::int32_t>(bus.get(), path, "ExitStatus", 'i'), 3);
   EXPECT_EQ(testing::get_string_property(bus.get(), path, "State"), "failed");
+}
+
+TEST_F(ContainersTest, ExecRunsACommandAndPassesItsStatusBack) {
+  auto id = ctl({"exec", "shell", "--", "id"});
+  EXPECT_EQ(id.exit_code, 0) << id.err;
+  EXPECT_EQ(id.out.rfind("uid=0(root) gid=0(root)", 0), 0u) << id.out;
+  // The container named, and the command's own status as confpodctl's.
+  auto status = ctl({"exec", "shell", "app", "--", "sh", "-c", "echo to-stderr >&2; exit 7"});
+  EXPECT_EQ(status.exit_code, 7);
+  EXPECT_EQ(status.err, "to-stderr\n");
+  // As the container's processes are: confined alike.
+  auto mount = ctl({"exec", "shell", "--", "sh", "-c", "mount -t tmpfs none /mnt"});
+  EXPECT_NE(mount.exit_code, 0);
+  EXPECT_NE(mount.err.find("denied"), std::string::npos) << mount.err;
+}
+
+TEST_F(ContainersTest, ExecWithStdinAndWithAPty) {
+  testing::ProcessInput input;
+  input.stdin_text = "typed line\n";
+  // The command reads our stdin to its end, then goes on.
+  auto cat = ctl({"exec", "-i", "shell", "--", "sh", "-c", "cat; echo end"}, input);
+  EXPECT_EQ(cat.exit_code, 0) << cat.err;
+  EXPECT_EQ(cat.out, "typed line\nend\n");
+  // Without -i it gets end of input at once.
+  auto no_stdin = ctl({"exec", "shell", "--", "sh", "-c", "cat; echo end"}, input);
+  EXPECT_EQ(no_stdin.out, "end\n");
+  // -t: the guest's pty echoes what is typed (CR LF line ends) and the command sees a terminal.
+  input.stdin_text = "hello\n";
+  auto tty = ctl({"exec", "-it", "shell", "--", "sh", "-c", "read x; echo got:$x; test -t 0"},
+                 input);
+  EXPECT_EQ(tty.exit_code, 0) << tty.out << tty.err;
+  EXPECT_NE(tty.out.find("hello\r\n"), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find("got:hello\r\n"), std::string::npos) << tty.out;
+}
+
+TEST_F(ContainersTest, ExecIsRefusedWhenInitDataDoesNotAllowIt) {
+  auto refused = ctl({"exec", "sealed", "--", "id"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("org.confpod1.Error.ExecRefused"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("exec is not allowed by init-data"), std::string::npos)
+      << refused.err;
+  EXPECT_EQ(refused.out, "");
+  // The refusal is the agent's, and it says so in the pod's log.
+  EXPECT_TRUE(testing::wait_for(
+      [] {
+        return testing::read_file(daemon_->runtime_dir() + "/pods/sealed/agent.log")
+                   .find("refused") != std::string::npos;
+      },
+      10s));
+  auto unknown = ctl({"exec", "shell", "nope", "--", "id"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("org.confpod1.Error.NoSuchContainer"), std::string::npos)
+      << unknown.err;
+  auto ended = ctl({"exec", "confined", "--", "id"});
+  EXPECT_EQ(ended.exit_code, 1);
+  EXPECT_NE(ended.err.find("org.confpod1.Error.InvalidState"), std::string::npos) << ended.err;
+}
+
+TEST_F(ContainersTest, AttachFollowsAContainersOutput) {
+  testing::ProcessInput input;
+  input.kill_after = 20s;
+  input.stop_when_out_has = "tick\ntick\n";
+  auto attach = ctl({"attach", "shell", "app"}, input);
+  EXPECT_NE(attach.out.find("tick\ntick\n"), std::string::npos) << attach.out << attach.err;
+  // Only what came after the attach: the "ready" line of the container's start is not there.
+  EXPECT_EQ(attach.out.find("ready"), std::string::npos) << attach.out;
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "tests/support/process.h"
 
 #include <fcntl.h>
+#include <algorithm>
+#include <signal.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,10 +32,17 @@ struct Fd {
 }  // namespace
 
 ProcessResult run_process(const std::vector<std::string>& argv) {
-  int out_pipe[2], err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0)
+  return run_process(argv, ProcessInput{});
+}
+
+ProcessResult run_process(const std::vector<std::string>& argv, const ProcessInput& input) {
+  int out_pipe[2], err_pipe[2], in_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 ||
+      pipe2(in_pipe, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe2 failed");
   Fd out_r{out_pipe[0]}, out_w{out_pipe[1]}, err_r{err_pipe[0]}, err_w{err_pipe[1]};
+  Fd in_r{in_pipe[0]}, in_w{in_pipe[1]};
+  const bool feed = !input.stdin_text.empty();
 
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -43,7 +52,7 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
     int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
+    dup2(feed ? in_r.fd : devnull, 0);
     dup2(out_w.fd, 1);
     dup2(err_w.fd, 2);
     execv(args[0], args.data());
@@ -51,14 +60,35 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
   }
   out_w.reset();
   err_w.reset();
+  in_r.reset();
+  if (feed) {
+    // Small inputs: the pipe holds them, so writing before reading cannot deadlock.
+    (void)!write(in_w.fd, input.stdin_text.data(), input.stdin_text.size());
+  }
+  in_w.reset();
 
   ProcessResult result;
   pollfd fds[2] = {{out_r.fd, POLLIN, 0}, {err_r.fd, POLLIN, 0}};
   std::string* sinks[2] = {&result.out, &result.err};
   int open_count = 2;
   char buf[4096];
+  const auto start = std::chrono::steady_clock::now();
+  bool signalled = false;
   while (open_count > 0) {
-    if (poll(fds, 2, -1) < 0) {
+    int wait_ms = -1;
+    if (input.kill_after.count() > 0 && !signalled) {
+      auto left = input.kill_after - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - start);
+      wait_ms = static_cast<int>(std::max<long long>(0, left.count()));
+      if (wait_ms == 0 || (!input.stop_when_out_has.empty() &&
+                           result.out.find(input.stop_when_out_has) != std::string::npos)) {
+        kill(pid, SIGTERM);
+        signalled = true;
+        wait_ms = -1;
+      }
+    }
+    int r = poll(fds, 2, wait_ms);
+    if (r < 0) {
       if (errno == EINTR) continue;
       break;
     }

@@ -18,6 +18,15 @@ struct ProcessResult {
 // fork + execv (no shell); stdin is /dev/null.
 ProcessResult run_process(const std::vector<std::string>& argv);
 
+struct ProcessInput {
+  std::string stdin_text;  // written to the program's stdin, which is then closed
+  // SIGTERM once this much time has passed since the start, or once stdout holds
+  // `stop_when_out_has` (when not empty); zero: wait for the program to end by itself.
+  std::chrono::milliseconds kill_after{0};
+  std::string stop_when_out_has;
+};
+ProcessResult run_process(const std::vector<std::string>& argv, const ProcessInput& input);
+
 // The whole file ("" when it cannot be read).
 std::string read_text_file(const std::string& path);
 
