@@ -201,6 +201,11 @@ struct BusService::Handlers {
     if (p == "ExitStatus")
       return sd_bus_message_append(reply, "i",
                                    static_cast<std::int32_t>(pod->exit_status.value_or(0)));
+    if (p == "ExitReason") {
+      // Reasons quote guest and host text: made a valid D-Bus string.
+      const std::string reason = pods::sanitize_utf8(pod->exit_reason);
+      return sd_bus_message_append(reply, "s", reason.c_str());
+    }
     if (p == "Measurement") return sd_bus_message_append(reply, "s", pod->measurement.c_str());
     return NetworkHandlers::append_pod_property(reply, self(userdata)->manager_, *pod, p);
   }
@@ -345,6 +350,7 @@ const sd_bus_vtable BusService::Handlers::pod_vtable[] = {
     SD_BUS_PROPERTY("CreatedAt", "t", get_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("StartedAt", "t", get_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("ExitStatus", "i", get_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("ExitReason", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Measurement", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Network", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("Address", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -426,7 +432,10 @@ void BusService::pod_changed(const store::PodRecord& pod, unsigned changes) {
   std::vector<char*> names;
   if (changes & pods::kChangeState) names.push_back(const_cast<char*>("State"));
   if (changes & pods::kChangeStartedAt) names.push_back(const_cast<char*>("StartedAt"));
-  if (changes & pods::kChangeExitStatus) names.push_back(const_cast<char*>("ExitStatus"));
+  if (changes & pods::kChangeExitStatus) {
+    names.push_back(const_cast<char*>("ExitStatus"));
+    names.push_back(const_cast<char*>("ExitReason"));
+  }
   if (changes & pods::kChangeMeasurement) names.push_back(const_cast<char*>("Measurement"));
   if (!names.empty()) {
     names.push_back(nullptr);

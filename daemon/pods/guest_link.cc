@@ -162,6 +162,11 @@ void GuestLink::drain(std::chrono::milliseconds grace) {
   thread_.join();
 }
 
+std::string GuestLink::pod_exit_reason() const {
+  std::lock_guard lock(mu_);
+  return pod_exit_reason_;
+}
+
 std::optional<std::int64_t> GuestLink::pod_exit_status() const {
   std::lock_guard lock(mu_);
   return pod_exit_;
@@ -343,6 +348,7 @@ void GuestLink::run() {
              (message->reason.empty() ? "" : " (" + message->reason + ")"));
         std::lock_guard lock(mu_);
         pod_exit_ = message->status;
+        pod_exit_reason_ = message->reason;
         break;
       }
       case Kind::kError: {

@@ -70,6 +70,8 @@ class GuestLink {
 
   // The status of the agent's pod-exit message, when it sent one.
   std::optional<std::int64_t> pod_exit_status() const;
+  // The reason the agent gave with it ("" or "oom").
+  std::string pod_exit_reason() const;
   // The code of the agent's last error message ("" if none).
   std::string last_error() const;
 
@@ -101,6 +103,7 @@ class GuestLink {
   mutable std::mutex mu_;
   bool finished_ = false;  // run() returned
   std::optional<std::int64_t> pod_exit_;
+  std::string pod_exit_reason_;
   std::string last_error_;
   std::uint64_t logged_bytes_ = 0;  // link thread only
   bool log_full_noted_ = false;     // link thread only

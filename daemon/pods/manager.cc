@@ -457,6 +457,7 @@ struct Manager::Impl {
       store::PodRecord next = pod->record;
       next.state = store::PodState::kFailed;
       next.exit_status = -1;
+      next.exit_reason = "start failed: " + error.describe();
       (void)commit(*pod, std::move(next), kChangeState | kChangeExitStatus, true);
       finish_all(pod->start_waiters, error);
       after_exit(*pod);
@@ -572,22 +573,24 @@ struct Manager::Impl {
     Status queued = run_job([this, id, name, info, link]() -> std::function<void()> {
       link->drain(std::chrono::milliseconds(2000));
       std::optional<std::int64_t> status = link->pod_exit_status();
-      return [this, id, name, info, status]() {
+      std::string reason = link->pod_exit_reason();
+      return [this, id, name, info, status, reason]() {
         Pod* pod = find(name, id);
         if (pod == nullptr) return;
         pod->job = false;
-        finish_exit(*pod, info, status);
+        finish_exit(*pod, info, status, reason);
       };
     });
     if (!queued.ok()) {
       link->drain(std::chrono::milliseconds(2000));
       pod.job = false;
-      finish_exit(pod, info, link->pod_exit_status());
+      finish_exit(pod, info, link->pod_exit_status(), link->pod_exit_reason());
     }
   }
 
   // The VM is gone and the agent's channel drained: the pod's final state.
-  void finish_exit(Pod& pod, const vmm::ExitInfo& info, std::optional<std::int64_t> agent_status) {
+  void finish_exit(Pod& pod, const vmm::ExitInfo& info, std::optional<std::int64_t> agent_status,
+                   const std::string& agent_reason = "") {
     std::int64_t status = exit_status_of(info);
     if (status == -1 && pod.sigkill_sent) status = 128 + SIGKILL;
     bool clean = info.cause == vmm::ExitCause::kGuestShutdown;
@@ -601,6 +604,9 @@ struct Manager::Impl {
     next.state = pod.stop_requested || clean ? store::PodState::kExited : store::PodState::kFailed;
     if (!pod.failure_reason.empty()) next.state = store::PodState::kFailed;
     next.exit_status = status;
+    next.exit_reason = !pod.failure_reason.empty()          ? pod.failure_reason
+                       : agent_status && !pod.sigkill_sent ? agent_reason
+                                                           : std::string();
     log_info("pod exited", {{"pod", pod.record.name},
                             {"pod_id", pod.log_id},
                             {"tee", pod.record.tee},
@@ -609,7 +615,7 @@ struct Manager::Impl {
                             {"cause", vmm::to_string(info.cause)},
                             {"status", std::to_string(status)},
                             {"requested", pod.stop_requested ? "yes" : "no"},
-                            {pod.failure_reason.empty() ? "" : "reason", pod.failure_reason}});
+                            {next.exit_reason.empty() ? "" : "reason", next.exit_reason}});
     pod.failure_reason.clear();
     (void)commit(pod, std::move(next), kChangeState | kChangeExitStatus, true);
     after_exit(pod);

@@ -41,6 +41,41 @@ HostDefaults host() {
   return h;
 }
 
+// What the containers may do is part of the attested document: the final capability set (not
+// the spec's add/drop, so the guest need not know the defaults), the filter, the limits.
+TEST(InitData, CarriesEachContainersConfinementAndLimits) {
+  PodSpec s = pod(vmm::Tee::kSnp);
+  s.containers[0].init = true;
+  s.containers[0].user = "1000:1000";
+  s.containers[0].read_only_rootfs = true;
+  s.containers[0].tmpfs = {"/tmp"};
+  s.containers[0].cap_drop = {"ALL"};
+  s.containers[0].cap_add = {"CAP_NET_ADMIN"};
+  s.containers[1].seccomp = "unconfined";
+  s.containers[1].cpu_millis = 500;
+  s.containers[1].memory_mib = 64;
+  s.secrets.push_back({"payroll/keys/api", "", "API_KEY"});
+  guest::InitData d = init_data_from_spec(s, host());
+  EXPECT_TRUE(d.containers[0].init);
+  EXPECT_EQ(d.containers[0].user, "1000:1000");
+  EXPECT_TRUE(d.containers[0].read_only_rootfs);
+  EXPECT_EQ(d.containers[0].tmpfs, (std::vector<std::string>{"/tmp"}));
+  EXPECT_EQ(d.containers[0].capabilities, (std::vector<std::string>{"CAP_NET_ADMIN"}));
+  EXPECT_EQ(d.containers[0].seccomp, "default");
+  EXPECT_FALSE(d.containers[1].init);
+  EXPECT_EQ(d.containers[1].capabilities.size(), 14u);
+  EXPECT_EQ(d.containers[1].seccomp, "unconfined");
+  EXPECT_EQ(d.containers[1].cpu_millis, 500u);
+  EXPECT_EQ(d.containers[1].memory_mib, 64u);
+  ASSERT_EQ(d.secrets.size(), 2u);
+  EXPECT_EQ(d.secrets[1].env, "API_KEY");
+  EXPECT_TRUE(guest::validate_init_data(d).ok());
+  // A change of privileges is a change of the bound digest.
+  PodSpec wider = s;
+  wider.containers[1].cap_add = {"CAP_SYS_ADMIN"};
+  EXPECT_NE(init_data_text(s, host()), init_data_text(wider, host()));
+}
+
 TEST(InitData, CarriesWhatTheGuestNeedsAndNoHostPaths) {
   guest::InitData d = init_data_from_spec(pod(vmm::Tee::kSnp), host());
   EXPECT_EQ(d.pod, "payroll");

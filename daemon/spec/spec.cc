@@ -449,7 +449,7 @@ Status fit_vm(PodSpec& spec, bool vcpus_given, bool memory_given, std::uint32_t 
       return invalid(line, "containers", "container \"" + c.name + "\" asks for more cpus than vm.vcpus = " +
                                              std::to_string(spec.vm.vcpus));
   }
-  if (memory_given && memory_need + kGuestOverheadMib > spec.vm.memory_mib)
+  if (memory_given && memory_need > 0 && memory_need + kGuestOverheadMib > spec.vm.memory_mib)
     return invalid(line, "vm.memory_mib",
                    std::to_string(spec.vm.memory_mib) + " MiB cannot hold the containers' " +
                        std::to_string(memory_need) + " MiB of memory limits and the guest's " +

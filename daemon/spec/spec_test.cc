@@ -120,6 +120,46 @@ TEST(PodSpec, FullSpecKeepsEveryValue) {
 
 // Every file in tests/data/specs/bad has one defect; its first line names the key the error
 // must name. The test also checks the message carries a line number.
+TEST(PodSpec, ContainerConfinementAndLimits) {
+  PodSpec s = parse_ok(read_text(data_dir() / "good/confined.toml"));
+  ASSERT_EQ(s.containers.size(), 3u);
+  const Container& migrate = s.containers[0];
+  EXPECT_TRUE(migrate.init);
+  EXPECT_EQ(migrate.memory_mib, 200u);
+  const Container& api = s.containers[1];
+  EXPECT_FALSE(api.init);
+  EXPECT_EQ(api.user, "app:app");
+  EXPECT_TRUE(api.read_only_rootfs);
+  EXPECT_EQ(api.tmpfs, (std::vector<std::string>{"/tmp", "/run/api"}));
+  EXPECT_EQ(api.cap_add, (std::vector<std::string>{"CAP_NET_BIND_SERVICE"}));
+  EXPECT_EQ(api.cap_drop, (std::vector<std::string>{"ALL"}));
+  EXPECT_EQ(api.cpu_millis, 1500u);
+  EXPECT_EQ(container_capabilities(api), (std::vector<std::string>{"CAP_NET_BIND_SERVICE"}));
+  const Container& debug = s.containers[2];
+  EXPECT_EQ(debug.seccomp, "unconfined");
+  EXPECT_EQ(debug.cpu_millis, 250u);
+  // The default set less NET_RAW and MKNOD, plus SYS_ADMIN and SYS_PTRACE.
+  EXPECT_EQ(container_capabilities(debug),
+            (std::vector<std::string>{"CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE",
+                                      "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+                                      "CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID",
+                                      "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_ADMIN",
+                                      "CAP_SYS_CHROOT", "CAP_SYS_PTRACE"}));
+  Container plain;
+  EXPECT_EQ(container_capabilities(plain).size(), 14u);
+  // No [vm]: 1.75 CPUs of limits -> 2 vCPUs; max(200, 256 + 64) + 256 MiB for the guest.
+  EXPECT_EQ(s.vm.vcpus, 2u);
+  EXPECT_EQ(s.vm.memory_mib, 576u);
+  ASSERT_EQ(s.secrets.size(), 1u);
+  EXPECT_EQ(s.secrets[0].env, "DB_PASSWORD");
+  EXPECT_EQ(s.secrets[0].path, "");
+  // The canonical text keeps it all, [[init_containers]] included.
+  const std::string canonical = to_toml(s);
+  EXPECT_NE(canonical.find("[[init_containers]]\nname = \"migrate\""), std::string::npos) << canonical;
+  EXPECT_NE(canonical.find("cpus = 1.500\n"), std::string::npos) << canonical;
+  EXPECT_EQ(parse_ok(canonical), s);
+}
+
 TEST(PodSpec, BadCorpusFailsNamingTheKey) {
   std::size_t count = 0;
   for (const auto& entry : std::filesystem::directory_iterator(data_dir() / "bad")) {

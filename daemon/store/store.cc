@@ -82,6 +82,8 @@ constexpr Migration kMigrations[] = {
      "  imported_at INTEGER NOT NULL"
      ") STRICT;"
      "CREATE INDEX collateral_kind_key ON collateral (kind, key);"},
+    // Why a pod last ended, beside its status (an OOM kill is 137 like any SIGKILL).
+    {5, "ALTER TABLE pods ADD COLUMN exit_reason TEXT NOT NULL DEFAULT '';"},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 
@@ -326,6 +328,7 @@ struct Store::Impl {
     pod.address = column_text(stmt, 9);
     pod.address6 = column_text(stmt, 10);
     pod.mac = column_text(stmt, 11);
+    pod.exit_reason = column_text(stmt, 12);
     return pod;
   }
 };
@@ -373,26 +376,26 @@ Result<Store> Store::open(const std::string& path) {
       impl->insert,
       prepare(db,
               "INSERT INTO pods (name, tee, spec_toml, state, created_at_us, started_at_us,"
-              " exit_status, measurement, network, address, address6, mac)"
-              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+              " exit_status, measurement, network, address, address6, mac, exit_reason)"
+              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
               "store.open", what));
   CONFPOD_ASSIGN_OR_RETURN(
       impl->select_one,
       prepare(db,
               "SELECT name, tee, spec_toml, state, created_at_us, started_at_us, exit_status,"
-              " measurement, network, address, address6, mac FROM pods WHERE name = ?1",
+              " measurement, network, address, address6, mac, exit_reason FROM pods WHERE name = ?1",
               "store.open", what));
   CONFPOD_ASSIGN_OR_RETURN(
       impl->select_all,
       prepare(db,
               "SELECT name, tee, spec_toml, state, created_at_us, started_at_us, exit_status,"
-              " measurement, network, address, address6, mac FROM pods ORDER BY name",
+              " measurement, network, address, address6, mac, exit_reason FROM pods ORDER BY name",
               "store.open", what));
   CONFPOD_ASSIGN_OR_RETURN(
       impl->update,
       prepare(db,
               "UPDATE pods SET tee = ?2, spec_toml = ?3, state = ?4, started_at_us = ?5,"
-              " exit_status = ?6, measurement = ?7 WHERE name = ?1",
+              " exit_status = ?6, measurement = ?7, exit_reason = ?8 WHERE name = ?1",
               "store.open", what));
   CONFPOD_ASSIGN_OR_RETURN(impl->remove,
                            prepare(db, "DELETE FROM pods WHERE name = ?1", "store.open", what));
@@ -418,6 +421,7 @@ Status Store::insert_pod(const PodRecord& pod) {
     if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 10, pod.address);
     if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 11, pod.address6);
     if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 12, pod.mac);
+    if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 13, pod.exit_reason);
     if (rc != SQLITE_OK) return impl_->io_error(rc, what);
     rc = sqlite3_step(stmt.get());
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
@@ -467,6 +471,7 @@ Status Store::update_pod(const PodRecord& pod) {
     if (rc == SQLITE_OK) rc = bind_optional(stmt.get(), 5, pod.started_at_us);
     if (rc == SQLITE_OK) rc = bind_optional(stmt.get(), 6, pod.exit_status);
     if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 7, pod.measurement);
+    if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 8, pod.exit_reason);
     if (rc != SQLITE_OK) return impl_->io_error(rc, what);
     rc = sqlite3_step(stmt.get());
     if (rc != SQLITE_DONE) return impl_->io_error(rc, what);

@@ -33,6 +33,9 @@ struct PodRecord {
   std::int64_t created_at_us = 0;             // CLOCK_REALTIME, microseconds
   std::optional<std::int64_t> started_at_us;  // last start
   std::optional<std::int64_t> exit_status;    // last exit: code, or 128+signal
+  // Why the last exit: "" (the status says it all), "oom" (the agent saw a container killed
+  // for going over its memory limit), or confpodd's reason for killing the VM.
+  std::string exit_reason;
   std::string measurement;                    // expected launch measurement, hex; "" for none
   // The pod's place on the network, fixed at CreatePod (docs/network.md): the network name
   // ("user", "none" or a bridge network; "" in rows older than schema 3, meaning "user"),
@@ -58,7 +61,8 @@ struct NetworkRecord {
 
 // 1: pods. 2: resources (the KBS secrets, daemon/store/resource_store.h). 3: pod network
 // columns and networks. 4: attestation collateral (daemon/store/collateral_store.h).
-inline constexpr int kSchemaVersion = 4;
+// 5: pods.exit_reason.
+inline constexpr int kSchemaVersion = 5;
 
 class Store {
  public:

@@ -6,7 +6,10 @@
 // else fails with EPERM; calls that need a capability (mount and unshare need CAP_SYS_ADMIN,
 // reboot CAP_SYS_BOOT, init_module CAP_SYS_MODULE, ...) are allowed only when the container's
 // bounding set has it; clone may not create namespaces without CAP_SYS_ADMIN, and clone3
-// fails with ENOSYS so that a C library falls back to clone, whose flags the filter can see.
+// fails with ENOSYS so that a C library falls back to clone, whose flags the filter can see;
+// sockets of the AF_ALG and AF_VSOCK families are refused; the 32-bit x86 and x32 ABIs get
+// the same rules. Names this libseccomp does not know (calls newer than it) are skipped, as
+// runc skips them. Unlike runc, calls newer than the list get EPERM, not ENOSYS.
 //
 // Errors: "container.confine" (naming the step).
 #pragma once

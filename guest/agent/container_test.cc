@@ -263,6 +263,7 @@ TEST_F(GuestAgentContainer, NonRootUserWithDefaultsCannotDoPrivilegedThings) {
   EXPECT_EQ(f["reboot"], "EPERM");
   EXPECT_EQ(f["unshare"], "EPERM");
   EXPECT_EQ(f["clone_newuser"], "EPERM");
+  EXPECT_EQ(f["vsock"], "EPERM");
   EXPECT_EQ(f["CapEff"], "0000000000000000");
   EXPECT_EQ(f["NoNewPrivs"], "1");
   EXPECT_EQ(f["Seccomp"], "2");

@@ -168,6 +168,7 @@ TEST_F(ContainersTest, NonRootContainerCannotDoPrivilegedThings) {
   EXPECT_EQ(f["init_module"], "EPERM");
   EXPECT_EQ(f["reboot"], "EPERM");
   EXPECT_EQ(f["unshare"], "EPERM");
+  EXPECT_EQ(f["vsock"], "EPERM");  // no way around the agent to the host
   EXPECT_EQ(f["CapEff"], "0000000000000000");
   EXPECT_EQ(f["NoNewPrivs"], "1");
   EXPECT_EQ(f["Seccomp"], "2");
@@ -203,6 +204,7 @@ TEST_F(ContainersTest, OverItsMemoryLimitIsKilledAndReportedOom) {
   auto bus = testing::open_bus(*bus_);
   const std::string path = "/org/confpod1/pod/confined";
   EXPECT_EQ(testing::get_trivial_property<std::int32_t>(bus.get(), path, "ExitStatus", 'i'), 137);
+  EXPECT_EQ(testing::get_string_property(bus.get(), path, "ExitReason"), "oom");
   EXPECT_EQ(testing::get_string_property(bus.get(), path, "State"), "failed");
 }
 
@@ -237,6 +239,7 @@ TEST_F(ContainersTest, FailedInitContainerStopsThePodBeforeTheOthers) {
   auto bus = testing::open_bus(*bus_);
   const std::string path = "/org/confpod1/pod/initfail";
   EXPECT_EQ(testing::get_trivial_property<std::int32_t>(bus.get(), path, "ExitStatus", 'i'), 3);
+  EXPECT_EQ(testing::get_string_property(bus.get(), path, "ExitReason"), "");
   EXPECT_EQ(testing::get_string_property(bus.get(), path, "State"), "failed");
 }
 

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -75,6 +76,9 @@ int privileges() {
   // A bad magic: the kernel checks CAP_SYS_BOOT first (EPERM), then the magic (EINVAL).
   report("reboot", ::syscall(SYS_reboot, 0, 0, 0, nullptr));
   report("unshare", ::unshare(CLONE_NEWNS));
+  const int vsock = ::socket(40 /* AF_VSOCK */, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  report("vsock", vsock);
+  if (vsock >= 0) ::close(vsock);
   long pid = ::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
   if (pid == 0) ::_exit(0);
   if (pid > 0) ::waitpid(static_cast<pid_t>(pid), nullptr, 0);
