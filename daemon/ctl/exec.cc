@@ -155,8 +155,8 @@ int pod_exec(const BusArgs& bus, const ExecArgs& args, std::ostream& err) {
   const bool terminal = args.tty && ::isatty(STDIN_FILENO) == 1;
   winsize ws{};
   if (terminal) ::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws);
-  auto session = client->exec(args.name, args.container, args.command, args.tty, ws.ws_row,
-                              ws.ws_col);
+  auto session =
+      client->exec(args.name, args.container, args.command, args.tty, ws.ws_row, ws.ws_col);
   if (!session.ok()) return fail(session.error(), err);
   // Without -i the command reads end of input at once, as with `podman exec` without -i.
   const bool forward_stdin = args.interactive || args.tty;

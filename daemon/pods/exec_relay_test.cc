@@ -61,9 +61,9 @@ TEST(ExecRelay, ClientPacketsBecomeAgentFramesAndGarbageIsDropped) {
   ExecRelay relay(5, std::move(pair->second), agent.sender());
   const int client = pair->first.get();
   send_packet(client, "ihello");
-  send_packet(client, "?junk");                            // unknown type
+  send_packet(client, "?junk");                              // unknown type
   send_packet(client, std::string("w\x00\x18\x00\x50", 5));  // 24 x 80
-  send_packet(client, "wxx");                              // a window packet of the wrong size
+  send_packet(client, "wxx");                                // a window packet of the wrong size
   send_packet(client, "e");
   auto sent = agent.wait(3);
   ASSERT_EQ(sent.size(), 3u);

@@ -120,7 +120,7 @@ class GuestLink {
     bool started = false;
   };
   std::mutex exec_mu_;
-  std::map<std::uint64_t, PendingExec> execs_;  // guarded by exec_mu_
+  std::map<std::uint64_t, PendingExec> execs_;                                // guarded by exec_mu_
   std::vector<std::pair<std::string, std::shared_ptr<ExecRelay>>> attached_;  // exec_mu_
   // Link thread: hand the agent's exec and container messages to their relays.
   void route_exec_response(const guest::GuestMessage& message);

@@ -25,7 +25,6 @@
 #include "attest/crypto/crypto.h"
 #include "daemon/net/networking.h"
 #include "daemon/pods/guest_link.h"
-#include "guest/protocol/init_data.h"
 #include "daemon/pods/launch_plan.h"
 #include "daemon/pods/log.h"
 #include "daemon/pods/log_ids.h"
@@ -33,6 +32,7 @@
 #include "daemon/spec/init_data.h"
 #include "daemon/spec/spec.h"
 #include "daemon/spec/vm_from_spec.h"
+#include "guest/protocol/init_data.h"
 #include "vmm/qemu_argv.h"
 #include "vmm/supervisor.h"
 
@@ -604,7 +604,7 @@ struct Manager::Impl {
     next.state = pod.stop_requested || clean ? store::PodState::kExited : store::PodState::kFailed;
     if (!pod.failure_reason.empty()) next.state = store::PodState::kFailed;
     next.exit_status = status;
-    next.exit_reason = !pod.failure_reason.empty()          ? pod.failure_reason
+    next.exit_reason = !pod.failure_reason.empty()         ? pod.failure_reason
                        : agent_status && !pod.sigkill_sent ? agent_reason
                                                            : std::string();
     log_info("pod exited", {{"pod", pod.record.name},
@@ -1059,7 +1059,9 @@ namespace {
 Result<std::string> resolve_container(const store::PodRecord& record,
                                       const std::optional<spec::PodSpec>& spec,
                                       const std::string& container, bool empty_is_all) {
-  if (!spec) return make_error("pods.invalid_state", "the stored spec of pod " + record.name + " no longer parses");
+  if (!spec)
+    return make_error("pods.invalid_state",
+                      "the stored spec of pod " + record.name + " no longer parses");
   if (container.empty()) {
     if (empty_is_all) return std::string();
     for (const auto& c : spec->containers)
@@ -1074,11 +1076,13 @@ Result<std::string> resolve_container(const store::PodRecord& record,
 Status check_exec_command(const std::vector<std::string>& command) {
   if (command.empty()) return make_error("pods.invalid_exec", "the command is empty");
   if (command.size() > guest::kMaxInitArgs)
-    return make_error("pods.invalid_exec", "more than " + std::to_string(guest::kMaxInitArgs) + " arguments");
+    return make_error("pods.invalid_exec",
+                      "more than " + std::to_string(guest::kMaxInitArgs) + " arguments");
   for (const auto& arg : command) {
     if (arg.size() > guest::kMaxInitStringBytes)
-      return make_error("pods.invalid_exec", "an argument is longer than " +
-                                                 std::to_string(guest::kMaxInitStringBytes) + " bytes");
+      return make_error(
+          "pods.invalid_exec",
+          "an argument is longer than " + std::to_string(guest::kMaxInitStringBytes) + " bytes");
     if (arg.find('\0') != std::string::npos)
       return make_error("pods.invalid_exec", "an argument holds a NUL byte");
   }
@@ -1107,9 +1111,9 @@ void Manager::exec_pod(const std::string& name, ExecRequest request, SessionDone
   message.stdin_open = true;
   message.rows = std::min(request.rows, 4096u);
   message.cols = std::min(request.cols, 4096u);
-  auto relay = std::make_shared<ExecRelay>(
-      message.id, std::move(pair->second),
-      [link](const guest::HostMessage& m) { return link->send(m); });
+  auto relay =
+      std::make_shared<ExecRelay>(message.id, std::move(pair->second),
+                                  [link](const guest::HostMessage& m) { return link->send(m); });
   // The client's end waits here for the agent's answer, which comes on the link's thread.
   auto client_end = std::make_shared<UniqueFd>(std::move(pair->first));
   auto shared_done = std::make_shared<SessionDone>(std::move(done));
@@ -1140,8 +1144,8 @@ Result<UniqueFd> Manager::attach_pod(const std::string& name, const std::string&
   CONFPOD_ASSIGN_OR_RETURN(std::string resolved,
                            resolve_container(pod->record, pod->spec, container, true));
   CONFPOD_ASSIGN_OR_RETURN(auto pair, make_exec_socket_pair());
-  pod->link->attach(resolved, std::make_shared<ExecRelay>(0, std::move(pair.second),
-                                                          ExecRelay::SendToGuest()));
+  pod->link->attach(
+      resolved, std::make_shared<ExecRelay>(0, std::move(pair.second), ExecRelay::SendToGuest()));
   return std::move(pair.first);
 }
 

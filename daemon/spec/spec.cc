@@ -13,6 +13,7 @@
 #include "daemon/net/network_def.h"
 #include "daemon/spec/toml_util.h"
 #include "guest/protocol/capabilities.h"
+#include "guest/protocol/init_data.h"
 
 namespace confpod::spec {
 
@@ -226,16 +227,6 @@ Result<bool> optional_bool(const toml::table& t, const std::string& p, std::stri
   return n->as_boolean()->get();
 }
 
-// One side of `user`: an id or a name of [A-Za-z0-9_.-], at most 32 bytes (init-data's rule).
-bool is_user_part(std::string_view s) {
-  if (s.empty() || s.size() > 32 || s.front() == '-' || s.front() == '.') return false;
-  for (char c : s)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-          c == '.' || c == '-'))
-      return false;
-  return true;
-}
-
 // A sorted, unique list of canonical capability names ("ALL" too where allowed).
 Result<std::vector<std::string>> parse_capabilities(const toml::node& node, const std::string& path,
                                                     bool allow_all) {
@@ -288,12 +279,7 @@ Result<Container> parse_container(const toml::table& t, const std::string& p) {
   }
   CONFPOD_ASSIGN_OR_RETURN(auto user, optional_string(t, p, "user"));
   if (user) {
-    const std::size_t colon = user->find(':');
-    const bool ok = colon == std::string::npos
-                        ? is_user_part(*user)
-                        : is_user_part(std::string_view(*user).substr(0, colon)) &&
-                              is_user_part(std::string_view(*user).substr(colon + 1));
-    if (!ok)
+    if (!guest::is_container_user(*user))
       return invalid(line_of(*t.get("user")), join(p, "user"),
                      "must be uid[:gid] or name[:group] of [A-Za-z0-9_.-] (at most 32 each)");
     c.user = *user;
@@ -309,7 +295,8 @@ Result<Container> parse_container(const toml::table& t, const std::string& p) {
       CONFPOD_ASSIGN_OR_RETURN(std::string dir, string_value(*array->get(i), indexed(path, i)));
       CONFPOD_TRY(check_path(*array->get(i), indexed(path, i), dir, false));
       if (std::find(c.tmpfs.begin(), c.tmpfs.end(), dir) != c.tmpfs.end())
-        return invalid(line_of(*array->get(i)), indexed(path, i), "duplicate mount \"" + dir + "\"");
+        return invalid(line_of(*array->get(i)), indexed(path, i),
+                       "duplicate mount \"" + dir + "\"");
       c.tmpfs.push_back(std::move(dir));
     }
   }
@@ -438,31 +425,32 @@ Status fit_vm(PodSpec& spec, bool vcpus_given, bool memory_given, std::uint32_t 
   const std::uint64_t cpu_need = std::max(cpu_sum, cpu_init);
   const std::uint64_t memory_need = std::max(memory_sum, memory_init);
   if (!vcpus_given && cpu_need > 0)
-    spec.vm.vcpus = static_cast<unsigned>(std::clamp<std::uint64_t>((cpu_need + 999) / 1000,
-                                                                    kMinVcpus, kMaxVcpus));
+    spec.vm.vcpus = static_cast<unsigned>(
+        std::clamp<std::uint64_t>((cpu_need + 999) / 1000, kMinVcpus, kMaxVcpus));
   if (!memory_given && any_memory)
-    spec.vm.memory_mib = static_cast<unsigned>(std::clamp<std::uint64_t>(
-        memory_need + kGuestOverheadMib, kMinMemoryMib, kMaxMemoryMib));
+    spec.vm.memory_mib = static_cast<unsigned>(
+        std::clamp<std::uint64_t>(memory_need + kGuestOverheadMib, kMinMemoryMib, kMaxMemoryMib));
   for (std::size_t i = 0; i < spec.containers.size(); ++i) {
     const Container& c = spec.containers[i];
     if (c.cpu_millis > std::uint64_t{spec.vm.vcpus} * 1000)
-      return invalid(line, "containers", "container \"" + c.name + "\" asks for more cpus than vm.vcpus = " +
-                                             std::to_string(spec.vm.vcpus));
+      return invalid(line, "containers",
+                     "container \"" + c.name +
+                         "\" asks for more cpus than vm.vcpus = " + std::to_string(spec.vm.vcpus));
   }
   if (memory_given && memory_need > 0 && memory_need + kGuestOverheadMib > spec.vm.memory_mib)
     return invalid(line, "vm.memory_mib",
                    std::to_string(spec.vm.memory_mib) + " MiB cannot hold the containers' " +
                        std::to_string(memory_need) + " MiB of memory limits and the guest's " +
-                       std::to_string(kGuestOverheadMib) + " MiB (leave [vm] memory_mib out to "
+                       std::to_string(kGuestOverheadMib) +
+                       " MiB (leave [vm] memory_mib out to "
                        "have it computed)");
   return ok_status();
 }
 
 Result<PodSpec> parse_root(const toml::table& root) {
-  CONFPOD_TRY(check_keys(
-      root, "",
-      {"name", "tee", "restart", "allow_exec", "network", "vm", "init_containers", "containers",
-       "secrets", "ports"}));
+  CONFPOD_TRY(check_keys(root, "",
+                         {"name", "tee", "restart", "allow_exec", "network", "vm",
+                          "init_containers", "containers", "secrets", "ports"}));
   PodSpec spec;
   CONFPOD_ASSIGN_OR_RETURN(spec.name, required_string(root, "", "name"));
   if (!is_pod_name(spec.name))
@@ -529,9 +517,9 @@ Result<PodSpec> parse_root(const toml::table& root) {
   if (containers.empty())
     return invalid(line_of(root), "containers", "at least one [[containers]] is required");
   if (init_containers.size() + containers.size() > kMaxContainers)
-    return invalid(line_of(root), "containers",
-                   "more than " + std::to_string(kMaxContainers) +
-                       " containers and init containers together");
+    return invalid(
+        line_of(root), "containers",
+        "more than " + std::to_string(kMaxContainers) + " containers and init containers together");
   std::set<std::string> container_names;
   for (const auto* list : {&init_containers, &containers}) {
     const bool init = list == &init_containers;
@@ -625,8 +613,8 @@ std::string to_string(RestartPolicy policy) {
 
 std::vector<std::string> container_capabilities(const Container& container) {
   std::vector<std::string> caps;
-  const bool drop_all =
-      std::find(container.cap_drop.begin(), container.cap_drop.end(), "ALL") != container.cap_drop.end();
+  const bool drop_all = std::find(container.cap_drop.begin(), container.cap_drop.end(), "ALL") !=
+                        container.cap_drop.end();
   if (!drop_all)
     for (const std::string& cap : guest::default_capabilities())
       if (std::find(container.cap_drop.begin(), container.cap_drop.end(), cap) ==

@@ -140,11 +140,10 @@ TEST(PodSpec, ContainerConfinementAndLimits) {
   EXPECT_EQ(debug.cpu_millis, 250u);
   // The default set less NET_RAW and MKNOD, plus SYS_ADMIN and SYS_PTRACE.
   EXPECT_EQ(container_capabilities(debug),
-            (std::vector<std::string>{"CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE",
-                                      "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-                                      "CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID",
-                                      "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_ADMIN",
-                                      "CAP_SYS_CHROOT", "CAP_SYS_PTRACE"}));
+            (std::vector<std::string>{
+                "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID",
+                "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP",
+                "CAP_SETUID", "CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE"}));
   Container plain;
   EXPECT_EQ(container_capabilities(plain).size(), 14u);
   // No [vm]: 1.75 CPUs of limits -> 2 vCPUs; max(200, 256 + 64) + 256 MiB for the guest.
@@ -155,7 +154,8 @@ TEST(PodSpec, ContainerConfinementAndLimits) {
   EXPECT_EQ(s.secrets[0].path, "");
   // The canonical text keeps it all, [[init_containers]] included.
   const std::string canonical = to_toml(s);
-  EXPECT_NE(canonical.find("[[init_containers]]\nname = \"migrate\""), std::string::npos) << canonical;
+  EXPECT_NE(canonical.find("[[init_containers]]\nname = \"migrate\""), std::string::npos)
+      << canonical;
   EXPECT_NE(canonical.find("cpus = 1.500\n"), std::string::npos) << canonical;
   EXPECT_EQ(parse_ok(canonical), s);
 }

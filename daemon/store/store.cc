@@ -381,10 +381,11 @@ Result<Store> Store::open(const std::string& path) {
               "store.open", what));
   CONFPOD_ASSIGN_OR_RETURN(
       impl->select_one,
-      prepare(db,
-              "SELECT name, tee, spec_toml, state, created_at_us, started_at_us, exit_status,"
-              " measurement, network, address, address6, mac, exit_reason FROM pods WHERE name = ?1",
-              "store.open", what));
+      prepare(
+          db,
+          "SELECT name, tee, spec_toml, state, created_at_us, started_at_us, exit_status,"
+          " measurement, network, address, address6, mac, exit_reason FROM pods WHERE name = ?1",
+          "store.open", what));
   CONFPOD_ASSIGN_OR_RETURN(
       impl->select_all,
       prepare(db,

@@ -36,7 +36,7 @@ struct PodRecord {
   // Why the last exit: "" (the status says it all), "oom" (the agent saw a container killed
   // for going over its memory limit), or confpodd's reason for killing the VM.
   std::string exit_reason;
-  std::string measurement;                    // expected launch measurement, hex; "" for none
+  std::string measurement;  // expected launch measurement, hex; "" for none
   // The pod's place on the network, fixed at CreatePod (docs/network.md): the network name
   // ("user", "none" or a bridge network; "" in rows older than schema 3, meaning "user"),
   // and on a bridge network its IPv4 address, IPv6 address ("" without subnet6) and MAC.

@@ -415,11 +415,13 @@ struct Agent::Impl {
     for (const auto& pc : containers) limits = limits || pc.cpu_millis != 0 || pc.memory_mib != 0;
     if (!limits) return ok_status();
     if (opts.cgroup_root.empty())
-      return make_error("agent.cgroup", "a container has cpu or memory limits, but this agent has no cgroup2 root");
+      return make_error("agent.cgroup",
+                        "a container has cpu or memory limits, but this agent has no cgroup2 root");
     CONFPOD_ASSIGN_OR_RETURN(PodCgroups opened, PodCgroups::open(opts.cgroup_root));
     cgroups.emplace(std::move(opened));
     for (auto& pc : containers) {
-      CONFPOD_ASSIGN_OR_RETURN(pc.cgroup_procs, cgroups->create(pc.name, pc.cpu_millis, pc.memory_mib));
+      CONFPOD_ASSIGN_OR_RETURN(pc.cgroup_procs,
+                               cgroups->create(pc.name, pc.cpu_millis, pc.memory_mib));
       if (pc.cpu_millis != 0 || pc.memory_mib != 0)
         log("container " + pc.name + ": cpu.max " + cpu_max_value(pc.cpu_millis) + ", memory.max " +
             (pc.memory_mib != 0 ? std::to_string(pc.memory_mib) + " MiB" : std::string("max")));

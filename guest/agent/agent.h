@@ -8,9 +8,11 @@
 //
 // Flow: hello -> init-data (first frame, within 120 s) -> digest check -> parse -> tee check
 // -> "init-data-verified" -> network -> KBS attest + secrets ("attested", "secrets-ready") ->
-// verify and unpack each image ("image-verified") -> start the containers
-// ("container-started") -> event loop (output, exit, exec, shutdown, reaping) -> pod-exit
-// with the first non-zero container status (else 0) -> poweroff when allowed.
+// verify and unpack each image ("image-verified") -> each container's cgroup (limits) -> init
+// containers one by one, each to its end (the first failure ends the pod) -> start the
+// containers ("container-started") -> event loop (output, exit, exec with its stdin and pty,
+// shutdown, reaping) -> pod-exit with the first non-zero container status (else 0) and its
+// reason ("oom") -> poweroff when allowed. Containers run confined (docs/containers.md).
 // Failures before the containers run end with an error frame and pod-exit 125.
 //
 // Error codes on the channel: "agent.protocol", "agent.init_data.timeout",

@@ -2,16 +2,16 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <sys/ioctl.h>
-#include <termios.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -298,8 +298,7 @@ void join_cgroup(int err_fd, int cgroup_procs) {
 void confine(int err_fd, const Ids& ids, const Confinement& c) {
   if (Status s = drop_bounding_set(c.capabilities); !s.ok()) fail(err_fd, s.error().message);
   switch_user(err_fd, ids);
-  if (Status s = set_capabilities(ids.uid == 0 ? c.capabilities : std::vector<int>{});
-      !s.ok())
+  if (Status s = set_capabilities(ids.uid == 0 ? c.capabilities : std::vector<int>{}); !s.ok())
     fail(err_fd, s.error().message);
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail_errno(err_fd, "no_new_privs");
 }
@@ -380,7 +379,9 @@ struct StdioPipes {
   UniqueFd null;
   UniqueFd pty_master;
   UniqueFd pty_slave;
-  int child_in() const { return pty_slave ? pty_slave.get() : in.read ? in.read.get() : null.get(); }
+  int child_in() const {
+    return pty_slave ? pty_slave.get() : in.read ? in.read.get() : null.get();
+  }
   int child_out() const { return pty_slave ? pty_slave.get() : out.write.get(); }
   int child_err() const { return pty_slave ? pty_slave.get() : err.write.get(); }
 };
@@ -408,7 +409,8 @@ Status open_pty(StdioPipes& p, unsigned rows, unsigned cols) {
   if (::ptsname_r(p.pty_master.get(), name, sizeof name) != 0)
     return make_error("container.exec", "ptsname: " + errno_text(errno));
   p.pty_slave = UniqueFd(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
-  if (!p.pty_slave) return make_error("container.exec", std::string("open ") + name + ": " + errno_text(errno));
+  if (!p.pty_slave)
+    return make_error("container.exec", std::string("open ") + name + ": " + errno_text(errno));
   return set_window_size(p.pty_master.get(), rows, cols);
 }
 
@@ -488,7 +490,8 @@ Result<Process> start_container(const ContainerSpec& spec) {
     return make_error("container.start", "rootfs must be an absolute path: " + spec.rootfs);
   for (const auto& dir : spec.tmpfs)
     if (dir.size() < 2 || dir[0] != '/')
-      return make_error("container.start", "tmpfs must be an absolute directory other than /: " + dir);
+      return make_error("container.start",
+                        "tmpfs must be an absolute directory other than /: " + dir);
   for (const auto& s : spec.secrets) {
     if (s.path.size() < 2 || s.path[0] != '/' || s.path.back() == '/')
       return make_error("container.start", "secret path must be an absolute file path: " + s.path);

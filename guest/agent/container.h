@@ -106,7 +106,7 @@ struct ExecRequest {
   std::string workdir = "/";
   std::string user;  // as ContainerSpec::user: the container's user
   Confinement confinement;
-  bool tty = false;         // a pty for stdin, stdout and stderr, with this window size
+  bool tty = false;  // a pty for stdin, stdout and stderr, with this window size
   unsigned rows = 0, cols = 0;
   bool stdin_open = false;  // without a tty: stdin is a pipe (else /dev/null)
 };

@@ -78,22 +78,6 @@ bool is_interface_name(std::string_view s) {
   return true;
 }
 
-// One side of a container user: an id or a name of [A-Za-z0-9_.-], at most 32 bytes.
-bool is_user_part(std::string_view s) {
-  if (s.empty() || s.size() > 32 || s.front() == '-' || s.front() == '.') return false;
-  for (char c : s)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-          c == '.' || c == '-'))
-      return false;
-  return true;
-}
-
-bool is_user(std::string_view s) {
-  const std::size_t colon = s.find(':');
-  if (colon == std::string_view::npos) return is_user_part(s);
-  return is_user_part(s.substr(0, colon)) && is_user_part(s.substr(colon + 1));
-}
-
 bool is_segment_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
          c == '_' || c == '-';
@@ -268,7 +252,7 @@ Status check_container(const std::string& p, const InitContainer& c) {
     CONFPOD_TRY(check_text(member_path(env_path, key), value));
   }
   CONFPOD_TRY(check_path(member_path(p, "workdir"), c.workdir, true));
-  if (!c.user.empty() && !is_user(c.user))
+  if (!c.user.empty() && !is_container_user(c.user))
     return invalid(member_path(p, "user"),
                    "must be uid[:gid] or name[:group] of [A-Za-z0-9_.-] (at most 32 each), got " +
                        quote_value(c.user));
@@ -305,13 +289,12 @@ Status check_secret(const std::string& p, const InitSecret& s) {
   if (!is_resource(s.resource))
     return invalid(member_path(p, "resource"),
                    "must be repository/type/tag, each of [A-Za-z0-9._-]");
-  if (s.path.empty() == s.env.empty())
-    return invalid(p, "needs exactly one of path and env");
+  if (s.path.empty() == s.env.empty()) return invalid(p, "needs exactly one of path and env");
   if (!s.env.empty()) {
     if (!is_env_key(s.env))
-      return invalid(member_path(p, "env"),
-                     "must match [A-Za-z_][A-Za-z0-9_]* (at most 256 bytes), got " +
-                         quote_value(s.env));
+      return invalid(
+          member_path(p, "env"),
+          "must match [A-Za-z_][A-Za-z0-9_]* (at most 256 bytes), got " + quote_value(s.env));
     return ok_status();
   }
   return check_path(member_path(p, "path"), s.path, false);
@@ -336,7 +319,7 @@ Result<InitImage> read_image(const json& value, const std::string& path) {
 }
 
 Result<std::vector<std::string>> string_array(const Members& m, std::string_view name,
-                                             std::size_t max_items) {
+                                              std::size_t max_items) {
   CONFPOD_ASSIGN_OR_RETURN(const json* array, m.array(name, max_items));
   std::vector<std::string> out;
   for (std::size_t i = 0; i < array->size(); ++i) {
@@ -352,9 +335,8 @@ Result<std::vector<std::string>> string_array(const Members& m, std::string_view
 Result<InitContainer> read_container(const json& value, const std::string& path) {
   CONFPOD_TRY(expect_object(value, path));
   Members m(value, path, kInvalid);
-  CONFPOD_TRY(m.only({"capabilities", "command", "cpu_millis", "env", "image", "init",
-                      "memory_mib", "name", "read_only_rootfs", "seccomp", "tmpfs", "user",
-                      "workdir"}));
+  CONFPOD_TRY(m.only({"capabilities", "command", "cpu_millis", "env", "image", "init", "memory_mib",
+                      "name", "read_only_rootfs", "seccomp", "tmpfs", "user", "workdir"}));
   InitContainer c;
   CONFPOD_ASSIGN_OR_RETURN(c.name, m.string("name"));
   CONFPOD_ASSIGN_OR_RETURN(const json* image, m.get("image"));
@@ -379,8 +361,9 @@ Result<InitContainer> read_container(const json& value, const std::string& path)
   CONFPOD_ASSIGN_OR_RETURN(c.user, m.string("user"));
   CONFPOD_ASSIGN_OR_RETURN(c.read_only_rootfs, m.boolean("read_only_rootfs"));
   CONFPOD_ASSIGN_OR_RETURN(c.tmpfs, string_array(m, "tmpfs", kMaxInitTmpfs));
-  CONFPOD_ASSIGN_OR_RETURN(c.capabilities,
-                           string_array(m, "capabilities", static_cast<std::size_t>(kLastCapability) + 1));
+  CONFPOD_ASSIGN_OR_RETURN(
+      c.capabilities,
+      string_array(m, "capabilities", static_cast<std::size_t>(kLastCapability) + 1));
   CONFPOD_ASSIGN_OR_RETURN(c.seccomp, m.string("seccomp"));
   CONFPOD_ASSIGN_OR_RETURN(c.cpu_millis, m.unsigned_integer("cpu_millis"));
   CONFPOD_ASSIGN_OR_RETURN(c.memory_mib, m.unsigned_integer("memory_mib"));
@@ -427,6 +410,26 @@ std::string dump(const json& value) {
 }
 
 }  // namespace
+
+namespace {
+// One side of a container user: an id or a name of [A-Za-z0-9_.-], at most 32 bytes.
+bool is_user_part(std::string_view s) {
+  if (s.empty() || s.size() > 32 || s.front() == '-' || s.front() == '.') return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '.' || c == '-'))
+      return false;
+  return true;
+}
+
+}  // namespace
+
+bool is_container_user(std::string_view s) {
+  const std::size_t colon = s.find(':');
+  if (colon == std::string_view::npos) return is_user_part(s);
+  return is_user_part(s.substr(0, colon)) && is_user_part(s.substr(colon + 1));
+}
+
 
 std::string to_json(const InitData& data) {
   // nlohmann's objects are std::maps: keys come out sorted, which makes the form canonical.

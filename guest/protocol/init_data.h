@@ -104,6 +104,10 @@ inline constexpr std::size_t kMaxInitTmpfs = 16;  // per container
 inline constexpr std::uint64_t kMaxInitCpuMillis = 256000;
 inline constexpr std::uint64_t kMaxInitMemoryMib = 1048576;
 
+// A container's `user`: "uid[:gid]" or "name[:group]", each side of [A-Za-z0-9_.-], at most 32
+// bytes, not starting with '-' or '.' (the pod spec's rule too).
+bool is_container_user(std::string_view user);
+
 // The checks parse_init_data applies after reading the types, on a document built in memory
 // (the daemon calls it before launching, so it never binds init-data the agent would refuse).
 // parse_init_data(to_json(d)) == d holds exactly when this is ok. Error "initdata.invalid".

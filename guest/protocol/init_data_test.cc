@@ -120,7 +120,8 @@ TEST(GuestProtocolInitData, CanonicalBytesDoNotDependOnInputForm) {
   // The same document with members in another order and with whitespace.
   const std::string reordered =
       "{ \"version\": 3, \"tee\": \"snp\", \"secrets\": [ {\"resource\": \"default/db/password\", "
-      "\"env\": \"\", \"path\": \"/run/secrets/db\"} ], \"pod\": \"demo\", \"network\": {\"interface\": "
+      "\"env\": \"\", \"path\": \"/run/secrets/db\"} ], \"pod\": \"demo\", \"network\": "
+      "{\"interface\": "
       "\"eth0\", \"gateway\": \"10.89.0.1\", \"address\": \"10.89.0.2/24\", \"mac\": "
       "\"02:cf:0a:59:00:02\", \"dns\": [\"10.89.0.1\", \"fd00:89::1\"], \"gateway6\": "
       "\"fd00:89::1\", \"address6\": \"fd00:89::2/64\"}, \"kbs_url\": "
@@ -128,11 +129,11 @@ TEST(GuestProtocolInitData, CanonicalBytesDoNotDependOnInputForm) {
       "\"web\", \"image\": {\"disk\": \"image0\", \"digest\": \"" +
       kDigest +
       "\"}, \"env\": {\"PATH\": \"/usr/bin:/bin\", \"GREETING\": \"gr\\u00fc\\u00dfe\"}, "
-      "\"command\": [\"/bin/sh\", \"-c\", \"echo \\\"hi\\\" \\\\ done\"]" + kDefaultsV3 +
+      "\"command\": [\"/bin/sh\", \"-c\", \"echo \\\"hi\\\" \\\\ done\"]" +
+      kDefaultsV3 +
       "}, {\"workdir\": \"/\", "
       "\"name\": \"db\", \"image\": {\"disk\": \"image1\", \"digest\": \"" +
-      kDigest + "\"}, \"env\": {}, \"command\": []" + kDefaultsV3 +
-      "} ], \"allow_exec\": true }\n";
+      kDigest + "\"}, \"env\": {}, \"command\": []" + kDefaultsV3 + "} ], \"allow_exec\": true }\n";
   auto parsed = parse_init_data(reordered);
   ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
   EXPECT_EQ(*parsed, sample());

@@ -164,9 +164,10 @@ TEST(GuestProtocolHostMessage, RoundTripsEachKind) {
     EXPECT_EQ(*parsed, m);
   }
   EXPECT_EQ(to_payload(shutdown), "{\"type\":\"shutdown\"}");
-  EXPECT_EQ(to_payload(exec),
-            "{\"cols\":0,\"command\":[\"/bin/sh\",\"-c\",\"echo 'hi'\\n\"],\"container\":\"web\","
-            "\"id\":18446744073709551615,\"rows\":0,\"stdin\":false,\"tty\":false,\"type\":\"exec\"}");
+  EXPECT_EQ(
+      to_payload(exec),
+      "{\"cols\":0,\"command\":[\"/bin/sh\",\"-c\",\"echo 'hi'\\n\"],\"container\":\"web\","
+      "\"id\":18446744073709551615,\"rows\":0,\"stdin\":false,\"tty\":false,\"type\":\"exec\"}");
   EXPECT_EQ(to_payload(init).substr(0, 9), "{\"body\":\"");
   EXPECT_THAT(to_payload(init), HasSubstr("\"type\":\"init-data\",\"version\":2}"));
 }
@@ -214,8 +215,9 @@ TEST(GuestProtocolHostMessage, RefusesUnknownTypesAndMembers) {
 
 TEST(GuestProtocolHostMessage, RefusesBadExec) {
   auto exec = [](json id, json container, json command) {
-    return json{{"type", "exec"},   {"id", id},     {"container", container}, {"command", command},
-                {"tty", false},    {"stdin", false}, {"rows", 0},             {"cols", 0}}
+    return json{{"type", "exec"},     {"id", id},     {"container", container},
+                {"command", command}, {"tty", false}, {"stdin", false},
+                {"rows", 0},          {"cols", 0}}
         .dump();
   };
   expect_host_refused(exec(-1, "web", {"ls"}), "exec.id: must be an unsigned integer");
@@ -243,10 +245,13 @@ TEST(GuestProtocolHostMessage, RefusesBadExecControl) {
                       "exec-input.id: must not be 0");
   expect_host_refused("{\"type\":\"exec-input\",\"id\":1,\"data\":\"aGk\",\"eof\":false}",
                       "exec-input.data: must be padded standard base64");
-  json big = {{"type", "exec-input"}, {"id", 1}, {"eof", false},
+  json big = {{"type", "exec-input"},
+              {"id", 1},
+              {"eof", false},
               {"data", std::string(4 * ((kMaxOutputChunk + 3) / 3), 'A')}};
   expect_host_refused(big.dump(), "exec-input.data: more than 32768 bytes");
-  expect_host_refused("{\"type\":\"exec-input\",\"id\":1,\"data\":\"\"}", "exec-input.eof: required");
+  expect_host_refused("{\"type\":\"exec-input\",\"id\":1,\"data\":\"\"}",
+                      "exec-input.eof: required");
   expect_host_refused("{\"type\":\"exec-resize\",\"id\":1,\"rows\":4097,\"cols\":80}",
                       "exec-resize.rows: must be 0..4096, got 4097");
   expect_host_refused("{\"type\":\"exec-close\",\"id\":1,\"signal\":9}",
@@ -373,8 +378,8 @@ TEST(GuestProtocolGuestMessage, RefusesOversizeOutput) {
 
 TEST(GuestProtocolGuestMessage, RefusesBadBase64) {
   auto output = [](const std::string& data) {
-    return json{{"type", "output"}, {"id", 0}, {"container", "web"}, {"stream", "stdout"},
-                {"data", data}}
+    return json{
+        {"type", "output"}, {"id", 0}, {"container", "web"}, {"stream", "stdout"}, {"data", data}}
         .dump();
   };
   for (const char* bad :

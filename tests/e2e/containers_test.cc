@@ -18,13 +18,12 @@
 //     says so in its log (confpodd itself does not look at allow_exec, so the refusal seen is
 //     the guest's own).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <map>
 #include <sstream>
 #include <string>
-
-#include <unistd.h>
 
 #include "tests/support/bus.h"
 #include "tests/support/bus_calls.h"
@@ -41,7 +40,8 @@ std::map<std::string, std::string> probe_fields(const std::string& log, const st
   for (std::string line; std::getline(in, line);) {
     if (line.rfind(tag + ".", 0) != 0) continue;
     auto eq = line.find('=');
-    if (eq != std::string::npos) m[line.substr(tag.size() + 1, eq - tag.size() - 1)] = line.substr(eq + 1);
+    if (eq != std::string::npos)
+      m[line.substr(tag.size() + 1, eq - tag.size() - 1)] = line.substr(eq + 1);
   }
   return m;
 }
@@ -92,9 +92,7 @@ class ContainersTest : public ::testing::Test {
     if (HasFailure()) std::cerr << "confpodd log:\n" << daemon_->log();
   }
 
-  static std::string image_ref() {
-    return "oci-archive:" + image_->archive + "@" + image_->digest;
-  }
+  static std::string image_ref() { return "oci-archive:" + image_->archive + "@" + image_->digest; }
 
   static std::string container(const std::string& table, const std::string& name,
                                const std::string& command, const std::string& extra = "") {
@@ -111,23 +109,27 @@ class ContainersTest : public ::testing::Test {
            container("containers", "rootdefault",
                      R"(["/bin/confpod-probe", "-t", "rootdefault", "privileges"])",
                      "read_only_rootfs = true\ntmpfs = [\"/tmp\"]\n") +
-           container("containers", "admin", R"(["/bin/confpod-probe", "-t", "admin", "privileges"])",
+           container("containers", "admin",
+                     R"(["/bin/confpod-probe", "-t", "admin", "privileges"])",
                      "cap_add = [\"SYS_ADMIN\", \"sys_boot\"]\nseccomp = \"unconfined\"\n") +
            container("containers", "hog", R"(["/bin/confpod-probe", "-t", "hog", "alloc", "256"])",
                      "memory_mib = 48\n") +
            container("containers", "spin", R"(["/bin/confpod-probe", "-t", "spin", "burn", "3"])",
                      "cpus = 0.2\n") +
            container("containers", "server", R"(["/bin/sh", "-c", "echo pong | nc -l -p 8081"])") +
-           container("containers", "client",
-                     R"(["/bin/sh", "-c", "sleep 2; echo client.got=$(nc 127.0.0.1 8081); echo client.secret=$TOKEN"])") +
+           container(
+               "containers", "client",
+               R"(["/bin/sh", "-c", "sleep 2; echo client.got=$(nc 127.0.0.1 8081); echo client.secret=$TOKEN"])") +
            "\n[[secrets]]\nresource = \"default/e2e/token\"\nenv = \"TOKEN\"\n";
   }
 
   static std::string serving_spec(const std::string& name, bool allow_exec) {
-    return "name = \"" + name + "\"\ntee = \"none\"\nallow_exec = " +
-           (allow_exec ? "true" : "false") + "\n[vm]\nmemory_mib = 256\n" +
-           container("containers", "app",
-                     R"(["/bin/sh", "-c", "trap 'exit 0' TERM; echo ready; while :; do echo tick; sleep 0.5; done"])");
+    return "name = \"" + name +
+           "\"\ntee = \"none\"\nallow_exec = " + (allow_exec ? "true" : "false") +
+           "\n[vm]\nmemory_mib = 256\n" +
+           container(
+               "containers", "app",
+               R"(["/bin/sh", "-c", "trap 'exit 0' TERM; echo ready; while :; do echo tick; sleep 0.5; done"])");
   }
 
   static testing::ProcessResult ctl(const std::vector<std::string>& args,
@@ -139,17 +141,18 @@ class ContainersTest : public ::testing::Test {
 
   static std::string initfail_spec() {
     return "name = \"initfail\"\ntee = \"none\"\n[vm]\nmemory_mib = 256\n" +
-           container("init_containers", "setup", R"(["/bin/sh", "-c", "echo setup.ran=yes; exit 3"])") +
+           container("init_containers", "setup",
+                     R"(["/bin/sh", "-c", "echo setup.ran=yes; exit 3"])") +
            container("containers", "main", R"(["/bin/sh", "-c", "echo main.ran=yes"])");
   }
 
   static std::string log_of(const std::string& pod) {
     auto bus = testing::open_bus(*bus_);
-    auto reply = testing::call(bus.get(), testing::kManagerPath, testing::kManagerInterface,
-                               "GetPodLog", [&](sd_bus_message* m) {
-                                 return sd_bus_message_append(m, "st", pod.c_str(),
-                                                              std::uint64_t{1} << 20);
-                               });
+    auto reply =
+        testing::call(bus.get(), testing::kManagerPath, testing::kManagerInterface, "GetPodLog",
+                      [&](sd_bus_message* m) {
+                        return sd_bus_message_append(m, "st", pod.c_str(), std::uint64_t{1} << 20);
+                      });
     EXPECT_TRUE(reply.ok) << reply.error_message;
     return reply.ok ? testing::read_string(reply) : "";
   }
@@ -269,8 +272,8 @@ TEST_F(ContainersTest, ExecWithStdinAndWithAPty) {
   EXPECT_EQ(no_stdin.out, "end\n");
   // -t: the guest's pty echoes what is typed (CR LF line ends) and the command sees a terminal.
   input.stdin_text = "hello\n";
-  auto tty = ctl({"exec", "-it", "shell", "--", "sh", "-c", "read x; echo got:$x; test -t 0"},
-                 input);
+  auto tty =
+      ctl({"exec", "-it", "shell", "--", "sh", "-c", "read x; echo got:$x; test -t 0"}, input);
   EXPECT_EQ(tty.exit_code, 0) << tty.out << tty.err;
   EXPECT_NE(tty.out.find("hello\r\n"), std::string::npos) << tty.out;
   EXPECT_NE(tty.out.find("got:hello\r\n"), std::string::npos) << tty.out;
@@ -280,8 +283,7 @@ TEST_F(ContainersTest, ExecIsRefusedWhenInitDataDoesNotAllowIt) {
   auto refused = ctl({"exec", "sealed", "--", "id"});
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_NE(refused.err.find("org.confpod1.Error.ExecRefused"), std::string::npos) << refused.err;
-  EXPECT_NE(refused.err.find("exec is not allowed by init-data"), std::string::npos)
-      << refused.err;
+  EXPECT_NE(refused.err.find("exec is not allowed by init-data"), std::string::npos) << refused.err;
   EXPECT_EQ(refused.out, "");
   // The refusal is the agent's, and it says so in the pod's log.
   EXPECT_TRUE(testing::wait_for(

@@ -34,8 +34,8 @@ using testing::get_string_property;
 using testing::list_pods;
 using testing::pod_spec;
 using testing::read_file;
-using testing::set_resource;
 using testing::Reply;
+using testing::set_resource;
 using testing::wait_for;
 
 constexpr const char* kBroker = "org.confpod1.Broker";

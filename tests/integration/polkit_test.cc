@@ -40,6 +40,8 @@ constexpr const char* kPolkitd = "/usr/lib/polkit-1/polkitd";
 constexpr uid_t kMember = 65534;  // nobody, in group confpod (our /etc/group)
 constexpr uid_t kStranger = 1;    // daemon: no group of ours
 
+const char* kIdCommand[] = {"id", nullptr};
+
 struct Method {
   const char* path;
   const char* interface;
@@ -61,6 +63,16 @@ std::vector<Method> mutating_methods(const std::string& spec) {
   return {
       {root, m, "CreatePod",
        [spec](sd_bus_message* msg) { return sd_bus_message_append(msg, "s", spec.c_str()); }, "ok"},
+      // On the pod the member's CreatePod made (not running: refused after authorization).
+      {"/org/confpod1/pod/member0", testing::kPodInterface, "Exec",
+       [](sd_bus_message* msg) {
+         int r = sd_bus_message_append(msg, "s", "");
+         if (r >= 0) r = sd_bus_message_append_strv(msg, const_cast<char**>(kIdCommand));
+         return r < 0 ? r : sd_bus_message_append(msg, "buu", 0, 0, 0);
+       },
+       "org.confpod1.Error.InvalidState"},
+      {"/org/confpod1/pod/member0", testing::kPodInterface, "Attach", s(""),
+       "org.confpod1.Error.InvalidState"},
       {root, m, "StartPod", s("absent"), no_pod},
       {root, m, "StopPod", s("absent"), no_pod},
       {root, m, "KillPod", s("absent"), no_pod},

@@ -158,7 +158,8 @@ OciImage build_image(const std::vector<std::string>& args) {
 OciImage hello_image(const std::string& path) { return build_image({"--out", path}); }
 
 OciImage probe_image(const std::string& path) {
-  return build_image({"--out", path, "--add", std::string(CONFPOD_PROBE_PATH) + ":/bin/confpod-probe"});
+  return build_image(
+      {"--out", path, "--add", std::string(CONFPOD_PROBE_PATH) + ":/bin/confpod-probe"});
 }
 
 const OciImage& shared_hello_image() {

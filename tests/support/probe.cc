@@ -23,8 +23,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdarg>
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -46,9 +46,7 @@ void line(const char* format, ...) {
 
 const char* result(long rc) { return rc == 0 ? "ok" : strerrorname_np(errno); }
 
-void report(const char* name, long rc) {
-  line("%s=%s\n", name, rc >= 0 ? "ok" : result(-1));
-}
+void report(const char* name, long rc) { line("%s=%s\n", name, rc >= 0 ? "ok" : result(-1)); }
 
 void status_field(const char* field) {
   std::ifstream in("/proc/self/status");

@@ -1,12 +1,12 @@
 #include "tests/support/process.h"
 
 #include <fcntl.h>
-#include <algorithm>
-#include <signal.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
