@@ -281,6 +281,11 @@ Result<std::vector<std::string>> qemu_argv(const VmConfig& c) {
   add({"-pidfile", c.pidfile});
   add({"-chardev", "file,id=serial0,path=" + esc(c.serial_log)});
   add({"-serial", "chardev:serial0"});
+  // A guest kernel panic reaches QEMU through the pvpanic device and ends it at once (SHUTDOWN
+  // reason guest-panic), instead of leaving a dead guest running: the pod fails with the
+  // reason, and its restart policy applies. The device is not part of any launch measurement.
+  add({"-device", "pvpanic-pci"});
+  add({"-action", "panic=shutdown"});
 
   const std::string vopts = virtio_options(c);
   if (!c.channels.empty()) {

@@ -64,6 +64,8 @@ Argv tail(const std::string& vopts) {
       "-pidfile", "/run/p/qemu.pid",
       "-chardev", "file,id=serial0,path=/run/p/serial.log",
       "-serial",  "chardev:serial0",
+      "-device",  "pvpanic-pci",
+      "-action",  "panic=shutdown",
       "-device",  "virtio-serial-pci,id=virtio-serial0" + vopts,
       "-chardev", "socket,id=channel0,path=/run/p/agent.sock,server=on,wait=off",
       "-device",  "virtserialport,bus=virtio-serial0.0,chardev=channel0,name=org.confpod.agent.0",

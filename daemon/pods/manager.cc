@@ -604,9 +604,14 @@ struct Manager::Impl {
     next.state = pod.stop_requested || clean ? store::PodState::kExited : store::PodState::kFailed;
     if (!pod.failure_reason.empty()) next.state = store::PodState::kFailed;
     next.exit_status = status;
-    next.exit_reason = !pod.failure_reason.empty()         ? pod.failure_reason
-                       : agent_status && !pod.sigkill_sent ? agent_reason
-                                                           : std::string();
+    if (!pod.failure_reason.empty())
+      next.exit_reason = pod.failure_reason;
+    else if (info.cause == vmm::ExitCause::kGuestPanic)
+      next.exit_reason = "guest kernel panic";
+    else if (agent_status && !pod.sigkill_sent)
+      next.exit_reason = agent_reason;
+    else
+      next.exit_reason.clear();
     log_info("pod exited", {{"pod", pod.record.name},
                             {"pod_id", pod.log_id},
                             {"tee", pod.record.tee},

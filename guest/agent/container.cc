@@ -275,6 +275,35 @@ void write_secrets(int err_fd, const std::vector<SecretFile>& secrets, const Ids
   }
 }
 
+// What the OCI runtimes hide or freeze in a container's /proc (and /sys, which ours do not
+// mount): kernel memory and key listings masked, the kernel's knobs read-only. Without this a
+// root container could, say, crash the VM through /proc/sysrq-trigger.
+constexpr const char* kMaskedPaths[] = {
+    "/proc/acpi",        "/proc/asound",        "/proc/kcore",
+    "/proc/keys",        "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug",   "/proc/scsi"};
+constexpr const char* kReadOnlyPaths[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                          "/proc/sysrq-trigger"};
+
+void protect_proc(int err_fd) {
+  for (const char* path : kMaskedPaths) {
+    struct stat st;
+    if (::stat(path, &st) != 0) continue;  // not in this kernel
+    const bool dir = S_ISDIR(st.st_mode);
+    const int rc = dir ? ::mount("tmpfs", path, "tmpfs",
+                                 MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
+                       : ::mount("/dev/null", path, nullptr, MS_BIND, nullptr);
+    if (rc != 0) fail_errno(err_fd, std::string("mask ") + path);
+  }
+  for (const char* path : kReadOnlyPaths) {
+    if (::access(path, F_OK) != 0) continue;
+    if (::mount(path, path, nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
+        ::mount(nullptr, path, nullptr,
+                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+      fail_errno(err_fd, std::string("make read-only ") + path);
+  }
+}
+
 // Each tmpfs of the spec, in path order (a nested one after its parent).
 void mount_tmpfs(int err_fd, const std::vector<std::string>& dirs) {
   std::vector<std::string> ordered = dirs;
@@ -337,6 +366,7 @@ struct StartFds {
   if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
     fail_errno(err_fd, "mount proc");
   mount_dev(err_fd);
+  protect_proc(err_fd);
   if (::umount2(kOldRoot, MNT_DETACH) != 0) fail_errno(err_fd, "umount old root");
   if (::rmdir(kOldRoot) != 0) fail_errno(err_fd, "rmdir old root");
   if (::sethostname(spec.hostname.data(), spec.hostname.size()) != 0)

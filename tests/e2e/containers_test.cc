@@ -12,6 +12,8 @@
 //     reaches a container as an environment variable.
 //   - "initfail": an init container fails, so the pod ends with its status and the main
 //     container never starts.
+//   - "crash": a guest kernel panic (pvpanic) ends the VM at once; the pod fails with
+//     ExitReason "guest kernel panic".
 //   - "shell" (allow_exec = true) and "sealed" (allow_exec = false) keep running: confpodctl
 //     exec runs `id` with its exit status passed back, a pty echoes, stdin reaches the
 //     command, attach follows a container's output; in "sealed" the agent refuses exec and
@@ -64,19 +66,20 @@ class ContainersTest : public ::testing::Test {
     for (const auto& [name, spec] :
          {std::pair{"confined", confined_spec()}, std::pair{"initfail", initfail_spec()},
           std::pair{"shell", serving_spec("shell", true)},
-          std::pair{"sealed", serving_spec("sealed", false)}}) {
+          std::pair{"sealed", serving_spec("sealed", false)}, std::pair{"crash", crash_spec()}}) {
       auto created = testing::call_s(bus.get(), "CreatePod", spec);
       ASSERT_TRUE(created.ok) << created.error_message << "\n" << spec;
       auto started = testing::call_s(bus.get(), "StartPod", name);
       ASSERT_TRUE(started.ok) << started.error_message;
     }
-    // Two pods end by themselves (every container exits), two keep serving.
+    // Three pods end by themselves (every container exits, or the guest kernel panics), two
+    // keep serving.
     ASSERT_TRUE(testing::wait_for(
         [&] {
           int ended = 0;
           for (const auto& pod : testing::list_pods(bus.get()))
             ended += pod.state == "exited" || pod.state == "failed";
-          return ended == 2 && testing::guest_ready(*daemon_, "shell") &&
+          return ended == 3 && testing::guest_ready(*daemon_, "shell") &&
                  testing::guest_ready(*daemon_, "sealed");
         },
         600s))
@@ -139,6 +142,16 @@ class ContainersTest : public ::testing::Test {
     return testing::run_process(argv, input);
   }
 
+  // A container privileged enough to make /proc/sysrq-trigger writable again crashes the
+  // guest kernel: the tenant's own VM, which the tenant may break.
+  static std::string crash_spec() {
+    return "name = \"crash\"\ntee = \"none\"\n[vm]\nmemory_mib = 256\n" +
+           container(
+               "containers", "crasher",
+               R"(["/bin/sh", "-c", "mount -o remount,bind,rw /proc/sysrq-trigger && echo c > /proc/sysrq-trigger; sleep 100"])",
+               "cap_add = [\"SYS_ADMIN\"]\nseccomp = \"unconfined\"\n");
+  }
+
   static std::string initfail_spec() {
     return "name = \"initfail\"\ntee = \"none\"\n[vm]\nmemory_mib = 256\n" +
            container("init_containers", "setup",
@@ -181,6 +194,7 @@ TEST_F(ContainersTest, RootContainerHasTheDefaultSetAndAReadOnlyRoot) {
   auto f = probe_fields(log_of("confined"), "rootdefault");
   EXPECT_EQ(f["uid"], "0");
   EXPECT_EQ(f["write_root"], "EROFS");
+  EXPECT_EQ(f["sysrq"], "EROFS");  // root cannot crash the VM through /proc
   EXPECT_EQ(f["mount"], "EPERM");
   EXPECT_EQ(f["init_module"], "EPERM");
   EXPECT_EQ(f["reboot"], "EPERM");
@@ -309,6 +323,17 @@ TEST_F(ContainersTest, AttachFollowsAContainersOutput) {
   EXPECT_NE(attach.out.find("tick\ntick\n"), std::string::npos) << attach.out << attach.err;
   // Only what came after the attach: the "ready" line of the container's start is not there.
   EXPECT_EQ(attach.out.find("ready"), std::string::npos) << attach.out;
+}
+
+TEST_F(ContainersTest, AGuestKernelPanicEndsThePodAtOnceWithItsReason) {
+  auto bus = testing::open_bus(*bus_);
+  const std::string path = "/org/confpod1/pod/crash";
+  EXPECT_EQ(testing::get_string_property(bus.get(), path, "State"), "failed");
+  EXPECT_EQ(testing::get_string_property(bus.get(), path, "ExitReason"), "guest kernel panic");
+  // The console shows the panic the pvpanic device reported.
+  EXPECT_NE(testing::read_file(daemon_->runtime_dir() + "/pods/crash/serial.log")
+                .find("sysrq triggered crash"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -315,7 +315,7 @@ TEST_F(DaemonTest, RejectionsNameTheProblem) {
     EXPECT_EQ(reply.error_message.rfind("line ", 0), 0u) << reply.error_message;
     ++checked;
   }
-  EXPECT_EQ(checked, 55);
+  EXPECT_EQ(checked, 67);
 
   std::string huge = pod_spec("big") + "# " + std::string(1 << 20, 'x') + "\n";
   Reply oversize = call_s(conn.get(), "CreatePod", huge);

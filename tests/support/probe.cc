@@ -5,8 +5,9 @@
 //
 //   confpod-probe privileges   write to /, mount, init_module, reboot (with a bad magic: EINVAL
 //                              when allowed, so it never reboots anything), unshare, clone of
-//                              a user namespace, and the process's uid, CapEff, NoNewPrivs,
-//                              Seccomp from /proc/self/status
+//                              a user namespace, opening /proc/sysrq-trigger for writing (never
+//                              written), an AF_VSOCK socket, and the process's uid, CapEff,
+//                              NoNewPrivs, Seccomp from /proc/self/status
 //   confpod-probe alloc MIB    allocates and touches MIB MiB, one MiB at a time
 //   confpod-probe burn SECONDS spins for SECONDS of wall time, then prints cpu_ms and wall_ms
 //
@@ -74,6 +75,10 @@ int privileges() {
   // A bad magic: the kernel checks CAP_SYS_BOOT first (EPERM), then the magic (EINVAL).
   report("reboot", ::syscall(SYS_reboot, 0, 0, 0, nullptr));
   report("unshare", ::unshare(CLONE_NEWNS));
+  // Opened for writing, never written: the open alone shows whether the VM could be crashed.
+  const int sysrq = ::open("/proc/sysrq-trigger", O_WRONLY | O_CLOEXEC);
+  report("sysrq", sysrq);
+  if (sysrq >= 0) ::close(sysrq);
   const int vsock = ::socket(40 /* AF_VSOCK */, SOCK_STREAM | SOCK_CLOEXEC, 0);
   report("vsock", vsock);
   if (vsock >= 0) ::close(vsock);
