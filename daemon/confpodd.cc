@@ -138,6 +138,7 @@ int run(const Options& opts) {
     log_info("tee-none pods use " + choice.accel, {{"reason", choice.reason}});
   }
   manager_options.config = *config;
+  manager_options.agent_hello_timeout = std::chrono::seconds(config->agent_hello_timeout_seconds);
   if (!opts.kbs_only && !manager_options.probe.qemu.runs)
     log_warning("QEMU does not run", {{"binary", config->host.qemu_binary},
                                       {"error", manager_options.probe.qemu.error}});
@@ -239,13 +240,18 @@ int run(const Options& opts) {
   // Metrics (docs/operations.md): kept always (cheap), served only where [metrics] listen says.
   confpod::metrics::Metrics metrics;
   // What expires within 30 days is logged now and every day after.
-  auto expiry_check = confpod::kbs_http::watch_collateral_expiry(
-      raw_event, *collateral, [&metrics](const std::vector<confpod::store::CollateralEntry>& all) {
-        std::vector<std::pair<std::string, std::int64_t>> items;
-        for (const auto& e : all)
-          items.emplace_back(confpod::collateral::kind_name(e.item.kind), e.item.not_after);
-        metrics.collateral_expiry(items);
-      });
+  auto expiry_to_metrics = [&metrics](const std::vector<confpod::store::CollateralEntry>& all) {
+    std::vector<std::pair<std::string, std::int64_t>> items;
+    for (const auto& e : all)
+      items.emplace_back(confpod::collateral::kind_name(e.item.kind), e.item.not_after);
+    metrics.collateral_expiry(items);
+  };
+  auto expiry_check =
+      confpod::kbs_http::watch_collateral_expiry(raw_event, *collateral, expiry_to_metrics);
+  // And at once on every import and removal.
+  broker.on_collateral_change([&collateral, expiry_to_metrics] {
+    if (auto all = collateral->list(); all.ok()) expiry_to_metrics(*all);
+  });
   if (!expiry_check.ok()) {
     log_error("cannot schedule the collateral expiry check",
               {{"error", expiry_check.error().describe()}});

@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -227,6 +228,9 @@ struct Broker::Handlers {
       if (!parsed->ok()) return set_bus_error(err, parsed->error());
       auto imported = import_items(b->collateral_, **parsed, name);
       if (!imported.ok()) return set_bus_error(err, imported.error());
+      if (b->collateral_changed_ &&
+          std::find(imported->begin(), imported->end(), true) != imported->end())
+        b->collateral_changed_();
       std::vector<std::pair<const collateral::Item*, bool>> rows;
       for (std::size_t i = 0; i < (*parsed)->size(); ++i)
         rows.emplace_back(&(**parsed)[i], (*imported)[i]);
@@ -281,6 +285,7 @@ struct Broker::Handlers {
     return b->auth_.authorize(m, error, [b, id](sd_bus_message* call, sd_bus_error* err) {
       auto removed = b->collateral_.remove(id);
       if (!removed.ok()) return set_bus_error(err, removed.error());
+      if (b->collateral_changed_) b->collateral_changed_();
       return sd_bus_reply_method_return(call, "s", removed->item.id().c_str());
     });
   }

@@ -9,6 +9,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -16,11 +17,10 @@
 #include "attest/kbs/kbs.h"
 #include "attest/kbs/resources.h"
 #include "daemon/bus/auth.h"
+#include "daemon/bus/names.h"
 #include "daemon/store/collateral_store.h"
 
 namespace confpod::bus {
-
-inline constexpr const char* kBrokerInterface = "org.confpod1.Broker";
 
 class Broker {
  public:
@@ -32,6 +32,12 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
+  // Called after an ImportCollateral that stored something and after every RemoveCollateral
+  // (the metrics' expiry gauge follows the store at once, not at the next daily check).
+  void on_collateral_change(std::function<void()> listener) {
+    collateral_changed_ = std::move(listener);
+  }
+
  private:
   friend Status add_broker(sd_bus* bus, Broker& broker);
   struct Handlers;
@@ -42,6 +48,7 @@ class Broker {
   kbs::ResourceStore& store_;
   store::SqliteCollateralStore& collateral_;
   Authorizer auth_;
+  std::function<void()> collateral_changed_;
   std::unique_ptr<sd_bus_slot, SlotUnref> slot_;
 };
 

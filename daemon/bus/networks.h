@@ -10,12 +10,10 @@
 #include <string>
 
 #include "daemon/bus/auth.h"
+#include "daemon/bus/names.h"
 #include "daemon/pods/manager.h"
 
 namespace confpod::bus {
-
-inline constexpr const char* kNetworkPathPrefix = "/org/confpod1/network";
-inline constexpr const char* kNetworkInterface = "org.confpod1.Network";
 
 // /org/confpod1/network/<sd_bus_path_encode(name)>
 std::string network_object_path(const std::string& name);

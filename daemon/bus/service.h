@@ -16,16 +16,11 @@
 
 #include "attest/base/result.h"
 #include "daemon/bus/auth.h"
+#include "daemon/bus/names.h"
 #include "daemon/bus/networks.h"
 #include "daemon/pods/manager.h"
 
 namespace confpod::bus {
-
-inline constexpr const char* kBusName = "org.confpod1";
-inline constexpr const char* kManagerPath = "/org/confpod1";
-inline constexpr const char* kManagerInterface = "org.confpod1.Manager";
-inline constexpr const char* kPodPathPrefix = "/org/confpod1/pod";
-inline constexpr const char* kPodInterface = "org.confpod1.Pod";
 
 // <prefix>/<sd_bus_path_encode(name)>, and the name back from such a path ("" when `path` is
 // not one).

@@ -274,6 +274,7 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
                           "kernel_cmdline",
                           "allow_insecure_tee",
                           "stop_timeout_seconds",
+                          "agent_hello_timeout_seconds",
                           "firmware",
                           "snp",
                           "tdx",
@@ -310,6 +311,8 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
   CONFPOD_TRY(get_string(root, "", "kernel_cmdline", h.kernel_cmdline, kMaxCmdlineBytes));
   CONFPOD_TRY(get_bool(root, "", "allow_insecure_tee", h.allow_insecure_tee));
   CONFPOD_TRY(get_int(root, "", "stop_timeout_seconds", 1, 3600, c.stop_timeout_seconds));
+  CONFPOD_TRY(
+      get_int(root, "", "agent_hello_timeout_seconds", 10, 3600, c.agent_hello_timeout_seconds));
   // TCG emulates a CPU without SEV-SNP or TDX: only TEE "none" could ever start on it.
   if (h.accel == "tcg" && !h.allow_insecure_tee)
     return invalid(line_of(*root.get("accel")), "accel",

@@ -68,6 +68,8 @@ struct DaemonConfig {
   MetricsConfig metrics;
   NetworkConfig network;
   unsigned stop_timeout_seconds = 30;  // StopPod: ACPI powerdown grace before SIGKILL
+  // A started pod whose agent has not said hello by then is failed (its VM killed).
+  unsigned agent_hello_timeout_seconds = 120;
 };
 
 inline constexpr std::string_view kDefaultConfigPath = "/etc/confpod/confpod.toml";

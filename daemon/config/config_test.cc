@@ -30,16 +30,18 @@ std::string dump(const DaemonConfig& c) {
   const spec::HostDefaults& h = c.host;
   std::ostringstream o;
   o << "state_dir=" << c.state_dir << "\nbackend=" << c.backend << "\nlibvirt_uri=" << c.libvirt_uri
-    << "\nstop_timeout_seconds=" << c.stop_timeout_seconds << "\nqemu_binary=" << h.qemu_binary
-    << "\naccel=" << h.accel << "\ncpu_model=" << h.cpu_model << "\nfirmware_snp=" << h.firmware_snp
-    << "\nfirmware_tdx=" << h.firmware_tdx << "\nfirmware_none=" << h.firmware_none
-    << "\nkernel=" << h.kernel << "\ninitrd=" << h.initrd << "\nkernel_cmdline=" << h.kernel_cmdline
-    << "\nruntime_dir=" << h.runtime_dir << "\ncbitpos=" << h.cbitpos
-    << "\nreduced_phys_bits=" << h.reduced_phys_bits << "\nsnp_policy=" << h.snp_policy
-    << "\ntdx_attributes=" << h.tdx_attributes << "\ntdx_qgs_socket=" << h.tdx_qgs_socket
-    << "\nallow_insecure_tee=" << h.allow_insecure_tee << "\nkbs.enabled=" << c.kbs.enabled
-    << "\nkbs.listen=" << c.kbs.listen << "\nkbs.tls_cert=" << c.kbs.tls_cert
-    << "\nkbs.tls_key=" << c.kbs.tls_key << "\nkbs.allow_plain_http=" << c.kbs.allow_plain_http
+    << "\nstop_timeout_seconds=" << c.stop_timeout_seconds
+    << "\nagent_hello_timeout_seconds=" << c.agent_hello_timeout_seconds
+    << "\nqemu_binary=" << h.qemu_binary << "\naccel=" << h.accel << "\ncpu_model=" << h.cpu_model
+    << "\nfirmware_snp=" << h.firmware_snp << "\nfirmware_tdx=" << h.firmware_tdx
+    << "\nfirmware_none=" << h.firmware_none << "\nkernel=" << h.kernel << "\ninitrd=" << h.initrd
+    << "\nkernel_cmdline=" << h.kernel_cmdline << "\nruntime_dir=" << h.runtime_dir
+    << "\ncbitpos=" << h.cbitpos << "\nreduced_phys_bits=" << h.reduced_phys_bits
+    << "\nsnp_policy=" << h.snp_policy << "\ntdx_attributes=" << h.tdx_attributes
+    << "\ntdx_qgs_socket=" << h.tdx_qgs_socket << "\nallow_insecure_tee=" << h.allow_insecure_tee
+    << "\nkbs.enabled=" << c.kbs.enabled << "\nkbs.listen=" << c.kbs.listen
+    << "\nkbs.tls_cert=" << c.kbs.tls_cert << "\nkbs.tls_key=" << c.kbs.tls_key
+    << "\nkbs.allow_plain_http=" << c.kbs.allow_plain_http
     << "\nkbs.require_crl=" << c.kbs.require_crl << "\nmetrics.listen=" << c.metrics.listen
     << "\nnetwork.bridge=" << c.network.default_network.bridge
     << "\nnetwork.subnet=" << c.network.default_network.subnet
@@ -72,6 +74,7 @@ const std::vector<std::string> kAllKeys = {"state_dir",
                                            "kernel_cmdline",
                                            "allow_insecure_tee",
                                            "stop_timeout_seconds",
+                                           "agent_hello_timeout_seconds",
                                            "firmware.snp",
                                            "firmware.tdx",
                                            "firmware.none",
@@ -111,6 +114,7 @@ TEST(Config, EmptyFileIsTheDocumentedDefaults) {
   EXPECT_EQ(c.host.kernel_cmdline, "console=ttyS0");
   EXPECT_FALSE(c.host.allow_insecure_tee);
   EXPECT_EQ(c.stop_timeout_seconds, 30u);
+  EXPECT_EQ(c.agent_hello_timeout_seconds, 120u);
   EXPECT_EQ(c.host.firmware_snp, "");
   EXPECT_EQ(c.host.firmware_tdx, "");
   EXPECT_EQ(c.host.firmware_none, "");
@@ -150,6 +154,7 @@ guest_initrd = "/usr/lib/confpod/guest/initrd.img"
 kernel_cmdline = "console=ttyS0 quiet panic=-1"
 allow_insecure_tee = true
 stop_timeout_seconds = 120
+agent_hello_timeout_seconds = 300
 
 [firmware]
 snp = "/usr/share/ovmf/AMDSEV.fd"
@@ -203,6 +208,7 @@ subnet = "172.21.0.0/24"
   e.host.kernel_cmdline = "console=ttyS0 quiet panic=-1";
   e.host.allow_insecure_tee = true;
   e.stop_timeout_seconds = 120;
+  e.agent_hello_timeout_seconds = 300;
   e.host.firmware_snp = "/usr/share/ovmf/AMDSEV.fd";
   e.host.firmware_tdx = "/usr/share/ovmf/TDVF.fd";
   e.host.firmware_none = "/usr/share/ovmf/OVMF.fd";

@@ -18,16 +18,17 @@
 
 #include "attest/base/result.h"
 #include "attest/base/unique_fd.h"
+#include "daemon/bus/names.h"
 #include "daemon/ctl/format.h"
 
 namespace confpod::ctl {
 
-inline constexpr const char* kBusName = "org.confpod1";
-inline constexpr const char* kManagerPath = "/org/confpod1";
-inline constexpr const char* kManagerInterface = "org.confpod1.Manager";
-inline constexpr const char* kPodInterface = "org.confpod1.Pod";
-inline constexpr const char* kBrokerInterface = "org.confpod1.Broker";
-inline constexpr const char* kNetworkInterface = "org.confpod1.Network";
+using bus::kBrokerInterface;
+using bus::kBusName;
+using bus::kManagerInterface;
+using bus::kManagerPath;
+using bus::kNetworkInterface;
+using bus::kPodInterface;
 
 // CreateNetwork's arguments.
 struct NetworkArgs {

@@ -20,6 +20,7 @@
 
 #include "tests/support/bus.h"
 #include "tests/support/bus_calls.h"
+#include "tests/support/fixtures.h"
 #include "tests/support/process.h"
 
 namespace confpod {
@@ -559,6 +560,26 @@ TEST_F(DaemonTest, MetricsFollowPodsAndKbsRequests) {
   EXPECT_NE(text.find("confpod_kbs_request_duration_seconds_count{route=\"auth\"} 1"),
             std::string::npos)
       << text;
+  EXPECT_EQ(text.find("confpod_collateral_expiry_timestamp_seconds{"), std::string::npos);
+
+  // Collateral imported over D-Bus shows in the expiry gauge at once, and goes with its removal.
+  const std::string chain =
+      testing::read_text_file(testing::fixture_path("snp/virtee_cert_chain_milan.pem"));
+  ASSERT_FALSE(chain.empty());
+  Reply imported =
+      call(conn.get(), kPath, "org.confpod1.Broker", "ImportCollateral", [&](sd_bus_message* m) {
+        int r = sd_bus_message_append(m, "s", "cert_chain_milan.pem");
+        return r < 0 ? r : sd_bus_message_append_array(m, 'y', chain.data(), chain.size());
+      });
+  ASSERT_TRUE(imported.ok) << imported.error_message;
+  auto after = testing::run_process(
+      {"/usr/bin/curl", "-sf", "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics"});
+  EXPECT_NE(after.out.find("confpod_collateral_expiry_timestamp_seconds{kind=\"snp-ark\"} "),
+            std::string::npos)
+      << after.out;
+  EXPECT_NE(after.out.find("confpod_collateral_expiry_timestamp_seconds{kind=\"snp-ask\"} "),
+            std::string::npos)
+      << after.out;
 }
 
 // A metrics listener off loopback is refused at start, naming the key.

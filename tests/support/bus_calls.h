@@ -12,14 +12,16 @@
 #include <string>
 #include <vector>
 
+#include "daemon/bus/names.h"
 #include "tests/support/bus.h"
 
 namespace confpod::testing {
 
-inline constexpr const char* kBusName = "org.confpod1";
-inline constexpr const char* kManagerPath = "/org/confpod1";
-inline constexpr const char* kManagerInterface = "org.confpod1.Manager";
-inline constexpr const char* kPodInterface = "org.confpod1.Pod";
+using bus::kBrokerInterface;
+using bus::kBusName;
+using bus::kManagerInterface;
+using bus::kManagerPath;
+using bus::kPodInterface;
 
 struct MessageUnref {
   void operator()(sd_bus_message* m) const { sd_bus_message_unref(m); }
