@@ -442,6 +442,12 @@ struct FilterDeleter {
 };
 using Filter = std::unique_ptr<void, FilterDeleter>;
 
+// A comparison on the first argument, every field set (libseccomp's SCMP_A0 leaves datum_b
+// out when it is not needed, which clang's -Wmissing-field-initializers refuses).
+scmp_arg_cmp arg0(scmp_compare op, std::uint64_t a, std::uint64_t b = 0) {
+  return scmp_arg_cmp{0, op, a, b};
+}
+
 int resolve(const char* name) { return seccomp_syscall_resolve_name(name); }
 
 }  // namespace
@@ -510,14 +516,14 @@ Status load_default_seccomp(const std::vector<int>& caps) {
     if (has(caps, entry.capability))
       for (const char* call : entry.calls) CONFPOD_TRY(allow(call));
   // socket: every family but AF_ALG and AF_VSOCK (three rules, any of which allows).
-  for (const scmp_arg_cmp& cmp : {SCMP_A0(SCMP_CMP_LT, kAfAlg), SCMP_A0(SCMP_CMP_EQ, kAfAlg + 1),
-                                  SCMP_A0(SCMP_CMP_GT, kAfVsock)}) {
+  for (const scmp_arg_cmp& cmp :
+       {arg0(SCMP_CMP_LT, kAfAlg), arg0(SCMP_CMP_EQ, kAfAlg + 1), arg0(SCMP_CMP_GT, kAfVsock)}) {
     const int rc = seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, cmp);
     if (rc != 0) return confine_error("seccomp rule for socket", -rc);
   }
   for (std::uint32_t value : kPersonalities) {
     const int rc = seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(personality), 1,
-                                    SCMP_A0(SCMP_CMP_EQ, value));
+                                    arg0(SCMP_CMP_EQ, value));
     if (rc != 0) return confine_error("seccomp rule for personality", -rc);
   }
   if (has(caps, CAP_SYS_ADMIN)) {
@@ -525,7 +531,7 @@ Status load_default_seccomp(const std::vector<int>& caps) {
     CONFPOD_TRY(allow("clone3"));
   } else {
     const int rc = seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                                    SCMP_A0(SCMP_CMP_MASKED_EQ, kNamespaceFlags, 0));
+                                    arg0(SCMP_CMP_MASKED_EQ, kNamespaceFlags, 0));
     if (rc != 0) return confine_error("seccomp rule for clone", -rc);
     // clone3 passes its flags in memory the filter cannot read: ENOSYS makes the C library
     // fall back to clone, whose flags it can.
