@@ -87,9 +87,23 @@ struct Authorizer::Query {
 Authorizer::Authorizer(AuthPolicy policy) : policy_(std::move(policy)) {}
 Authorizer::~Authorizer() = default;
 
+bool Authorizer::privileged(sd_bus_message* call) {
+  constexpr std::size_t kMaxRemembered = 4096;
+  const char* sender = sd_bus_message_get_sender(call);
+  // Only unique names (":1.42") identify one connection for the bus's lifetime.
+  bool unique = sender != nullptr && sender[0] == ':';
+  if (unique && privileged_senders_.count(sender) != 0) return true;
+  if (!sender_privileged(call, policy_)) return false;
+  if (unique) {
+    if (privileged_senders_.size() >= kMaxRemembered) privileged_senders_.clear();
+    privileged_senders_.insert(sender);
+  }
+  return true;
+}
+
 int Authorizer::authorize(sd_bus_message* call, sd_bus_error* error, Action action) {
   const char* member = sd_bus_message_get_member(call);
-  if (sender_privileged(call, policy_)) return action(call, error);
+  if (privileged(call)) return action(call, error);
   const char* sender = sd_bus_message_get_sender(call);
   if (!policy_.use_polkit || sender == nullptr) return deny(error, member, policy_);
 

@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 
 namespace confpod::bus {
 
@@ -57,7 +58,14 @@ class Authorizer {
   static int on_polkit_reply(sd_bus_message* reply, void* userdata, sd_bus_error* error);
   void finish(Query* query, bool allowed, const std::string& why);
 
+  // Whether the sender is root or in the management group, remembered by its unique bus name:
+  // the bus never reuses one, and a connection's credentials are fixed when it connects, so
+  // the answer cannot change. Saves a synchronous GetConnectionCredentials round trip per call
+  // of a busy client. Bounded; only positive answers are kept (a failed lookup is retried).
+  bool privileged(sd_bus_message* call);
+
   AuthPolicy policy_;
+  std::unordered_set<std::string> privileged_senders_;
   std::list<std::unique_ptr<Query>> queries_;
 };
 

@@ -117,8 +117,7 @@ struct BusService::Handlers {
     if (r < 0) return r;
     const store::PodRecord* pod = self(userdata)->manager_.find(name);
     if (pod == nullptr) return set_bus_error(error, pods::not_found(name));
-    std::string path = pod_object_path(pod->name);
-    return sd_bus_reply_method_return(m, "o", path.c_str());
+    return sd_bus_reply_method_return(m, "o", self(userdata)->pod_path(pod->name).c_str());
   }
 
   static int list_pods(sd_bus_message* m, void* userdata, sd_bus_error*) {
@@ -129,11 +128,17 @@ struct BusService::Handlers {
         raw, &sd_bus_message_unref);
     r = sd_bus_message_open_container(raw, 'a', "(ssso)");
     if (r < 0) return r;
-    for (const store::PodRecord* pod : self(userdata)->manager_.list()) {
-      std::string path = pod_object_path(pod->name);
+    BusService* s = self(userdata);
+    // Field by field: sd_bus_message_append would parse "(ssso)" again for every pod, which
+    // was a third of ListPods' time with 200 pods.
+    for (const store::PodRecord* pod : s->manager_.list()) {
       std::string state(store::to_string(pod->state));
-      r = sd_bus_message_append(raw, "(ssso)", pod->name.c_str(), state.c_str(), pod->tee.c_str(),
-                                path.c_str());
+      r = sd_bus_message_open_container(raw, 'r', "ssso");
+      if (r >= 0) r = sd_bus_message_append_basic(raw, 's', pod->name.c_str());
+      if (r >= 0) r = sd_bus_message_append_basic(raw, 's', state.c_str());
+      if (r >= 0) r = sd_bus_message_append_basic(raw, 's', pod->tee.c_str());
+      if (r >= 0) r = sd_bus_message_append_basic(raw, 'o', s->pod_path(pod->name).c_str());
+      if (r >= 0) r = sd_bus_message_close_container(raw);
       if (r < 0) return r;
     }
     r = sd_bus_message_close_container(raw);
@@ -446,8 +451,15 @@ void BusService::pod_changed(const store::PodRecord& pod, unsigned changes) {
   if (on_change_) on_change_();
 }
 
+const std::string& BusService::pod_path(const std::string& name) {
+  auto it = pod_paths_.find(name);
+  if (it == pod_paths_.end()) it = pod_paths_.emplace(name, pod_object_path(name)).first;
+  return it->second;
+}
+
 void BusService::pod_removed(const store::PodRecord& pod) {
   std::string path = pod_object_path(pod.name);
+  pod_paths_.erase(pod.name);
   // While the pod is still found, so InterfacesRemoved can list its interfaces.
   int r = sd_bus_emit_object_removed(bus_, path.c_str());
   if (r >= 0)

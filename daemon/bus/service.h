@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "attest/base/result.h"
 #include "daemon/bus/auth.h"
@@ -49,8 +50,12 @@ class BusService : public pods::Listener {
   struct Handlers;
   BusService(sd_bus* bus, pods::Manager& manager, AuthPolicy auth, std::function<void()> on_change);
 
+  // pod_object_path(name), remembered while the pod exists: ListPods names every pod's path.
+  const std::string& pod_path(const std::string& name);
+
   sd_bus* bus_;
   pods::Manager& manager_;
+  std::unordered_map<std::string, std::string> pod_paths_;
   Authorizer auth_;
   std::function<void()> on_change_;
   NetworkHandlers networks_;  // the network methods and objects (networks.h)
