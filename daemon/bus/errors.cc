@@ -37,6 +37,7 @@ BusError to_bus_error(const Error& error) {
   if (code == "pods.no_container") return {kErrorNoSuchContainer, error.message};
   if (code == "pods.exec_refused") return {kErrorExecRefused, error.message};
   if (code == "pods.invalid_exec") return {kErrorInvalidArgs, error.message};
+  if (code == "pods.busy") return {kErrorLimitsExceeded, error.message};
   if (code == "collateral.not_found") return {kErrorNoSuchCollateral, error.message};
   if (code == "collateral.format" || code == "collateral.size" || code == "collateral.untrusted" ||
       code == "collateral.issuer_missing" || code == "collateral.expired")

@@ -60,6 +60,7 @@ inline constexpr const char* kErrorExecRefused = "org.confpod1.Error.ExecRefused
 // The state directory's file system is full: nothing was changed; reads still work.
 inline constexpr const char* kErrorStorageFull = "org.confpod1.Error.StorageFull";
 inline constexpr const char* kErrorInvalidArgs = "org.freedesktop.DBus.Error.InvalidArgs";
+inline constexpr const char* kErrorLimitsExceeded = "org.freedesktop.DBus.Error.LimitsExceeded";
 inline constexpr const char* kErrorAccessDenied = "org.freedesktop.DBus.Error.AccessDenied";
 inline constexpr const char* kErrorFailed = "org.freedesktop.DBus.Error.Failed";
 

@@ -25,6 +25,7 @@ TEST(BusErrors, EveryCodeMapsToItsName) {
       {"measure.cache", kErrorTeeUnavailable},
       {"measurement", kErrorFailed},
       {"pods.invalid_state", kErrorInvalidState},
+      {"pods.busy", kErrorLimitsExceeded},
       {"kbs.resource.path", kErrorInvalidResource},
       {"kbs.resource.size", kErrorInvalidResource},
       {"kbs.resource.not_found", kErrorNoSuchResource},

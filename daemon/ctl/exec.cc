@@ -73,17 +73,23 @@ class RawTerminal {
 
 // Relays until 'x' or 'f' or the end of the session; returns the exit code.
 int relay(int session, bool forward_stdin, bool watch_window, std::ostream& err) {
+  // SIGTERM and SIGHUP end the relay by returning, so the terminal is restored on the way out
+  // and the closed session ends the command; a closed stdout (`| head`) is a write error, not
+  // a SIGPIPE death that would leave the terminal raw.
+  ::signal(SIGPIPE, SIG_IGN);
   sigset_t mask;
   sigemptyset(&mask);
-  sigaddset(&mask, SIGWINCH);
+  if (watch_window) sigaddset(&mask, SIGWINCH);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGHUP);
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
-  UniqueFd winch(watch_window ? ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK) : -1);
+  UniqueFd signals(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   bool stdin_open = forward_stdin;
   std::string buf(kMaxPacket + 1, '\0');
   for (;;) {
     pollfd fds[3] = {{session, POLLIN, 0},
                      {stdin_open ? STDIN_FILENO : -1, POLLIN, 0},
-                     {winch ? winch.get() : -1, POLLIN, 0}};
+                     {signals ? signals.get() : -1, POLLIN, 0}};
     int r = ::poll(fds, 3, -1);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) {
@@ -92,9 +98,17 @@ int relay(int session, bool forward_stdin, bool watch_window, std::ostream& err)
     }
     if (fds[2].revents != 0) {
       signalfd_siginfo info;
-      while (::read(winch.get(), &info, sizeof info) > 0) {
+      bool resized = false;
+      while (::read(signals.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        if (info.ssi_signo == SIGWINCH) {
+          resized = true;
+          continue;
+        }
+        err << "confpodctl: " << ::strsignal(static_cast<int>(info.ssi_signo))
+            << "; the command is ended\n";
+        return 128 + static_cast<int>(info.ssi_signo);
       }
-      send_window_size(session);
+      if (resized) send_window_size(session);
     }
     if (fds[1].revents != 0) {
       ssize_t n = ::read(STDIN_FILENO, buf.data(), kMaxPacket);
@@ -115,10 +129,11 @@ int relay(int session, bool forward_stdin, bool watch_window, std::ostream& err)
     const std::size_t size = static_cast<std::size_t>(n) - 1;
     switch (buf[0]) {
       case 'o':
-        write_all(STDOUT_FILENO, buf.data() + 1, size);
-        break;
       case 'E':
-        write_all(STDERR_FILENO, buf.data() + 1, size);
+        if (!write_all(buf[0] == 'o' ? STDOUT_FILENO : STDERR_FILENO, buf.data() + 1, size)) {
+          // Nobody reads our output any more: closing the session ends the command.
+          return kEndedWithoutStatus;
+        }
         break;
       case 'x': {
         if (size != 4) return kEndedWithoutStatus;

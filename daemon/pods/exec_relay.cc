@@ -1,10 +1,14 @@
 #include "daemon/pods/exec_relay.h"
 
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <system_error>
 
 namespace confpod::pods {
 namespace {
@@ -26,43 +30,93 @@ Result<std::pair<UniqueFd, UniqueFd>> make_exec_socket_pair() {
 }
 
 ExecRelay::ExecRelay(std::uint64_t id, UniqueFd relay_end, SendToGuest send)
-    : id_(id), fd_(std::move(relay_end)), send_(std::move(send)) {
+    : id_(id),
+      fd_(std::move(relay_end)),
+      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      send_(std::move(send)) {
+  if (!wake_) throw std::system_error(errno, std::generic_category(), "eventfd");
   thread_ = std::thread([this] { run(); });
 }
 
 ExecRelay::~ExecRelay() {
   stop_ = true;
+  wake();
   if (thread_.joinable()) thread_.join();
 }
 
-bool ExecRelay::send_packet(char type, std::string_view payload) {
-  std::lock_guard lock(send_mu_);
-  if (finished_) return false;
-  std::string packet(1, type);
-  packet.append(payload);
-  for (;;) {
-    ssize_t n = ::send(fd_.get(), packet.data(), packet.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n >= 0) return true;
-    if (errno == EINTR) continue;
-    return false;  // EAGAIN: the client does not read; EPIPE: it is gone
-  }
+void ExecRelay::wake() {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof one);
 }
 
-void ExecRelay::finish() {
-  finished_ = true;
-  ::shutdown(fd_.get(), SHUT_RDWR);
+bool ExecRelay::enqueue(char type, std::string_view payload, bool final) {
+  std::string packet(1, type);
+  packet.append(payload);
+  {
+    std::lock_guard lock(mu_);
+    if (finished_) return true;  // the session is over: nothing more is accepted
+    if (queue_.empty()) {
+      ssize_t n;
+      do {
+        n = ::send(fd_.get(), packet.data(), packet.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      } while (n < 0 && errno == EINTR);
+      if (n >= 0) {
+        if (final) {
+          finished_ = true;
+          ::shutdown(fd_.get(), SHUT_RDWR);
+        }
+        return true;
+      }
+      // The client is gone (EPIPE): the relay's thread sees the hang-up and ends the exec.
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return true;
+    }
+    if (!final && queued_bytes_ + packet.size() > kMaxQueuedOutput) return false;
+    queued_bytes_ += packet.size();
+    queue_.push_back(std::move(packet));
+    if (final) {
+      final_queued_ = true;
+      finished_ = true;
+    }
+  }
+  wake();
+  return true;
+}
+
+bool ExecRelay::flush() {
+  std::lock_guard lock(mu_);
+  while (!queue_.empty()) {
+    const std::string& packet = queue_.front();
+    ssize_t n = ::send(fd_.get(), packet.data(), packet.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    if (n < 0) {  // the client is gone
+      queue_.clear();
+      queued_bytes_ = 0;
+      return true;
+    }
+    queued_bytes_ -= packet.size();
+    queue_.pop_front();
+  }
+  return final_queued_;
+}
+
+void ExecRelay::close_to_agent() {
+  if (id_ == 0) return;  // an attach: the containers do not depend on its client
+  guest::HostMessage close;
+  close.kind = guest::HostMessage::Kind::kExecClose;
+  close.id = id_;
+  (void)send_(close);
 }
 
 void ExecRelay::output(bool is_stderr, std::string_view data) {
-  if (send_packet(is_stderr ? 'E' : 'o', data)) return;
-  if (finished_) return;
-  // Not queued: a client that cannot keep up ends its exec.
-  if (id_ != 0) {
-    guest::HostMessage close;
-    close.kind = guest::HostMessage::Kind::kExecClose;
-    close.id = id_;
-    (void)send_(close);
+  if (enqueue(is_stderr ? 'E' : 'o', data, false)) return;
+  // More than kMaxQueuedOutput behind: the output queued so far is dropped and the exec ends.
+  {
+    std::lock_guard lock(mu_);
+    queue_.clear();
+    queued_bytes_ = 0;
   }
+  close_to_agent();
   failed("the client did not read the output fast enough; ended");
 }
 
@@ -70,36 +124,54 @@ void ExecRelay::exited(std::int64_t status) {
   const auto s = static_cast<std::uint32_t>(static_cast<std::int32_t>(status));
   const char be[4] = {static_cast<char>(s >> 24), static_cast<char>(s >> 16),
                       static_cast<char>(s >> 8), static_cast<char>(s)};
-  (void)send_packet('x', std::string_view(be, 4));
-  finish();
+  (void)enqueue('x', std::string_view(be, 4), true);
 }
 
 void ExecRelay::failed(const std::string& why) {
-  (void)send_packet('f', why.substr(0, kMaxExecPacket));
-  finish();
+  (void)enqueue('f', why.substr(0, kMaxExecPacket), true);
 }
 
 void ExecRelay::run() {
   std::string buf(kMaxExecPacket + 1, '\0');
-  while (!stop_ && !finished_) {
-    pollfd p{fd_.get(), POLLIN, 0};
-    int r = ::poll(&p, 1, kPollSliceMs);
+  std::optional<std::chrono::steady_clock::time_point> final_deadline;
+  while (!stop_) {
+    bool want_out, final;
+    {
+      std::lock_guard lock(mu_);
+      want_out = !queue_.empty();
+      final = final_queued_;
+    }
+    if (final && !want_out) break;  // the final packet went out
+    if (final && !final_deadline)
+      final_deadline = std::chrono::steady_clock::now() + kFinalPacketTimeout;
+    if (final_deadline && std::chrono::steady_clock::now() >= *final_deadline) break;
+    pollfd p[2] = {{fd_.get(), static_cast<short>(POLLIN | (want_out ? POLLOUT : 0)), 0},
+                   {wake_.get(), POLLIN, 0}};
+    int r = ::poll(p, 2, kPollSliceMs);
     if (r < 0 && errno != EINTR) break;
     if (r <= 0) continue;
-    ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), MSG_DONTWAIT);
+    if (p[1].revents & POLLIN) {
+      std::uint64_t count;
+      [[maybe_unused]] ssize_t n = ::read(wake_.get(), &count, sizeof count);
+    }
+    if ((p[0].revents & POLLOUT) && flush()) break;
+    if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+    // MSG_TRUNC: the packet's real length, so an oversize one is seen, not cut.
+    ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
     if (n <= 0) {
       // The client went away: the command has no one to talk to.
-      if (!finished_ && id_ != 0) {
-        guest::HostMessage close;
-        close.kind = guest::HostMessage::Kind::kExecClose;
-        close.id = id_;
-        (void)send_(close);
-      }
+      if (!finished_) close_to_agent();
       finished_ = true;
       break;
     }
-    if (id_ == 0) continue;  // an attach takes no input
+    if (id_ == 0 || finished_) continue;  // an attach takes no input; after the end, none
+    if (static_cast<std::size_t>(n) > buf.size()) {
+      close_to_agent();
+      failed("a packet of " + std::to_string(n) + " bytes, more than " +
+             std::to_string(kMaxExecPacket + 1) + "; ended");
+      continue;
+    }
     const char type = buf[0];
     const std::string_view payload(buf.data() + 1, static_cast<std::size_t>(n) - 1);
     guest::HostMessage message;
@@ -117,8 +189,14 @@ void ExecRelay::run() {
     } else {
       continue;  // not a packet of ours: dropped
     }
-    (void)send_(message);
+    if (Status sent = send_(message); !sent.ok()) {
+      close_to_agent();
+      failed("cannot pass input to the agent: " + sent.error().message);
+    }
   }
+  finished_ = true;
+  ::shutdown(fd_.get(), SHUT_RDWR);
+  drained_ = true;
 }
 
 }  // namespace confpod::pods

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -103,7 +104,59 @@ TEST(ExecRelay, OutputAndExitReachTheClientThenTheSessionEnds) {
   EXPECT_TRUE(agent.wait(0).empty());
 }
 
-// confpodd queues nothing for a client that does not read: its exec ends instead.
+// A client slower than the command gets everything: what its socket cannot take waits in
+// confpodd (up to kMaxQueuedOutput), and the exit status comes after the last byte.
+TEST(ExecRelay, ASlowClientGetsAllOutputThenTheStatus) {
+  auto pair = make_exec_socket_pair();
+  ASSERT_TRUE(pair.ok());
+  Recorder agent;
+  ExecRelay relay(8, std::move(pair->second), agent.sender());
+  const std::size_t total = ExecRelay::kMaxQueuedOutput / 2 + 100000;  // more than a socket holds
+  std::size_t given = 0;
+  for (char c = 'a'; given < total; c = c == 'z' ? 'a' : static_cast<char>(c + 1)) {
+    std::size_t n = std::min(kMaxExecPacket, total - given);
+    relay.output(false, std::string(n, c));
+    given += n;
+  }
+  relay.exited(3);
+  EXPECT_TRUE(relay.finished());
+  std::this_thread::sleep_for(100ms);  // the client is busy
+  const int client = pair->first.get();
+  std::size_t got = 0;
+  std::string packet;
+  char expect = 'a';
+  while ((packet = next_packet(client)).size() > 0 && packet[0] == 'o') {
+    EXPECT_EQ(packet[1], expect) << "at byte " << got;
+    expect = expect == 'z' ? 'a' : static_cast<char>(expect + 1);
+    got += packet.size() - 1;
+  }
+  EXPECT_EQ(got, total);
+  EXPECT_EQ(packet, std::string("x\x00\x00\x00\x03", 5));
+  EXPECT_EQ(next_packet(client), "");
+  EXPECT_TRUE(agent.wait(0).empty()) << "the exec was closed although the client read";
+  for (int i = 0; i < 100 && !relay.drained(); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(relay.drained());
+}
+
+// A packet larger than any the protocol has is not cut to size and passed on: it ends the
+// session.
+TEST(ExecRelay, AnOversizePacketEndsTheExec) {
+  auto pair = make_exec_socket_pair();
+  ASSERT_TRUE(pair.ok());
+  Recorder agent;
+  ExecRelay relay(9, std::move(pair->second), agent.sender());
+  const int client = pair->first.get();
+  int size = 1 << 20;
+  ASSERT_EQ(::setsockopt(client, SOL_SOCKET, SO_SNDBUF, &size, sizeof size), 0);
+  send_packet(client, "i" + std::string(kMaxExecPacket + 10, 'x'));
+  std::string packet = next_packet(client);
+  EXPECT_EQ(packet.rfind("fa packet of", 0), 0u) << packet;
+  auto sent = agent.wait(1);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].kind, HostMessage::Kind::kExecClose);
+}
+
+// A client that falls more than kMaxQueuedOutput behind ends its exec.
 TEST(ExecRelay, AClientThatDoesNotReadEndsItsExec) {
   auto pair = make_exec_socket_pair();
   ASSERT_TRUE(pair.ok());

@@ -1,5 +1,10 @@
 #include "daemon/pods/guest_link.h"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <utility>
@@ -39,16 +44,82 @@ GuestLink::~GuestLink() {
   end_all_execs("the pod stopped");
 }
 
-void GuestLink::set_channel(vmm::GuestChannel* channel) {
+Status GuestLink::send(const guest::HostMessage& message) {
+  std::string payload = guest::to_payload(message);
   std::lock_guard lock(write_mu_);
-  channel_ = channel;
+  if (!write_open_)
+    return make_error("pods.invalid_state", "the pod's agent channel is not connected");
+  if (write_queued_bytes_ + payload.size() > kMaxQueuedWriteBytes)
+    return make_error("pods.busy", "the pod's agent is not reading its channel");
+  write_queued_bytes_ += payload.size();
+  write_queue_.push_back(std::move(payload));
+  write_cv_.notify_one();
+  return ok_status();
 }
 
-Status GuestLink::send(const guest::HostMessage& message) {
-  std::lock_guard lock(write_mu_);
-  if (channel_ == nullptr)
-    return make_error("pods.invalid_state", "the pod's agent channel is not connected");
-  return channel_->write_frame(guest::to_payload(message), Millis(5000));
+void GuestLink::open_writer(const vmm::GuestChannel& channel) {
+  UniqueFd fd(::fcntl(channel.fd(), F_DUPFD_CLOEXEC, 0));
+  if (!fd) {
+    note(std::string("confpodd: cannot duplicate the channel for writing: ") +
+         std::strerror(errno));
+    return;
+  }
+  auto wrapped = vmm::GuestChannel::from_fd(std::move(fd));
+  if (!wrapped.ok()) {
+    note("confpodd: " + wrapped.error().describe());
+    return;
+  }
+  write_channel_.emplace(std::move(*wrapped));
+  {
+    std::lock_guard lock(write_mu_);
+    write_open_ = true;
+  }
+  writer_ = std::thread([this] { write_loop(); });
+}
+
+void GuestLink::close_writer() {
+  {
+    std::lock_guard lock(write_mu_);
+    write_open_ = false;
+    write_closing_ = true;
+    write_queue_.clear();
+    write_queued_bytes_ = 0;
+  }
+  write_cv_.notify_all();
+  // A write blocked on a guest that does not read wakes up with an error (the reader is done
+  // with the socket: run() is returning).
+  if (write_channel_) ::shutdown(write_channel_->fd(), SHUT_RDWR);
+  if (writer_.joinable()) writer_.join();
+  write_channel_.reset();
+}
+
+void GuestLink::write_loop() {
+  for (;;) {
+    std::string payload;
+    {
+      std::unique_lock lock(write_mu_);
+      write_cv_.wait(lock, [this] { return write_closing_ || !write_queue_.empty(); });
+      if (write_closing_) return;
+      payload = std::move(write_queue_.front());
+      write_queue_.pop_front();
+      write_queued_bytes_ -= payload.size();
+    }
+    Status written = write_channel_->write_frame(payload, options_.write_timeout);
+    if (written.ok()) continue;
+    bool ours;
+    {
+      std::lock_guard lock(write_mu_);
+      ours = write_closing_;
+      write_open_ = false;
+      write_queue_.clear();
+      write_queued_bytes_ = 0;
+    }
+    // Part of a frame may be in the channel: nothing more can be written after it. A channel
+    // that QEMU closed is the VM ending, which the reader and the pidfd report.
+    if (!ours && written.error().code != "vmm.channel.closed")
+      drop("cannot write to the agent: " + written.error().describe());
+    return;
+  }
 }
 
 Status GuestLink::start_exec(const guest::HostMessage& request,
@@ -56,19 +127,30 @@ Status GuestLink::start_exec(const guest::HostMessage& request,
                              std::shared_ptr<ExecRelay> relay) {
   {
     std::lock_guard lock(exec_mu_);
+    if (execs_.size() >= kMaxSessions)
+      return make_error("pods.busy",
+                        "the pod has " + std::to_string(kMaxSessions) + " exec sessions already");
     execs_[request.id] = PendingExec{std::move(on_response), std::move(relay), false};
   }
   Status sent = send(request);
   if (!sent.ok()) {
     std::lock_guard lock(exec_mu_);
-    execs_.erase(request.id);
+    // Gone already: end_all_execs() took it and gave on_response its answer; a second one
+    // would reply twice to the same D-Bus call.
+    if (execs_.erase(request.id) == 0) return ok_status();
   }
   return sent;
 }
 
-void GuestLink::attach(const std::string& container, std::shared_ptr<ExecRelay> relay) {
+Status GuestLink::attach(const std::string& container, std::shared_ptr<ExecRelay> relay) {
   std::lock_guard lock(exec_mu_);
+  // Sessions whose client left hold a thread and a socket until dropped: drop them first.
+  prune_sessions_locked();
+  if (attached_.size() >= kMaxSessions)
+    return make_error("pods.busy",
+                      "the pod has " + std::to_string(kMaxSessions) + " attached clients already");
   attached_.emplace_back(container, std::move(relay));
+  return ok_status();
 }
 
 void GuestLink::route_exec_response(const guest::GuestMessage& message) {
@@ -87,7 +169,28 @@ void GuestLink::route_exec_response(const guest::GuestMessage& message) {
     }
   }
   if (respond) respond(message.ok, message.detail);
-  if (refused) refused->failed(message.detail);
+  if (refused) {
+    refused->failed(message.detail);
+    retire({std::move(refused)});
+  }
+}
+
+void GuestLink::prune_sessions_locked() {
+  std::erase_if(draining_, [](const auto& relay) { return relay->drained(); });
+  for (auto it = attached_.begin(); it != attached_.end();) {
+    if (!it->second->finished()) {
+      ++it;
+      continue;
+    }
+    draining_.push_back(std::move(it->second));
+    it = attached_.erase(it);
+  }
+}
+
+void GuestLink::retire(std::vector<std::shared_ptr<ExecRelay>> relays) {
+  std::lock_guard lock(exec_mu_);
+  std::erase_if(draining_, [](const auto& relay) { return relay->drained(); });
+  for (auto& relay : relays) draining_.push_back(std::move(relay));
 }
 
 void GuestLink::route_output(const guest::GuestMessage& message) {
@@ -107,11 +210,15 @@ void GuestLink::route_output(const guest::GuestMessage& message) {
 
 void GuestLink::route_exit(const guest::GuestMessage& message) {
   std::vector<std::shared_ptr<ExecRelay>> done;
+  std::function<void(bool, const std::string&)> unanswered;
   {
     std::lock_guard lock(exec_mu_);
     if (message.kind == guest::GuestMessage::Kind::kExecExit) {
       auto it = execs_.find(message.id);
       if (it == execs_.end()) return;
+      // An exit before the agent answered the request (only a broken agent does that): the
+      // caller still gets its one answer.
+      if (!it->second.started) unanswered = std::move(it->second.on_response);
       done.push_back(std::move(it->second.relay));
       execs_.erase(it);
     } else {
@@ -126,10 +233,12 @@ void GuestLink::route_exit(const guest::GuestMessage& message) {
       }
     }
     // Relays whose client left are dropped here too.
-    for (auto it = attached_.begin(); it != attached_.end();)
-      it = it->second->finished() ? attached_.erase(it) : std::next(it);
+    prune_sessions_locked();
   }
+  if (unanswered) unanswered(false, "the exec ended before the agent answered");
   for (const auto& relay : done) relay->exited(message.status);
+  // Kept until their threads have passed the last output and the status to the clients.
+  retire(std::move(done));
 }
 
 void GuestLink::end_all_execs(const std::string& why) {
@@ -144,7 +253,13 @@ void GuestLink::end_all_execs(const std::string& why) {
     if (!pending.started && pending.on_response) pending.on_response(false, why);
     pending.relay->failed(why);
   }
-  for (auto& [container, relay] : attached) relay->failed(why);
+  std::vector<std::shared_ptr<ExecRelay>> ended;
+  for (auto& [id, pending] : execs) ended.push_back(std::move(pending.relay));
+  for (auto& [container, relay] : attached) {
+    relay->failed(why);
+    ended.push_back(std::move(relay));
+  }
+  retire(std::move(ended));
 }
 
 void GuestLink::drain(std::chrono::milliseconds grace) {
@@ -196,7 +311,7 @@ void GuestLink::note(const std::string& line) { append_log(agent_log(options_.di
 void GuestLink::drop(const std::string& reason) {
   // Always written, even past the log limit: it says why the pod failed.
   append(agent_log(options_.dir), "confpodd: " + reason + "; link closed\n");
-  if (options_.on_violation) options_.on_violation(reason);
+  if (options_.on_violation && !violated_.exchange(true)) options_.on_violation(reason);
 }
 
 void GuestLink::run() {
@@ -227,7 +342,7 @@ void GuestLink::run() {
   struct Disconnect {
     GuestLink* self;
     ~Disconnect() {
-      self->set_channel(nullptr);
+      self->close_writer();
       self->end_all_execs("the pod stopped");
     }
   } disconnect{this};
@@ -316,7 +431,7 @@ void GuestLink::run() {
   }
 
   // Only now may others write: the agent takes nothing before its init-data.
-  set_channel(&*channel);
+  open_writer(*channel);
   const std::string output_path = containers_log(options_.dir);
   while (!stop_) {
     // Containers may run for months without a word: no deadline between messages.

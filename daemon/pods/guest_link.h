@@ -19,7 +19,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -32,10 +34,7 @@
 #include "attest/base/result.h"
 #include "daemon/pods/exec_relay.h"
 #include "guest/protocol/messages.h"
-
-namespace confpod::vmm {
-class GuestChannel;
-}
+#include "vmm/channel.h"
 
 namespace confpod::pods {
 
@@ -53,7 +52,10 @@ struct GuestLinkOptions {
   // containers.log and agent.log together stop growing here (noted once; what earlier links
   // of the pod wrote counts); the pod keeps running.
   std::uint64_t max_log_bytes = 256ull << 20;
-  // From the link's thread, at most once: why the guest was dropped.
+  // How long one frame may take to enter the channel before the guest is dropped (a guest
+  // that stops reading its port).
+  std::chrono::milliseconds write_timeout{10000};
+  // From the link's thread or its writer's, at most once: why the guest was dropped.
   std::function<void(const std::string& reason)> on_violation;
 };
 
@@ -83,9 +85,14 @@ class GuestLink {
                     std::function<void(bool ok, const std::string& detail)> on_response,
                     std::shared_ptr<ExecRelay> relay);
   // Follows the output of one container ("": all of them) from now on, and its exit.
-  void attach(const std::string& container, std::shared_ptr<ExecRelay> relay);
-  // A frame to the agent (exec-input, exec-resize, exec-close), from any thread.
+  // pods.busy past kMaxSessions live attaches (start_exec: past kMaxSessions execs).
+  Status attach(const std::string& container, std::shared_ptr<ExecRelay> relay);
+  static constexpr std::size_t kMaxSessions = 32;
+  // Queues a frame for the agent (exec, exec-input, exec-resize, exec-close), from any thread;
+  // never blocks. pods.invalid_state when the channel is down, pods.busy when more than
+  // kMaxQueuedWriteBytes wait (the agent stopped reading).
   Status send(const guest::HostMessage& message);
+  static constexpr std::size_t kMaxQueuedWriteBytes = 4u << 20;
 
   static std::string containers_log(const std::string& dir) { return dir + "/containers.log"; }
   static std::string agent_log(const std::string& dir) { return dir + "/agent.log"; }
@@ -108,11 +115,22 @@ class GuestLink {
   std::uint64_t logged_bytes_ = 0;  // link thread only
   bool log_full_noted_ = false;     // link thread only
 
-  // The channel while connected (writes from any thread under write_mu_; reads on the link
-  // thread only).
+  // Writes after init-data go through one writer thread and a bounded queue: send() never
+  // blocks its caller (the D-Bus loop, a relay, the link thread itself), frames are never
+  // interleaved, and a write that times out part-way (the channel is then unusable) ends the
+  // link instead of leaving a torn frame for the next writer.
+  void open_writer(const vmm::GuestChannel& channel);  // link thread, after init-data
+  void close_writer();                                 // link thread, at the end of run()
+  void write_loop();
   std::mutex write_mu_;
-  vmm::GuestChannel* channel_ = nullptr;  // guarded by write_mu_
-  void set_channel(vmm::GuestChannel* channel);
+  std::condition_variable write_cv_;
+  std::deque<std::string> write_queue_;             // payloads; guarded by write_mu_
+  std::size_t write_queued_bytes_ = 0;              // write_mu_
+  bool write_open_ = false;                         // write_mu_: the writer takes frames
+  bool write_closing_ = false;                      // write_mu_: close_writer() asked it to stop
+  std::optional<vmm::GuestChannel> write_channel_;  // a dup of the link's socket
+  std::thread writer_;
+  std::atomic<bool> violated_{false};  // on_violation told once
 
   struct PendingExec {
     std::function<void(bool, const std::string&)> on_response;
@@ -127,6 +145,12 @@ class GuestLink {
   void route_output(const guest::GuestMessage& message);
   void route_exit(const guest::GuestMessage& message);
   void end_all_execs(const std::string& why);
+  // Ended sessions whose relays still pass their last packets to slow clients; dropped once
+  // drained (at the latest with the link).
+  void retire(std::vector<std::shared_ptr<ExecRelay>> relays);
+  // Under exec_mu_: attaches whose client left move to draining_; drained relays go.
+  void prune_sessions_locked();
+  std::vector<std::shared_ptr<ExecRelay>> draining_;  // exec_mu_
 
   std::thread thread_;
 };

@@ -241,3 +241,39 @@ TEST_F(GuestLinkTest, TheLogCapHoldsAcrossLinksOfOnePod) {
 
 }  // namespace
 }  // namespace confpod::pods
+
+namespace confpod::pods {
+namespace {
+
+// Writes to the agent never block their caller (the D-Bus loop, a relay): they queue, up to a
+// bound, and an agent that stops reading is dropped once a frame cannot get into the channel.
+TEST_F(GuestLinkTest, AnAgentThatStopsReadingIsDroppedAndSendersNeverBlock) {
+  auto o = options();
+  o.write_timeout = 300ms;
+  FakeGuest guest(o.socket_path);
+  GuestLink link(o);
+  guest.accept();
+  guest.handshake();
+  guest::HostMessage input;
+  input.kind = guest::HostMessage::Kind::kExecInput;
+  input.id = 1;
+  input.data = std::string(32 << 10, 'x');
+  ASSERT_TRUE(testing::wait_until([&] { return link.send(input).ok(); }, 5s));
+  Status last = ok_status();
+  std::size_t accepted = 1;
+  while ((last = link.send(input)).ok() && accepted < 10000) ++accepted;
+  ASSERT_FALSE(last.ok());
+  EXPECT_EQ(last.error().code, "pods.busy") << last.error().describe();
+  // About 4 MiB queued (plus what the socket took), never more.
+  EXPECT_LE(accepted * input.data.size(), GuestLink::kMaxQueuedWriteBytes + (2u << 20));
+  auto reason = violations_.wait(5s);
+  ASSERT_TRUE(reason.has_value());
+  EXPECT_NE(reason->find("cannot write to the agent"), std::string::npos) << *reason;
+  Status after = link.send(input);
+  ASSERT_FALSE(after.ok());
+  EXPECT_EQ(after.error().code, "pods.invalid_state");
+  EXPECT_EQ(violations_.count(), 1u);
+}
+
+}  // namespace
+}  // namespace confpod::pods

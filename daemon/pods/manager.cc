@@ -154,7 +154,13 @@ struct Manager::Impl {
   std::vector<Listener*> more_listeners;
   std::map<std::string, std::unique_ptr<Pod>, std::less<>> pods;
   std::uint64_t next_pod_id = 1;
-  std::uint64_t next_exec_id = 1;  // exec ids on the agent channels (never 0)
+  // Exec ids on the agent channels (never 0). They start from this daemon's start time in
+  // microseconds, so the ids of a restarted daemon never meet those of execs an agent still
+  // runs for its predecessor.
+  std::uint64_t next_exec_id =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
 
   // Worker threads post their completion (to run on the loop thread) and poke the eventfd.
   std::mutex mutex;
@@ -1094,6 +1100,17 @@ Status check_exec_command(const std::vector<std::string>& command) {
   return ok_status();
 }
 
+// A relay and its thread; a thread the system cannot make is an error for this one call,
+// not an exception through sd-bus.
+Result<std::shared_ptr<ExecRelay>> make_relay(std::uint64_t id, UniqueFd relay_end,
+                                              ExecRelay::SendToGuest send) {
+  try {
+    return std::make_shared<ExecRelay>(id, std::move(relay_end), std::move(send));
+  } catch (const std::system_error& e) {
+    return make_error("pods.io", std::string("cannot start a session thread: ") + e.what());
+  }
+}
+
 }  // namespace
 
 void Manager::exec_pod(const std::string& name, ExecRequest request, SessionDone done) {
@@ -1116,9 +1133,9 @@ void Manager::exec_pod(const std::string& name, ExecRequest request, SessionDone
   message.stdin_open = true;
   message.rows = std::min(request.rows, 4096u);
   message.cols = std::min(request.cols, 4096u);
-  auto relay =
-      std::make_shared<ExecRelay>(message.id, std::move(pair->second),
-                                  [link](const guest::HostMessage& m) { return link->send(m); });
+  auto relay = make_relay(message.id, std::move(pair->second),
+                          [link](const guest::HostMessage& m) { return link->send(m); });
+  if (!relay.ok()) return done(relay.error());
   // The client's end waits here for the agent's answer, which comes on the link's thread.
   auto client_end = std::make_shared<UniqueFd>(std::move(pair->first));
   auto shared_done = std::make_shared<SessionDone>(std::move(done));
@@ -1137,7 +1154,7 @@ void Manager::exec_pod(const std::string& name, ExecRequest request, SessionDone
             (*shared_done)(make_error("pods.exec_refused", "the pod's agent refused: " + detail));
         });
       },
-      relay);
+      std::move(*relay));
   if (!sent.ok()) (*shared_done)(sent.error());
 }
 
@@ -1149,8 +1166,9 @@ Result<UniqueFd> Manager::attach_pod(const std::string& name, const std::string&
   CONFPOD_ASSIGN_OR_RETURN(std::string resolved,
                            resolve_container(pod->record, pod->spec, container, true));
   CONFPOD_ASSIGN_OR_RETURN(auto pair, make_exec_socket_pair());
-  pod->link->attach(
-      resolved, std::make_shared<ExecRelay>(0, std::move(pair.second), ExecRelay::SendToGuest()));
+  CONFPOD_ASSIGN_OR_RETURN(auto relay,
+                           make_relay(0, std::move(pair.second), ExecRelay::SendToGuest()));
+  CONFPOD_TRY(pod->link->attach(resolved, std::move(relay)));
   return std::move(pair.first);
 }
 

@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -112,6 +113,8 @@ struct Child {
   bool pty = false;
   std::string pending_input;
   bool input_eof = false;
+  bool eof_sent = false;   // a pty's VEOF was written
+  char last_input = '\n';  // the last byte written to stdin
 };
 
 std::vector<int> capability_numbers(const std::vector<std::string>& names) {
@@ -291,6 +294,13 @@ struct Agent::Impl {
   void host_away() {
     if (!host_away_logged) log("the host is not connected to the channel; waiting for it");
     host_away_logged = true;
+    // Each exec's client was connected through the daemon that went away: no one will read
+    // its output or close it, and it would hold one of kMaxExecs for good.
+    for (auto& [pid, c] : children) {
+      if (!c.is_exec) continue;
+      log("exec " + std::to_string(c.exec_id) + " ended: the host went away");
+      ::kill(pid, SIGKILL);
+    }
     decoder = FrameDecoder();
     channel_failed = false;
     channel_resume = Clock::now() + opts.channel_retry;
@@ -712,9 +722,24 @@ struct Agent::Impl {
         c.pending_input.clear();
         return;
       }
+      c.last_input = c.pending_input[static_cast<std::size_t>(n) - 1];
       c.pending_input.erase(0, static_cast<std::size_t>(n));
     }
-    if (c.in && c.pending_input.empty() && c.input_eof && !c.pty) c.in.reset();
+    if (!c.in || !c.pending_input.empty() || !c.input_eof) return;
+    if (!c.pty) {
+      c.in.reset();
+      return;
+    }
+    // A terminal has no end of input to close: the line discipline's VEOF character is the
+    // end (twice after a partial line: the first only ends that line), as a typed ^D.
+    if (c.eof_sent) return;
+    c.eof_sent = true;
+    termios t{};
+    char veof = 4;
+    if (::tcgetattr(c.in.get(), &t) == 0 && t.c_cc[VEOF] != 0)
+      veof = static_cast<char>(t.c_cc[VEOF]);
+    const char eofs[2] = {veof, veof};
+    [[maybe_unused]] ssize_t n = ::write(c.in.get(), eofs, c.last_input == '\n' ? 1 : 2);
   }
 
   void handle_frame(const std::string& payload) {

@@ -547,6 +547,25 @@ TEST_F(GuestAgent, ExecRunsInsideTheContainerWhenAllowed) {
   EXPECT_EQ(exec_out, "TYPED LINE\nend\n");
   EXPECT_EQ(frames.back().status, 0);
 
+  // With a pty, the end of stdin is the terminal's VEOF: cat sees its input end and exits.
+  HostMessage tty = exec;
+  tty.id = 11;
+  tty.tty = true;
+  tty.stdin_open = true;
+  tty.rows = 24;
+  tty.cols = 80;
+  tty.command = {"/bin/cat"};
+  agent.send(tty);
+  input.id = 11;
+  input.data = "partial";  // no newline: two VEOFs needed
+  input.eof = true;
+  agent.send(input);
+  frames = agent.read_until(
+      [](const GuestMessage& m) { return is_kind(m, GuestMessage::Kind::kExecExit); });
+  ASSERT_FALSE(frames.empty());
+  EXPECT_EQ(frames.back().id, 11u);
+  EXPECT_EQ(frames.back().status, 0);
+
   HostMessage forever = exec;
   forever.id = 10;
   forever.command = {"/bin/sleep", "1000"};

@@ -381,7 +381,8 @@ constexpr const char* kAllowed[] = {
     "setuid32",
     "sigprocmask",
     "sigreturn",
-    "socketcall",
+    // Not socketcall: the 32-bit multiplexer would carry socket(AF_VSOCK/AF_ALG) past the
+    // argument rule on socket; 32-bit programs get EPERM for sockets.
     "stat64",
     "statfs64",
     "timer_gettime64",
@@ -475,7 +476,8 @@ Status set_capabilities(const std::vector<int>& caps) {
     const auto bit = 1u << (cap % 32);
     data[cap / 32].effective |= bit;
     data[cap / 32].permitted |= bit;
-    data[cap / 32].inheritable |= bit;
+    // Inheritable stays empty, as runc and crun leave it since CVE-2022-24769: with it set,
+    // a file capability could hand a non-root exec more than the container was given.
   }
   if (::syscall(SYS_capset, &header, data) != 0) return confine_error("capset", errno);
   return ok_status();

@@ -25,7 +25,7 @@ namespace confpod::guest::agent {
 // while still root) and clears the ambient set.
 Status drop_bounding_set(const std::vector<int>& keep);
 
-// Sets permitted, effective and inheritable to exactly `caps` (call it after changing user:
+// Sets permitted and effective to exactly `caps`, inheritable to none (call it after changing user:
 // a non-root process passes {}).
 Status set_capabilities(const std::vector<int>& caps);
 

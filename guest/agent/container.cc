@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -162,9 +164,24 @@ bool parse_id(const std::string& text, unsigned* out) {
 }
 
 // Looks a name up in a passwd/group style file of the container's root: field 0 = name,
-// field 2 = id, for passwd field 3 = primary gid.
+// field 2 = id, for passwd field 3 = primary gid. The container's root may have replaced the
+// file with a FIFO, a device or a link into /proc/self/fd: only a regular file of sane size
+// is read, opened without blocking, so the lookup can neither hang nor read another stream.
 bool lookup_db(const char* file, const std::string& name, unsigned* id, unsigned* gid) {
-  std::ifstream in(file);
+  constexpr off_t kMaxSize = 4 << 20;
+  UniqueFd fd(::open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > kMaxSize)
+    return false;
+  std::string text;
+  char buf[8192];
+  for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || text.size() + static_cast<std::size_t>(n) > static_cast<std::size_t>(kMaxSize))
+      return false;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
     std::vector<std::string> fields;
@@ -386,10 +403,24 @@ struct StartFds {
 }
 
 // Reads the child's pre-exec error message; empty when exec succeeded (EOF, nothing written).
-std::string read_error(int fd) {
+// Bounded in time: the child works in a root the container controls, and the agent must not
+// hang on it. A child that neither execs nor fails within the limit is killed (with it, an
+// exec's grandchild, through its parent-death signal).
+std::string read_error(int fd, pid_t pid) {
+  constexpr auto kLimit = std::chrono::seconds(30);
+  auto deadline = std::chrono::steady_clock::now() + kLimit;
   std::string message;
   char buf[512];
   for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd pfd{fd, POLLIN, 0};
+    int ready = left.count() > 0 ? ::poll(&pfd, 1, static_cast<int>(left.count())) : 0;
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) {
+      ::kill(pid, SIGKILL);
+      return "did not start its command within 30 s";
+    }
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
@@ -453,7 +484,7 @@ Result<Process> finish_start(pid_t pid, StdioPipes& p, const std::string& code,
   p.status.write.reset();
   p.null.reset();
   p.pty_slave.reset();
-  std::string message = read_error(p.status.read.get());
+  std::string message = read_error(p.status.read.get(), pid);
   if (!message.empty()) {
     (void)wait_for(pid);
     return make_error(code, what + ": " + message);
@@ -564,6 +595,12 @@ Result<Process> exec_in_container(pid_t container_pid, const ExecRequest& reques
   if (pid == 0) {
     int err_fd = p.status.write.get();
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // The command's process enters a PID namespace where the container's own processes, root
+    // among them, already run; until execve it holds the agent's memory and file descriptors
+    // and has no seccomp filter yet. Not dumpable (inherited by the fork below, reset by
+    // execve), neither ptrace nor /proc/<pid>/fd reaches it without CAP_SYS_PTRACE (runc does
+    // the same for `runc exec`).
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) fail_errno(err_fd, "PR_SET_DUMPABLE");
     for (auto& fd : ns)
       if (::setns(fd.get(), 0) != 0) fail_errno(err_fd, "setns");
     // setns(CLONE_NEWPID) applies to children only: the command runs in a grandchild, and

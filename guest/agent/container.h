@@ -62,7 +62,7 @@ struct SecretFile {
 // init and to every command exec'd into it, last thing before exec.
 struct Confinement {
   // The capability bounding set (numbers). A root process gets exactly these as permitted,
-  // effective and inheritable; any other user none. No ambient capabilities, no_new_privs on.
+  // effective (inheritable empty); any other user none. No ambient capabilities, no_new_privs on.
   std::vector<int> capabilities;
   // The default seccomp filter (guest/agent/confine.h); false only for seccomp = "unconfined".
   bool seccomp = true;

@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -244,6 +246,18 @@ TEST_F(GuestAgentContainer, ExecRunsInsideTheContainersNamespaces) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("exec nope"), std::string::npos) << bad.error().message;
 
+  // Root in the container swaps /etc/passwd for a FIFO nobody writes: the exec's user lookup
+  // refuses it at once instead of blocking the agent.
+  fs::create_directories(rootfs_ + "/etc");
+  fs::remove(rootfs_ + "/etc/passwd");
+  ASSERT_EQ(::mkfifo((rootfs_ + "/etc/passwd").c_str(), 0644), 0);
+  auto t0 = std::chrono::steady_clock::now();
+  auto fifo = exec_in_container(c->pid, exec_request({"/bin/true"}, "/", "app"));
+  ASSERT_FALSE(fifo.ok());
+  EXPECT_NE(fifo.error().message.find("user app: not in /etc/passwd"), std::string::npos)
+      << fifo.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+
   ::kill(c->pid, SIGKILL);
   EXPECT_EQ(collect(*c).status, 128 + SIGKILL);
 }
@@ -289,6 +303,8 @@ TEST_F(GuestAgentContainer, RootWithDefaultsGetsTheDefaultSetOnly) {
   EXPECT_EQ(f["reboot"], "EPERM");
   // Bits 0,1,3,4,5,6,7,8,10,13,18,27,29,31.
   EXPECT_EQ(f["CapEff"], "00000000a80425fb");
+  // Inheritable empty, as runc and crun since CVE-2022-24769.
+  EXPECT_EQ(f["CapInh"], "0000000000000000");
   EXPECT_EQ(f["Seccomp"], "2");
 }
 

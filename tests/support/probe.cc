@@ -6,7 +6,7 @@
 //   confpod-probe privileges   write to /, mount, init_module, reboot (with a bad magic: EINVAL
 //                              when allowed, so it never reboots anything), unshare, clone of
 //                              a user namespace, opening /proc/sysrq-trigger for writing (never
-//                              written), an AF_VSOCK socket, and the process's uid, CapEff,
+//                              written), an AF_VSOCK socket, and the process's uid, CapEff, CapInh,
 //                              NoNewPrivs, Seccomp from /proc/self/status
 //   confpod-probe alloc MIB    allocates and touches MIB MiB, one MiB at a time
 //   confpod-probe burn SECONDS spins for SECONDS of wall time, then prints cpu_ms and wall_ms
@@ -87,6 +87,7 @@ int privileges() {
   if (pid > 0) ::waitpid(static_cast<pid_t>(pid), nullptr, 0);
   report("clone_newuser", pid);
   status_field("CapEff");
+  status_field("CapInh");
   status_field("NoNewPrivs");
   status_field("Seccomp");
   return 0;
