@@ -6,20 +6,11 @@
 #include <set>
 
 #include "attest/base/json_scan.h"
-#include "attest/snp/appraisal.h"
-#include "attest/snp/claims.h"
-#include "attest/snp/report_json.h"
-#include "attest/snp/verify.h"
-#include "attest/tdx/appraisal.h"
-#include "attest/tdx/verify.h"
+#include "attest/kbs/json_fields.h"
 
 namespace confpod::kbs {
 namespace {
 
-constexpr std::size_t kMaxQuoteSize = 128u << 10;
-constexpr std::size_t kMaxEventLogSize = 2u << 20;
-constexpr std::size_t kMaxCertSize = 16u << 10;
-constexpr std::size_t kMaxCertEntries = 8;
 constexpr std::size_t kMaxInitDataSize = 64u << 10;
 constexpr std::size_t kMaxNameSize = 128;
 
@@ -54,43 +45,6 @@ std::string random_text(std::size_t n, bool hex) {
   return hex ? to_hex(b) : to_base64(b);
 }
 
-Result<std::string> get_string(const nlohmann::json& obj, const char* name, std::string code,
-                               std::size_t max) {
-  auto it = obj.find(name);
-  if (it == obj.end() || !it->is_string())
-    return make_error(std::move(code), std::string("'") + name + "' must be a string");
-  const auto& s = it->get_ref<const std::string&>();
-  if (s.size() > max)
-    return make_error(std::move(code), std::string("'") + name + "' is longer than " +
-                                           std::to_string(max) + " bytes");
-  return s;
-}
-
-// A byte field given either as standard base64 text or as a JSON array of 0..255 (the form
-// serde gives a Vec<u8>).
-Result<Bytes> byte_field(const nlohmann::json& v, std::size_t max, const std::string& code,
-                         const std::string& name) {
-  if (v.is_string()) {
-    const auto& s = v.get_ref<const std::string&>();
-    if (s.size() > (max / 3 + 1) * 4) return make_error(code, name + " is too long");
-    auto b = from_base64(s);
-    if (!b.ok()) return make_error(code, name + " is not base64: " + b.error().message);
-    return std::move(b).value();
-  }
-  if (v.is_array()) {
-    if (v.size() > max) return make_error(code, name + " is too long");
-    Bytes out;
-    out.reserve(v.size());
-    for (const auto& e : v) {
-      if (!e.is_number_unsigned() || e.get<std::uint64_t>() > 255)
-        return make_error(code, name + " array must hold integers 0..255");
-      out.push_back(static_cast<std::uint8_t>(e.get<std::uint64_t>()));
-    }
-    return out;
-  }
-  return make_error(code, name + " must be base64 text or a byte array");
-}
-
 bool valid_name(std::string_view s) {
   if (s.empty() || s.size() > kMaxNameSize) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
@@ -113,12 +67,6 @@ bool version_accepted(std::string_view v) {
         return false;
   }
   return core == kProtocolVersion;
-}
-
-Bytes pad64(const Bytes& digest) {
-  Bytes out = digest;
-  out.resize(64, 0);
-  return out;
 }
 
 }  // namespace
@@ -162,7 +110,10 @@ Bytes runtime_data_digest(const std::string& nonce, const TeeKey& key,
 }
 
 Kbs::Kbs(Options options, TokenKey token_key, std::shared_ptr<ResourceStore> store)
-    : options_(std::move(options)), token_key_(std::move(token_key)), store_(std::move(store)) {}
+    : options_(std::move(options)),
+      verifier_(options_),
+      token_key_(std::move(token_key)),
+      store_(std::move(store)) {}
 
 std::size_t Kbs::session_count() const {
   std::lock_guard lock(mu_);
@@ -305,8 +256,8 @@ Reply Kbs::auth_impl(std::string_view body, UnixSeconds now) {
   const auto& req = *parsed;
   if (!req.is_object())
     return error_reply(401, kSerdeError, make_error("kbs.request", "Request must be an object"));
-  auto version = get_string(req, "version", "kbs.request", 80);
-  auto tee = get_string(req, "tee", "kbs.request", 32);
+  auto version = string_field(req, "version", "kbs.request", 80);
+  auto tee = string_field(req, "tee", "kbs.request", 32);
   if (!version.ok()) return error_reply(401, kSerdeError, version.error());
   if (!tee.ok()) return error_reply(401, kSerdeError, tee.error());
   if (!req.contains("extra-params"))
@@ -390,18 +341,18 @@ Reply Kbs::attest_impl(std::string_view session_id, std::string_view body, UnixS
   auto ev = att.find("tee-evidence");
   if (rt == att.end() || !rt->is_object()) return shape("'runtime-data' must be an object");
   if (ev == att.end() || !ev->is_object()) return shape("'tee-evidence' must be an object");
-  auto got_nonce = get_string(*rt, "nonce", "kbs.attestation", 256);
+  auto got_nonce = string_field(*rt, "nonce", "kbs.attestation", 256);
   if (!got_nonce.ok()) return fail(401, kSerdeError, got_nonce.error());
   auto pk = rt->find("tee-pubkey");
   if (pk == rt->end()) return shape("'runtime-data' lacks 'tee-pubkey'");
   auto primary = ev->find("primary_evidence");
   if (primary == ev->end()) return shape("'tee-evidence' lacks 'primary_evidence'");
-  auto additional = get_string(*ev, "additional_evidence", "kbs.attestation", 1u << 20);
+  auto additional = string_field(*ev, "additional_evidence", "kbs.attestation", 1u << 20);
   if (!additional.ok()) return fail(401, kSerdeError, additional.error());
   std::optional<std::string> init_body;
   if (auto id = att.find("init-data"); id != att.end() && !id->is_null()) {
     if (!id->is_object()) return shape("'init-data' must be an object");
-    auto body_text = get_string(*id, "body", "kbs.attestation", kMaxInitDataSize);
+    auto body_text = string_field(*id, "body", "kbs.attestation", kMaxInitDataSize);
     if (!body_text.ok()) return fail(401, kSerdeError, body_text.error());
     init_body = std::move(body_text).value();
   }
@@ -417,7 +368,7 @@ Reply Kbs::attest_impl(std::string_view session_id, std::string_view body, UnixS
   if (!key.ok()) return fail(401, kAttestationError, key.error());
 
   Bytes expected = runtime_data_digest(nonce, *key, *additional);
-  auto facts = verify_evidence(tee, *primary, expected, init_body, now);
+  auto facts = verifier_.verify(tee, *primary, expected_report_data(tee, expected), init_body, now);
   if (!facts.ok()) return fail(401, kAttestationError, facts.error());
 
   std::lock_guard lock(mu_);
@@ -484,143 +435,6 @@ Reply Kbs::attest_impl(std::string_view session_id, std::string_view body, UnixS
   r.body = nlohmann::json{{"token", *token}}.dump();
   r.session_id = std::string(session_id);
   return r;
-}
-
-Result<Kbs::Facts> Kbs::verify_evidence(const std::string& tee, const nlohmann::json& evidence,
-                                        const Bytes& expected,
-                                        const std::optional<std::string>& init_data_body,
-                                        UnixSeconds now) const {
-  if (!evidence.is_object())
-    return make_error("kbs.evidence", "primary_evidence must be a JSON object");
-  if (tee == "snp") return verify_snp(evidence, pad64(expected), now);
-  if (tee == "tdx") return verify_tdx(evidence, pad64(expected), now);
-  if (tee == "sample" && options_.allow_insecure)
-    return verify_sample(evidence, expected, init_data_body);
-  return make_error("kbs.tee.unsupported", "tee '" + tee + "' is not accepted");
-}
-
-Result<Kbs::Facts> Kbs::verify_snp(const nlohmann::json& evidence, const Bytes& expected,
-                                   UnixSeconds now) const {
-  auto rep = evidence.find("attestation_report");
-  if (rep == evidence.end()) return make_error("kbs.evidence.snp", "no 'attestation_report'");
-  // Trustee's attester sends the sev crate's field-by-field object; ours may send the raw bytes.
-  Bytes raw;
-  if (rep->is_object()) {
-    auto decoded = snp::raw_report_from_sev_json(*rep);
-    if (!decoded.ok()) return make_error("kbs.evidence.snp", decoded.error().message);
-    raw = std::move(*decoded);
-  } else {
-    CONFPOD_ASSIGN_OR_RETURN(
-        raw, byte_field(*rep, snp::kReportSize, "kbs.evidence.snp", "attestation_report"));
-  }
-  CONFPOD_ASSIGN_OR_RETURN(snp::Report unverified, snp::parse_report(raw));
-
-  crypto::X509Ptr vek, ask, ark;
-  if (auto chain = evidence.find("cert_chain"); chain != evidence.end() && !chain->is_null()) {
-    if (!chain->is_array() || chain->size() > kMaxCertEntries)
-      return make_error("kbs.evidence.snp", "cert_chain must be an array of at most 8 entries");
-    for (const auto& entry : *chain) {
-      if (!entry.is_object()) return make_error("kbs.evidence.snp", "cert_chain entry");
-      auto type = entry.find("cert_type");
-      auto data = entry.find("data");
-      if (type == entry.end() || data == entry.end())
-        return make_error("kbs.evidence.snp", "cert_chain entry needs cert_type and data");
-      if (!type->is_string()) continue;  // OTHER(uuid) entries carry nothing we use
-      const auto& t = type->get_ref<const std::string&>();
-      crypto::X509Ptr* slot = t == "VCEK" || t == "VLEK" ? &vek
-                              : t == "ASK"               ? &ask
-                              : t == "ARK"               ? &ark
-                                                         : nullptr;
-      if (!slot) continue;
-      CONFPOD_ASSIGN_OR_RETURN(Bytes der, byte_field(*data, kMaxCertSize, "kbs.evidence.snp", t));
-      CONFPOD_ASSIGN_OR_RETURN(*slot, crypto::parse_certificate(der));
-    }
-  }
-  if (!vek) {
-    if (!options_.snp_vek)
-      return make_error("kbs.evidence.snp", "no VCEK/VLEK in cert_chain and no VCEK source");
-    CONFPOD_ASSIGN_OR_RETURN(Bytes der, options_.snp_vek(unverified));
-    CONFPOD_ASSIGN_OR_RETURN(vek, crypto::parse_certificate(der));
-  }
-  CONFPOD_ASSIGN_OR_RETURN(auto chain,
-                           snp::verify_chain(vek.get(), ask.get(), ark.get(), std::nullopt, now));
-  if (options_.snp_revocation) CONFPOD_TRY(options_.snp_revocation(chain, now));
-  CONFPOD_ASSIGN_OR_RETURN(snp::Report report, snp::parse_and_verify(raw, chain));
-  if (!std::equal(report.report_data.begin(), report.report_data.end(), expected.begin(),
-                  expected.end()))
-    return make_error("kbs.binding", "REPORT_DATA " + to_hex(report.report_data) +
-                                         " is not the runtime-data digest " + to_hex(expected));
-  snp::Policy policy;
-  policy.allow_debug = options_.allow_debug;
-  policy.min_tcb = options_.snp_min_tcb;
-  CONFPOD_TRY(snp::appraise(report, policy));
-  Facts f;
-  f.tee = "snp";
-  f.measurement.assign(report.measurement.begin(), report.measurement.end());
-  f.init_data_digest.assign(report.host_data.begin(), report.host_data.end());
-  nlohmann::json c = snp::claims(report, chain.product);
-  f.claims = {{"tcb_status", options_.snp_min_tcb ? "meets_minimum" : "not_evaluated"},
-              {"snp",
-               {{"reported_tcb", c["reported_tcb"]},
-                {"policy", c["policy"]},
-                {"product", c["product"]},
-                {"signing_key", c["signing_key"]},
-                {"vmpl", c["vmpl"]},
-                {"guest_svn", c["guest_svn"]}}}};
-  return f;
-}
-
-Result<Kbs::Facts> Kbs::verify_tdx(const nlohmann::json& evidence, const Bytes& expected,
-                                   UnixSeconds now) const {
-  auto q = evidence.find("quote");
-  if (q == evidence.end() || !q->is_string())
-    return make_error("kbs.evidence.tdx", "'quote' must be base64 text");
-  CONFPOD_ASSIGN_OR_RETURN(Bytes raw, byte_field(*q, kMaxQuoteSize, "kbs.evidence.tdx", "quote"));
-  if (auto log = evidence.find("cc_eventlog"); log != evidence.end() && !log->is_null()) {
-    // Decoded only to refuse malformed input; reference values do not cover RTMRs yet.
-    if (!log->is_string()) return make_error("kbs.evidence.tdx", "'cc_eventlog' must be text");
-    CONFPOD_TRY(byte_field(*log, kMaxEventLogSize, "kbs.evidence.tdx", "cc_eventlog"));
-  }
-  CONFPOD_ASSIGN_OR_RETURN(tdx::Quote quote, tdx::parse_quote(raw));
-  if (!options_.tdx_collateral)
-    return make_error("kbs.evidence.tdx", "no TDX collateral source is configured");
-  CONFPOD_ASSIGN_OR_RETURN(auto collateral, options_.tdx_collateral(quote, now));
-  if (!collateral) return make_error("kbs.evidence.tdx", "no collateral for this quote");
-  CONFPOD_ASSIGN_OR_RETURN(tdx::Verdict verdict,
-                           tdx::verify_quote(quote, *collateral, now, &tdx_signatures_));
-  const auto& rd = quote.body.report_data;
-  if (!std::equal(rd.begin(), rd.end(), expected.begin(), expected.end()))
-    return make_error("kbs.binding", "REPORTDATA " + to_hex(rd) +
-                                         " is not the runtime-data digest " + to_hex(expected));
-  tdx::Policy policy;
-  policy.allow_debug = options_.allow_debug;
-  policy.accepted_tcb_statuses = options_.tdx_accepted_tcb_statuses;
-  CONFPOD_TRY(tdx::appraise(quote, verdict, policy));
-  Facts f;
-  f.tee = "tdx";
-  f.measurement.assign(quote.body.mr_td.begin(), quote.body.mr_td.end());
-  f.init_data_digest.assign(quote.body.mr_config_id.begin(), quote.body.mr_config_id.end());
-  f.claims = {{"tcb_status", verdict.tcb_status},
-              {"tdx", {{"advisory_ids", verdict.advisory_ids}, {"tcb_date", verdict.tcb_date}}}};
-  return f;
-}
-
-Result<Kbs::Facts> Kbs::verify_sample(const nlohmann::json& evidence, const Bytes& expected,
-                                      const std::optional<std::string>& init_data_body) const {
-  CONFPOD_ASSIGN_OR_RETURN(std::string svn, get_string(evidence, "svn", "kbs.evidence.sample", 32));
-  auto rd = evidence.find("report_data");
-  if (rd == evidence.end() || !rd->is_string())
-    return make_error("kbs.evidence.sample", "'report_data' must be base64 text");
-  CONFPOD_ASSIGN_OR_RETURN(Bytes data, byte_field(*rd, 64, "kbs.evidence.sample", "report_data"));
-  if (data != expected)
-    return make_error("kbs.binding", "sample report_data " + to_hex(data) +
-                                         " is not the runtime-data digest " + to_hex(expected));
-  Facts f;
-  f.tee = "sample";
-  f.insecure = true;
-  if (init_data_body) f.init_data_digest = crypto::sha256(as_bytes(*init_data_body));
-  f.claims = {{"tcb_status", "insecure"}, {"sample", {{"svn", svn}}}};
-  return f;
 }
 
 // Resources -----------------------------------------------------------------------------------

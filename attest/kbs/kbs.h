@@ -9,7 +9,6 @@
 #pragma once
 
 #include <array>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,13 +21,9 @@
 #include "attest/base/bytes.h"
 #include "attest/base/result.h"
 #include "attest/base/time.h"
+#include "attest/kbs/evidence.h"
 #include "attest/kbs/jose.h"
 #include "attest/kbs/resources.h"
-#include "attest/snp/report.h"
-#include "attest/snp/verify.h"
-#include "attest/tdx/collateral.h"
-#include "attest/tdx/quote.h"
-#include "attest/tdx/signature_cache.h"
 
 namespace confpod::kbs {
 
@@ -66,26 +61,12 @@ struct ReferenceValues {
   std::vector<std::string> resources;  // "<repository>/<type>/<tag>"
 };
 
-// Verified TDX collateral for a quote (fetched from Intel PCS or a cache by the caller).
-using TdxCollateralProvider = std::function<Result<std::shared_ptr<const tdx::VerifiedCollateral>>(
-    const tdx::Quote& quote, UnixSeconds now)>;
-// The DER VCEK/VLEK for an SNP report whose evidence carries no cert_chain.
-using SnpVekProvider = std::function<Result<Bytes>(const snp::Report& report)>;
-// Revocation of a verified SNP chain (AMD's CRL); an error refuses the evidence.
-using SnpRevocationCheck = std::function<Status(const snp::VerifiedChain& chain, UnixSeconds now)>;
-
-struct Options {
-  bool allow_insecure = false;  // accept tee "sample" (no hardware); tokens say "insecure"
-  bool allow_debug = false;     // accept debuggable SNP guests / TDs
+// The evidence policy (evidence.h) and the session and token settings.
+struct Options : EvidencePolicy {
   std::size_t max_sessions = 4096;
   UnixSeconds session_ttl = 300;  // auth -> attest window
   UnixSeconds token_ttl = 600;    // attested session and token lifetime
   std::string issuer = "confpod-kbs";
-  std::optional<snp::TcbVersion> snp_min_tcb;
-  std::vector<std::string> tdx_accepted_tcb_statuses = {"UpToDate", "SWHardeningNeeded"};
-  TdxCollateralProvider tdx_collateral;
-  SnpVekProvider snp_vek;
-  SnpRevocationCheck snp_revocation;  // unset: no revocation check
 };
 
 class Kbs {
@@ -138,30 +119,11 @@ class Kbs {
     enum class State { kChallenged, kAttesting, kAttested } state = State::kChallenged;
     Attested attested;
   };
-  // What verified evidence says, before the pod lookup.
-  struct Facts {
-    std::string tee;
-    Bytes measurement;
-    Bytes init_data_digest;
-    bool insecure = false;
-    nlohmann::json claims;  // tcb and other claims for the token
-  };
-
   Reply auth_impl(std::string_view body, UnixSeconds now);
   Reply attest_impl(std::string_view session_id, std::string_view body, UnixSeconds now);
   Reply session_resource_impl(std::string_view session_id, std::string_view path, UnixSeconds now);
   Reply token_resource_impl(std::string_view bearer_token, std::string_view path, UnixSeconds now);
   void drop_session(std::string_view session_id);
-  Result<Facts> verify_evidence(const std::string& tee, const nlohmann::json& evidence,
-                                const Bytes& expected_report_data,
-                                const std::optional<std::string>& init_data_body,
-                                UnixSeconds now) const;
-  Result<Facts> verify_snp(const nlohmann::json& evidence, const Bytes& expected,
-                           UnixSeconds now) const;
-  Result<Facts> verify_tdx(const nlohmann::json& evidence, const Bytes& expected,
-                           UnixSeconds now) const;
-  Result<Facts> verify_sample(const nlohmann::json& evidence, const Bytes& expected,
-                              const std::optional<std::string>& init_data_body) const;
   Reply release(const Attested& who, std::string_view path);
   void purge_expired_locked(UnixSeconds now);
   // Drops the attested sessions that expire first, max_sessions / 16 of them at once (their
@@ -170,6 +132,7 @@ class Kbs {
   bool evict_oldest_attested_locked();
 
   Options options_;
+  EvidenceVerifier verifier_;  // a copy of options_'s EvidencePolicy
   TokenKey token_key_;
   std::shared_ptr<ResourceStore> store_;
   mutable std::mutex mu_;
@@ -177,8 +140,6 @@ class Kbs {
   UnixSeconds last_purge_ = 0;  // purge_expired_locked's last run (under mu_)
   // Indexed by Source.
   std::array<std::map<std::string, ReferenceValues, std::less<>>, 2> pods_;
-  // Verified PCK chains and QE reports of the platforms that sent quotes (thread-safe).
-  mutable tdx::SignatureCache tdx_signatures_;
 };
 
 // The report_data a TEE must carry for a challenge, as Trustee's client computes it: SHA-384

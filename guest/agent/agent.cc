@@ -23,7 +23,12 @@
 #include "attest/crypto/crypto.h"
 #include "guest/agent/cgroup.h"
 #include "guest/agent/container.h"
+#include "guest/agent/exec_input.h"
+#include "guest/agent/host_channel.h"
+#include "guest/agent/log.h"
 #include "guest/agent/network.h"
+#include "guest/agent/pod_plan.h"
+#include "guest/agent/pod_setup.h"
 #include "guest/kbs_client/kbs_client.h"
 #include "guest/oci/archive.h"
 #include "guest/protocol/capabilities.h"
@@ -36,57 +41,20 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kDefaultPath =
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 // Bytes read from one output pipe after its process exited, so a writer that keeps the pipe
 // open (a background child of an exec) cannot hold the loop.
 constexpr int kMaxDrainChunks = 16;
-// Execs at once, and the stdin an exec may have waiting (the host sends faster than the
-// command reads): past it the exec is ended, so a host cannot make the agent hoard memory.
+// Execs at once (each holds pipes and a queue): a host cannot make the agent hoard them.
 constexpr std::size_t kMaxExecs = 16;
-constexpr std::size_t kMaxPendingInput = 1u << 20;
-
-// Host-supplied text as it may appear in a log line: printable ASCII, bounded.
-std::string printable(std::string_view text) {
-  std::string out;
-  for (char c : text.substr(0, 128)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  if (text.size() > 128) out += "...";
-  return out;
-}
-
-void log(const std::string& message) {
-  std::fprintf(stderr, "confpod-agent: %s\n", message.c_str());
-  std::fflush(stderr);
-}
-
-std::string under_root(const std::string& root, const std::string& path) {
-  if (root.empty() || root == "/") return path;
-  return (root.back() == '/' ? root.substr(0, root.size() - 1) : root) + path;
-}
 
 // The init-data tee as the evidence provider names it.
 std::string provider_tee_for(const std::string& init_data_tee) {
   return init_data_tee == "none" ? "sample" : init_data_tee;
 }
 
-bool safe_name(const std::string& name) {
-  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
-         name.find('\0') == std::string::npos;
-}
-
-struct PodContainer {
-  std::string name;
-  bool init = false;
-  std::vector<std::string> argv;
-  std::vector<std::string> env;
-  std::string workdir;
-  std::string user;
-  std::vector<std::string> tmpfs;
-  bool read_only_rootfs = false;
-  std::vector<int> capabilities;
-  bool seccomp = true;
-  std::uint64_t cpu_millis = 0;
-  std::uint64_t memory_mib = 0;
+// A container of the pod: its plan and its run.
+struct PodContainer : ContainerPlan {
+  explicit PodContainer(ContainerPlan plan) : ContainerPlan(std::move(plan)) {}
   UniqueFd cgroup_procs;  // when the pod has cgroups
   pid_t pid = -1;
   bool running = false;
@@ -107,61 +75,28 @@ struct Child {
   std::uint64_t exec_id = 0;
   UniqueFd out;
   UniqueFd err;
-  // Exec with stdin: the write end (a pipe, or the pty master), what waits to be written,
-  // and whether the host said eof.
-  UniqueFd in;
   bool pty = false;
-  std::string pending_input;
-  bool input_eof = false;
-  bool eof_sent = false;   // a pty's VEOF was written
-  char last_input = '\n';  // the last byte written to stdin
+  ExecInput in;  // exec with stdin
 };
-
-std::vector<int> capability_numbers(const std::vector<std::string>& names) {
-  std::vector<int> out;
-  for (const auto& name : names)
-    if (auto n = capability_number(name)) out.push_back(*n);
-  return out;
-}
-
-std::vector<std::string> merged_env(const std::vector<std::string>& image_env,
-                                    const std::map<std::string, std::string>& overrides) {
-  std::vector<std::string> env = image_env;
-  for (const auto& [key, value] : overrides) {
-    bool replaced = false;
-    for (auto& entry : env) {
-      if (entry.substr(0, entry.find('=')) == key) {
-        entry = key + "=" + value;
-        replaced = true;
-      }
-    }
-    if (!replaced) env.push_back(key + "=" + value);
-  }
-  bool has_path = false;
-  for (const auto& entry : env) has_path = has_path || entry.rfind("PATH=", 0) == 0;
-  if (!has_path) env.push_back(kDefaultPath);
-  return env;
-}
 
 }  // namespace
 
 struct Agent::Impl {
-  UniqueFd channel;
+  explicit Impl(UniqueFd fd, AgentOptions options)
+      : channel(std::move(fd)), opts(std::move(options)) {}
+
+  HostChannel channel;
   AgentOptions opts;
-  FrameDecoder decoder;
   bool channel_open = true;
-  bool channel_failed = false;  // the decoder gave up: further bytes are discarded
   // channel_reconnects: the host is away until this instant (nothing is read before it).
   Clock::time_point channel_resume{};
   bool host_away_logged = false;
-  bool send_broken = false;
   UniqueFd sigfd;
 
   std::unique_ptr<EvidenceProvider> provider;
   std::string raw_init_data;
   InitData init;
-  std::vector<SecretFile> secrets;
-  std::vector<std::string> secret_env;  // "NAME=value" for every container's environment
+  PodSecrets secrets;
   std::vector<PodContainer> containers;
   std::map<pid_t, Child> children;
   std::optional<PodCgroups> cgroups;
@@ -173,23 +108,7 @@ struct Agent::Impl {
   std::string first_failure_reason;
 
   // --- channel ---------------------------------------------------------------------------
-  void send(const GuestMessage& message) {
-    if (send_broken) return;
-    std::string frame = encode_frame(to_payload(message));
-    std::size_t off = 0;
-    while (off < frame.size()) {
-      ssize_t n = ::send(channel.get(), frame.data() + off, frame.size() - off, MSG_NOSIGNAL);
-      if (n < 0 && errno == ENOTSOCK)
-        n = ::write(channel.get(), frame.data() + off, frame.size() - off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        log(std::string("channel write failed: ") + std::strerror(errno) + "; no more frames");
-        send_broken = true;
-        return;
-      }
-      off += static_cast<std::size_t>(n);
-    }
-  }
+  void send(const GuestMessage& message) { channel.send(message); }
 
   void send_status(const std::string& state, const std::string& detail = "") {
     GuestMessage m;
@@ -207,18 +126,6 @@ struct Agent::Impl {
     m.detail = message;
     log("error " + code + ": " + printable(message));
     send(m);
-  }
-
-  // Reads what the channel has into the decoder; false on EOF or a read error.
-  bool read_channel() {
-    char buf[64 << 10];
-    for (;;) {
-      ssize_t n = ::read(channel.get(), buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      if (!channel_failed) decoder.feed(std::string_view(buf, static_cast<std::size_t>(n)));
-      return true;
-    }
   }
 
   // --- setup -----------------------------------------------------------------------------
@@ -246,7 +153,7 @@ struct Agent::Impl {
   Result<std::string> wait_init_data() {
     auto deadline = Clock::now() + opts.init_data_timeout;
     for (;;) {
-      auto next = decoder.next();
+      auto next = channel.next();
       if (!next.ok())
         return make_error("agent.protocol", "before init-data: " + next.error().describe());
       if (next->has_value()) {
@@ -265,7 +172,7 @@ struct Agent::Impl {
             "no init-data within " + std::to_string(opts.init_data_timeout.count()) + " ms");
       // The host channel (unless the host is away) and the power button: a stop requested
       // before init-data arrives must still power the VM off.
-      pollfd fds[2] = {{channel.get(), POLLIN, 0}, {opts.power_button.get(), POLLIN, 0}};
+      pollfd fds[2] = {{channel.fd(), POLLIN, 0}, {opts.power_button.get(), POLLIN, 0}};
       const bool away = Clock::now() < channel_resume;
       if (away) fds[0].fd = -1;
       if (!opts.power_button) fds[1].fd = -1;
@@ -282,7 +189,7 @@ struct Agent::Impl {
         on_power_button();
         if (stopping) return make_error("agent.stopped", "powered off before init-data arrived");
       }
-      if (fds[0].revents != 0 && !read_channel()) {
+      if (fds[0].revents != 0 && !channel.read()) {
         if (!opts.channel_reconnects)
           return make_error("agent.protocol", "channel closed before init-data");
         host_away();
@@ -301,61 +208,8 @@ struct Agent::Impl {
       log("exec " + std::to_string(c.exec_id) + " ended: the host went away");
       ::kill(pid, SIGKILL);
     }
-    decoder = FrameDecoder();
-    channel_failed = false;
+    channel.restart();
     channel_resume = Clock::now() + opts.channel_retry;
-  }
-
-  // The init-data digest is checked against the launch-bound value before a single byte of
-  // it is parsed: a host that altered it gets nothing but this error.
-  Status verify_digest() {
-    const bool tdx = provider->tee() == "tdx";
-    Bytes got = crypto::digest(tdx ? crypto::Hash::kSha384 : crypto::Hash::kSha256,
-                               as_bytes(raw_init_data));
-    auto bound = provider->init_data_digest();
-    if (!bound.ok()) return make_error("agent.evidence", bound.error().describe());
-    if (*bound != got)
-      return make_error("agent.init_data.mismatch",
-                        std::string("init-data ") + (tdx ? "SHA-384 " : "SHA-256 ") + to_hex(got) +
-                            " differs from the digest bound at launch " + to_hex(*bound));
-    return ok_status();
-  }
-
-  Status fetch_secrets() {
-    if (init.secrets.empty()) return ok_status();
-    std::unique_ptr<KbsClient> client;
-    if (!opts.secret_source) {
-      if (init.kbs_url.empty())
-        return make_error("agent.kbs", "init-data has secrets but no kbs_url");
-      KbsClientOptions options;
-      options.url = init.kbs_url;
-      client = std::make_unique<KbsClient>(options, *provider);
-      if (auto s = client->attest(raw_init_data); !s.ok())
-        return make_error("agent.kbs", "attest: " + s.error().describe());
-      send_status("attested", init.kbs_url);
-    }
-    for (const auto& secret : init.secrets) {
-      auto bytes =
-          client ? client->get_resource(secret.resource) : opts.secret_source(secret.resource);
-      if (!bytes.ok())
-        return make_error("agent.kbs",
-                          "resource " + secret.resource + ": " + bytes.error().describe());
-      // Names only: the console is the host's to read, so neither a secret's value nor its
-      // length reaches a log or the channel.
-      if (!secret.env.empty()) {
-        log("secret " + secret.resource + " for $" + secret.env);
-        // An environment variable cannot hold NUL: the value is cut there (docs/containers.md).
-        std::string value(bytes->begin(), bytes->end());
-        value = value.substr(0, value.find('\0'));
-        secret_env.push_back(secret.env + "=" + value);
-        ::explicit_bzero(value.data(), value.size());
-        ::explicit_bzero(bytes->data(), bytes->size());
-        continue;
-      }
-      log("secret " + secret.resource + " for " + secret.path);
-      secrets.push_back({secret.path, SecretBytes(std::move(*bytes))});
-    }
-    return ok_status();
   }
 
   Result<std::string> disk_path(const std::string& serial) {
@@ -365,54 +219,14 @@ struct Agent::Impl {
 
   Status prepare_images() {
     for (const auto& c : init.containers) {
-      if (!safe_name(c.name))
+      if (!safe_container_name(c.name))
         return make_error("agent.image", "unusable container name \"" + printable(c.name) + "\"");
       CONFPOD_ASSIGN_OR_RETURN(std::string disk, disk_path(c.image.disk));
-      fs::path dir = fs::path(opts.state_dir) / "containers" / c.name;
-      fs::path rootfs = dir / "rootfs";
-      std::error_code ec;
-      fs::create_directories(dir, ec);
-      if (ec) return make_error("agent.image", "mkdir " + dir.string() + ": " + ec.message());
-      if (opts.mount_state_tmpfs &&
-          ::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") != 0)
-        return make_error("agent.image",
-                          "mount tmpfs " + dir.string() + ": " + std::strerror(errno));
-      fs::create_directory(rootfs, ec);
-      if (ec || !fs::is_empty(rootfs, ec))
-        return make_error("agent.image", rootfs.string() + " is not a new empty directory");
-      auto config = oci::verify_and_unpack(disk, c.image.digest, rootfs.string());
-      if (!config.ok())
-        return make_error("agent.image", "container " + c.name + " (" + c.image.digest +
-                                             " on disk " + c.image.disk +
-                                             "): " + config.error().describe());
-      // The pod's names and resolvers, as init-data (attested) says, not as the image has.
-      if (Status named = write_name_files(rootfs.string(), init.network, init.pod); !named.ok())
-        return make_error("agent.image", "container " + c.name + ": " + named.error().message);
-      PodContainer pc;
-      pc.name = c.name;
-      pc.argv = c.command;
-      if (pc.argv.empty()) {
-        pc.argv = config->entrypoint;
-        pc.argv.insert(pc.argv.end(), config->cmd.begin(), config->cmd.end());
-      }
-      if (pc.argv.empty())
-        return make_error("agent.image", "container " + c.name +
-                                             ": neither init-data nor the image gives a command");
-      pc.env = merged_env(config->env, c.env);
-      // init-data's workdir defaults to "/": only another value overrides the image's.
-      pc.workdir = (!c.workdir.empty() && c.workdir != "/") ? c.workdir
-                   : config->working_dir.empty()            ? std::string("/")
-                                                            : config->working_dir;
-      pc.user = c.user.empty() ? config->user : c.user;
-      pc.init = c.init;
-      pc.tmpfs = c.tmpfs;
-      pc.read_only_rootfs = c.read_only_rootfs;
-      pc.capabilities = capability_numbers(c.capabilities);
-      pc.seccomp = c.seccomp != "unconfined";
-      pc.cpu_millis = c.cpu_millis;
-      pc.memory_mib = c.memory_mib;
-      for (const auto& secret : secret_env) pc.env.push_back(secret);
-      containers.push_back(std::move(pc));
+      CONFPOD_ASSIGN_OR_RETURN(
+          oci::ImageConfig config,
+          unpack_container_image(c, disk, opts.state_dir, opts.mount_state_tmpfs, init));
+      CONFPOD_ASSIGN_OR_RETURN(ContainerPlan plan, plan_container(c, config, secrets.env));
+      containers.emplace_back(std::move(plan));
       send_status("image-verified", c.name + " " + c.image.digest);
     }
     return ok_status();
@@ -443,12 +257,12 @@ struct Agent::Impl {
     ContainerSpec spec;
     spec.name = pc.name;
     spec.hostname = init.pod;
-    spec.rootfs = (fs::path(opts.state_dir) / "containers" / pc.name / "rootfs").string();
+    spec.rootfs = container_rootfs(opts.state_dir, pc.name);
     spec.argv = pc.argv;
     spec.env = pc.env;
     spec.workdir = pc.workdir;
     spec.user = pc.user;
-    spec.secrets = secrets;
+    spec.secrets = secrets.files;
     spec.tmpfs = pc.tmpfs;
     spec.read_only_rootfs = pc.read_only_rootfs;
     spec.confinement = pc.confinement();
@@ -661,8 +475,8 @@ struct Agent::Impl {
     child.exec_id = message.id;
     child.out = std::move(p->stdout_fd);
     child.err = std::move(p->stderr_fd);
-    if (message.stdin_open || message.tty) child.in = std::move(p->stdin_fd);
     child.pty = p->pty;
+    if (message.stdin_open || message.tty) child.in = ExecInput(std::move(p->stdin_fd), p->pty);
     children.emplace(p->pid, std::move(child));
     r.ok = true;
     r.detail = "started";
@@ -685,18 +499,11 @@ struct Agent::Impl {
     }
     switch (message.kind) {
       case HostMessage::Kind::kExecInput:
-        if (!c->in) return;  // stdin was not asked for, or is closed: the bytes go nowhere
-        if (c->pending_input.size() + message.data.size() > kMaxPendingInput) {
+        if (!c->in.add(message.data, message.eof)) {
           log("exec " + std::to_string(message.id) + ": more than " +
-              std::to_string(kMaxPendingInput) + " bytes of unread input; ending it");
+              std::to_string(ExecInput::kMaxPending) + " bytes of unread input; ending it");
           ::kill(pid, SIGKILL);
-          c->in.reset();
-          c->pending_input.clear();
-          return;
         }
-        c->pending_input += message.data;
-        c->input_eof = c->input_eof || message.eof;
-        flush_input(*c);
         return;
       case HostMessage::Kind::kExecResize:
         if (c->pty) (void)set_window_size(c->out.get(), message.rows, message.cols);
@@ -708,38 +515,6 @@ struct Agent::Impl {
       default:
         return;
     }
-  }
-
-  // Writes what the exec's stdin can take now; closes it after eof (a pipe; a pty's master
-  // also carries the output, so it stays).
-  void flush_input(Child& c) {
-    while (c.in && !c.pending_input.empty()) {
-      ssize_t n = ::write(c.in.get(), c.pending_input.data(), c.pending_input.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EAGAIN) return;
-      if (n <= 0) {
-        c.in.reset();
-        c.pending_input.clear();
-        return;
-      }
-      c.last_input = c.pending_input[static_cast<std::size_t>(n) - 1];
-      c.pending_input.erase(0, static_cast<std::size_t>(n));
-    }
-    if (!c.in || !c.pending_input.empty() || !c.input_eof) return;
-    if (!c.pty) {
-      c.in.reset();
-      return;
-    }
-    // A terminal has no end of input to close: the line discipline's VEOF character is the
-    // end (twice after a partial line: the first only ends that line), as a typed ^D.
-    if (c.eof_sent) return;
-    c.eof_sent = true;
-    termios t{};
-    char veof = 4;
-    if (::tcgetattr(c.in.get(), &t) == 0 && t.c_cc[VEOF] != 0)
-      veof = static_cast<char>(t.c_cc[VEOF]);
-    const char eofs[2] = {veof, veof};
-    [[maybe_unused]] ssize_t n = ::write(c.in.get(), eofs, c.last_input == '\n' ? 1 : 2);
   }
 
   void handle_frame(const std::string& payload) {
@@ -773,22 +548,21 @@ struct Agent::Impl {
   }
 
   void on_channel_readable() {
-    if (!read_channel()) {
+    if (!channel.read()) {
       if (opts.channel_reconnects) {
         host_away();
         return;
       }
       channel_open = false;
-      if (auto s = decoder.finish(); !s.ok() && !channel_failed)
+      if (auto s = channel.finish(); !s.ok() && !channel.failed())
         log("channel: " + s.error().describe());
       begin_shutdown("the channel closed");
       return;
     }
-    while (!channel_failed) {
-      auto next = decoder.next();
+    for (;;) {
+      auto next = channel.next();
       if (!next.ok()) {
-        // The stream cannot be resynchronised after a bad length: discard the rest.
-        channel_failed = true;
+        // The stream cannot be resynchronised after a bad length: the rest is discarded.
         send_error("agent.protocol",
                    next.error().describe() + "; host frames are ignored from now on");
         return;
@@ -829,7 +603,7 @@ struct Agent::Impl {
       const bool host_is_away = Clock::now() < channel_resume;
       if (channel_open && !host_is_away) {
         channel_index = static_cast<int>(fds.size());
-        fds.push_back({channel.get(), POLLIN, 0});
+        fds.push_back({channel.fd(), POLLIN, 0});
       }
       if (opts.power_button) {
         button_index = static_cast<int>(fds.size());
@@ -845,8 +619,8 @@ struct Agent::Impl {
           fds.push_back({c.err.get(), POLLIN, 0});
           refs.push_back({pid, 1});
         }
-        if (c.in && !c.pending_input.empty()) {
-          fds.push_back({c.in.get(), POLLOUT, 0});
+        if (c.in.open() && c.in.pending() > 0) {
+          fds.push_back({c.in.fd(), POLLOUT, 0});
           refs.push_back({pid, 2});
         }
       }
@@ -889,7 +663,7 @@ struct Agent::Impl {
             pump(c.err, c.container, "stderr", c.exec_id);
             break;
           default:
-            flush_input(c);
+            c.in.flush();
         }
       }
       if (fds[0].revents != 0) reap();
@@ -921,7 +695,8 @@ struct Agent::Impl {
     if (!detected.ok()) return fail_setup("agent.evidence", detected.error().describe());
     provider = std::move(*detected);
 
-    if (auto s = verify_digest(); !s.ok()) return fail_setup(s.error().code, s.error().message);
+    if (auto s = verify_init_data_digest(*provider, raw_init_data); !s.ok())
+      return fail_setup(s.error().code, s.error().message);
     auto parsed = parse_init_data(raw_init_data);
     if (!parsed.ok()) return fail_setup("agent.init_data.invalid", parsed.error().describe());
     init = std::move(*parsed);
@@ -937,13 +712,16 @@ struct Agent::Impl {
       log("network " + init.network.interface + " " + init.network.address +
           (init.network.address6.empty() ? "" : " " + init.network.address6));
     }
-    if (auto s = fetch_secrets(); !s.ok()) return fail_setup("agent.kbs", s.error().message);
+    auto fetched = fetch_secrets(init, raw_init_data, *provider, opts.secret_source,
+                                 [&] { send_status("attested", init.kbs_url); });
+    if (!fetched.ok()) return fail_setup("agent.kbs", fetched.error().message);
+    secrets = std::move(fetched).value();
     if (!init.secrets.empty())
-      send_status("secrets-ready", std::to_string(secrets.size()) + " secrets");
+      send_status("secrets-ready", std::to_string(init.secrets.size()) + " secrets");
     if (auto s = prepare_images(); !s.ok()) return fail_setup("agent.image", s.error().message);
     if (auto s = setup_cgroups(); !s.ok()) return fail_setup("agent.cgroup", s.error().message);
     if (!run_init_containers()) {
-      secrets.clear();
+      secrets = PodSecrets();
       return finish(first_failure.value_or(0), first_failure_reason);
     }
     if (auto s = start_all(); !s.ok()) {
@@ -957,36 +735,17 @@ struct Agent::Impl {
       return finish(kPodSetupFailed);
     }
     // The agent's own copy is no longer needed once every container holds its tmpfs copy.
-    secrets.clear();
+    secrets = PodSecrets();
     loop();
     return finish(first_failure.value_or(0), first_failure_reason);
   }
 };
 
-Agent::Agent(UniqueFd channel, AgentOptions options) : impl_(std::make_unique<Impl>()) {
-  impl_->channel = std::move(channel);
-  impl_->opts = std::move(options);
-}
+Agent::Agent(UniqueFd channel, AgentOptions options)
+    : impl_(std::make_unique<Impl>(std::move(channel), std::move(options))) {}
 
 Agent::~Agent() = default;
 
 int Agent::run() { return impl_->run(); }
-
-Result<std::string> find_disk_by_serial(const std::string& root, const std::string& serial) {
-  std::string sys_block = under_root(root, "/sys/block");
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(sys_block, ec)) {
-    std::string name = entry.path().filename().string();
-    if (name.rfind("vd", 0) != 0) continue;
-    auto text = read_text_file((entry.path() / "serial").string(), 256);
-    if (!text.ok()) continue;
-    std::string value = *text;
-    while (!value.empty() && (value.back() == '\n' || value.back() == ' ' || value.back() == '\0'))
-      value.pop_back();
-    if (value == serial) return under_root(root, "/dev/" + name);
-  }
-  return make_error("agent.image",
-                    "no virtio disk with serial \"" + printable(serial) + "\" in " + sys_block);
-}
 
 }  // namespace confpod::guest::agent

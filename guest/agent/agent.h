@@ -89,8 +89,4 @@ class Agent {
   std::unique_ptr<Impl> impl_;
 };
 
-// Finds the block device whose virtio serial is `serial`: <root>/sys/block/vd*/serial ->
-// /dev/vd*. Error "agent.image" when none has it.
-Result<std::string> find_disk_by_serial(const std::string& root, const std::string& serial);
-
 }  // namespace confpod::guest::agent

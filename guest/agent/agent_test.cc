@@ -734,20 +734,5 @@ TEST_F(GuestAgent, PowerButtonIsAShutdown) {
   EXPECT_EQ(agent.wait(), 128 + SIGKILL);
 }
 
-TEST(GuestAgentFindDisk, MatchesTheVirtioSerial) {
-  agent::testing::TempDir tmp;
-  for (auto [dev, serial] :
-       {std::pair{"vda", "other\n"}, std::pair{"vdb", "img0\n"}, std::pair{"sda", "img0\n"}}) {
-    fs::create_directories(tmp.path() + "/sys/block/" + dev);
-    std::ofstream(tmp.path() + "/sys/block/" + dev + "/serial") << serial;
-  }
-  auto found = find_disk_by_serial(tmp.path(), "img0");
-  ASSERT_TRUE(found.ok()) << found.error().describe();
-  EXPECT_EQ(*found, tmp.path() + "/dev/vdb");
-  auto missing = find_disk_by_serial(tmp.path(), "img1");
-  ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.error().code, "agent.image");
-}
-
 }  // namespace
 }  // namespace confpod::guest::agent
