@@ -258,8 +258,7 @@ Result<json> QmpClient::execute(const std::string& command, const json& argument
     CONFPOD_ASSIGN_OR_RETURN(QmpMessage message, read_message(deadline));
     switch (message.kind) {
       case QmpMessage::Kind::kEvent:
-        events_.push_back(QmpEvent{std::move(message.event), std::move(message.payload),
-                                   message.timestamp_seconds, message.timestamp_microseconds});
+        buffer_event(std::move(message));
         continue;
       case QmpMessage::Kind::kGreeting:
         return qmp_error("protocol", "unexpected second QMP greeting");
@@ -289,8 +288,7 @@ Status QmpClient::pump(std::chrono::milliseconds timeout) {
     }
     // Replies outside execute() belong to no one (a previous timed-out command): drop them.
     if (message->kind == QmpMessage::Kind::kEvent)
-      events_.push_back(QmpEvent{std::move(message->event), std::move(message->payload),
-                                 message->timestamp_seconds, message->timestamp_microseconds});
+      buffer_event(std::move(*message));
   }
 }
 
@@ -311,9 +309,17 @@ Result<QmpEvent> QmpClient::wait_event(const std::string& name, std::chrono::mil
       return message.take_error();
     }
     if (message->kind == QmpMessage::Kind::kEvent)
-      events_.push_back(QmpEvent{std::move(message->event), std::move(message->payload),
-                                 message->timestamp_seconds, message->timestamp_microseconds});
+      buffer_event(std::move(*message));
   }
+}
+
+void QmpClient::buffer_event(QmpMessage&& message) {
+  if (events_.size() >= kMaxBufferedEvents) {
+    events_.pop_front();
+    ++dropped_events_;
+  }
+  events_.push_back(QmpEvent{std::move(message.event), std::move(message.payload),
+                             message.timestamp_seconds, message.timestamp_microseconds});
 }
 
 std::vector<QmpEvent> QmpClient::take_events() {

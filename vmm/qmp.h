@@ -67,6 +67,10 @@ struct QemuVersion {
 class QmpClient {
  public:
   using Clock = std::chrono::steady_clock;
+  // Events buffered at most: past it the oldest are dropped (dropped_events() counts them),
+  // so a guest that makes QEMU emit events without end (RTC_CHANGE, ...) cannot grow the
+  // daemon's memory. The ones that matter (SHUTDOWN) come last.
+  static constexpr std::size_t kMaxBufferedEvents = 256;
 
   // Connects to QEMU's QMP unix socket, retrying while it does not exist yet or refuses
   // (QEMU creates it while starting), reads the greeting and negotiates capabilities (none).
@@ -95,6 +99,7 @@ class QmpClient {
   // Buffered events in arrival order; the buffer is emptied.
   std::vector<QmpEvent> take_events();
   const std::deque<QmpEvent>& events() const { return events_; }
+  std::uint64_t dropped_events() const { return dropped_events_; }
   bool closed() const { return closed_; }
   int fd() const { return fd_.get(); }
 
@@ -110,6 +115,7 @@ class QmpClient {
   // Reads until one complete message is available or the deadline passes.
   Result<QmpMessage> read_message(Clock::time_point deadline);
   Status write_line(const std::string& line, Clock::time_point deadline);
+  void buffer_event(QmpMessage&& message);
 
   UniqueFd fd_;
   std::string buffer_;  // bytes received but not yet split into lines
@@ -117,6 +123,7 @@ class QmpClient {
   QemuVersion version_;
   std::uint64_t next_id_ = 1;
   bool closed_ = false;
+  std::uint64_t dropped_events_ = 0;
 };
 
 // Helpers shared with the supervisor and channel.

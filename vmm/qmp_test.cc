@@ -149,6 +149,28 @@ TEST(QmpClient, CorrelatesByIdAndBuffersEvents) {
   EXPECT_TRUE(client->events().empty());  // POWERDOWN came before: consumed with it
 }
 
+// A guest can make QEMU emit events without end (RTC_CHANGE each time it sets the clock):
+// the client keeps the newest kMaxBufferedEvents, so the last one (SHUTDOWN) is never lost.
+TEST(QmpClient, AFloodOfEventsIsBounded) {
+  const std::size_t flood = QmpClient::kMaxBufferedEvents * 4;
+  FakeQemu peer([flood](FakeQemu& q) {
+    q.handshake();
+    std::string burst;
+    for (std::size_t i = 0; i < flood; ++i)
+      burst += R"({"event": "RTC_CHANGE", "data": {"offset": )" + std::to_string(i) + "}}\r\n";
+    q.send(burst);
+    q.send(R"({"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-panic"}})"
+           "\r\n");
+  });
+  auto client = QmpClient::handshake(peer.take_client(), 5s);
+  ASSERT_TRUE(client.ok()) << client.error().describe();
+  while (!client->closed()) ASSERT_TRUE(client->pump(1s).ok() || client->closed());
+  ASSERT_EQ(client->events().size(), QmpClient::kMaxBufferedEvents);
+  EXPECT_EQ(client->dropped_events(), flood + 1 - QmpClient::kMaxBufferedEvents);
+  EXPECT_EQ(client->events().back().name, "SHUTDOWN");
+  EXPECT_EQ(client->events().front().data["offset"], flood + 1 - QmpClient::kMaxBufferedEvents);
+}
+
 TEST(QmpClient, CommandErrorCarriesClassAndDesc) {
   FakeQemu peer([](FakeQemu& q) {
     q.handshake();

@@ -327,8 +327,12 @@ Result<ExitInfo> Supervisor::finish_exit() {
   // QEMU emitted its SHUTDOWN event before exiting; the bytes wait in the socket until EOF.
   if (qmp_ && !qmp_->closed()) (void)qmp_->pump(std::chrono::milliseconds(500));
   if (qmp_) {
-    for (const auto& event : qmp_->events()) {
-      if (event.name != "SHUTDOWN") continue;
+    std::vector<const QmpEvent*> shutdowns;
+    if (shutdown_event_) shutdowns.push_back(&*shutdown_event_);
+    for (const auto& event : qmp_->events())
+      if (event.name == "SHUTDOWN") shutdowns.push_back(&event);
+    for (const QmpEvent* shutdown : shutdowns) {
+      const QmpEvent& event = *shutdown;
       info.shutdown_event_seen = true;
       bool guest = false;
       if (event.data.is_object()) {
@@ -356,6 +360,15 @@ Result<ExitInfo> Supervisor::finish_exit() {
   }
   exit_ = info;
   return info;
+}
+
+std::vector<QmpEvent> Supervisor::take_new_events() {
+  if (!qmp_) return {};
+  if (!qmp_->closed()) (void)qmp_->pump(std::chrono::milliseconds(0));
+  std::vector<QmpEvent> events = qmp_->take_events();
+  for (const auto& event : events)
+    if (event.name == "SHUTDOWN") shutdown_event_ = event;
+  return events;
 }
 
 Result<std::optional<ExitInfo>> Supervisor::poll_exit() {

@@ -85,6 +85,13 @@ class Supervisor {
   bool is_parent() const { return is_parent_; }
   QmpClient& qmp() { return *qmp_; }
 
+  // The QMP events that arrived since the last call, read without blocking: for a caller that
+  // watches qmp_fd() (readable: events or EOF) so that a guest's panic or shutdown is seen as
+  // it happens. The exit classification still sees the SHUTDOWN event taken here.
+  std::vector<QmpEvent> take_new_events();
+  int qmp_fd() const { return qmp_ ? qmp_->fd() : -1; }
+  bool qmp_closed() const { return !qmp_ || qmp_->closed(); }
+
   // query-status: "running", "paused", "shutdown", ...
   Result<std::string> status();
   // The exit once it happened (non-blocking); nullopt while QEMU runs.
@@ -108,6 +115,7 @@ class Supervisor {
   UniqueFd pidfd_;
   std::optional<QmpClient> qmp_;
   std::optional<ExitInfo> exit_;
+  std::optional<QmpEvent> shutdown_event_;  // the last SHUTDOWN take_new_events() handed out
   std::string pidfile_;
 };
 

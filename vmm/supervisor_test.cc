@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "tests/support/process.h"
 
@@ -76,6 +77,35 @@ TEST(Supervisor, StartIsolatesTheProcess) {
   EXPECT_EQ(exit->cause, ExitCause::kKilledBySupervisor);
   EXPECT_EQ(exit->signal, SIGKILL);
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/qemu.pid"));  // removed once dead
+}
+
+// A watcher takes events as they come (Manager: on the QMP fd), and the exit is still
+// classified by the SHUTDOWN event it took.
+TEST(Supervisor, EventsAreHandedOutAsTheyComeAndTheShutdownStillCounts) {
+  testing::TempDir dir;
+  auto sup = Supervisor::start(machine_none(dir));
+  ASSERT_TRUE(sup.ok()) << sup.error().describe();
+  EXPECT_GE(sup->qmp_fd(), 0);
+  ASSERT_TRUE(sup->qmp().execute("stop").ok());
+  std::vector<std::string> names;
+  for (int i = 0; i < 50 && names.empty(); ++i) {
+    for (const auto& e : sup->take_new_events()) names.push_back(e.name);
+    if (names.empty()) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(names, std::vector<std::string>{"STOP"});
+  EXPECT_TRUE(sup->take_new_events().empty()) << "each event is handed out once";
+  ASSERT_TRUE(sup->qmp().quit().ok());
+  bool shutdown = false;
+  for (int i = 0; i < 250 && !shutdown && !sup->qmp_closed(); ++i) {
+    for (const auto& e : sup->take_new_events()) shutdown = shutdown || e.name == "SHUTDOWN";
+    if (!shutdown) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(shutdown);
+  auto exit = sup->wait_exit(10s);
+  ASSERT_TRUE(exit.ok()) << exit.error().describe();
+  EXPECT_TRUE(exit->shutdown_event_seen);
+  EXPECT_EQ(exit->shutdown_reason, "host-qmp-quit");
+  EXPECT_EQ(exit->cause, ExitCause::kHostQuit);
 }
 
 TEST(Supervisor, StopWithoutAcpiFallsBackToKill) {

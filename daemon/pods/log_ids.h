@@ -13,5 +13,8 @@ inline constexpr const char* kMessagePodStopping = "f1d9196cb5cb414bb7727ead6613
 inline constexpr const char* kMessagePodExited = "b95ba9c7ea2a45368364065b30091018";
 inline constexpr const char* kMessagePodRemoved = "d8945fd5fed64dcaad3e88b0e2e0875e";
 inline constexpr const char* kMessagePodReattached = "70bfd26300f24986a8e2aa0470b221e0";
+// QMP events as QEMU emits them (the VM may still be running when they are logged).
+inline constexpr const char* kMessageGuestPanicked = "d0d4cb5b526b4974af7549e525347e4b";
+inline constexpr const char* kMessageVmEvent = "7514b97fa41f442289931bd9f34b9cdb";
 
 }  // namespace confpod::pods

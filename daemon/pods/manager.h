@@ -103,11 +103,6 @@ struct ReferenceValues {
 // Log tails are capped at this many bytes whatever the caller asks for.
 inline constexpr std::uint64_t kMaxLogBytes = 1u << 20;
 
-// The exit status recorded for an ExitInfo: the exit code, 128+signal, 137 for our own
-// SIGKILL when we could not reap, 0 after a SHUTDOWN event QEMU exits cleanly on
-// (guest-shutdown, host-qmp-quit, host-signal), else -1 (unknown).
-std::int64_t exit_status_of(const vmm::ExitInfo& info);
-
 // The bytes made safe for a D-Bus string: valid UTF-8, no NUL (each bad byte becomes U+FFFD).
 std::string sanitize_utf8(std::string_view bytes);
 

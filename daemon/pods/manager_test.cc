@@ -22,6 +22,7 @@
 #include "attest/measure/snp_measure.h"
 #include "attest/measure/tdx_measure.h"
 #include "daemon/pods/measurement.h"
+#include "daemon/pods/pods_test_fixture.h"
 #include "daemon/spec/init_data.h"
 #include "daemon/spec/spec.h"
 #include "daemon/spec/vm_from_spec.h"
@@ -36,120 +37,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using store::PodState;
-
-struct EventUnref {
-  void operator()(sd_event* e) const { sd_event_unref(e); }
-};
-
-const vmm::HostProbe& host_probe() {
-  static const vmm::HostProbe probe = [] {
-    vmm::ProbeOptions options;
-    return vmm::probe_host(options);
-  }();
-  return probe;
-}
-
-class PodsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    sd_event* e = nullptr;
-    ASSERT_GE(sd_event_new(&e), 0);
-    event_.reset(e);
-    image_path_ = dir_.write("app.tar", std::string(4096, '\0'));
-  }
-
-  ManagerOptions options(bool allow_insecure = true) {
-    ManagerOptions o;
-    o.config.state_dir = dir_.path() + "/state";
-    o.config.host.runtime_dir = dir_.path() + "/run";
-    o.config.host.accel = "tcg";
-    o.config.host.allow_insecure_tee = allow_insecure;
-    o.config.stop_timeout_seconds = 2;
-    // QEMU user networking: this test runs in the machine's own network namespace.
-    o.config.network.pod_network = "user";
-    if (with_guest_) {
-      testing::GuestImage image = testing::guest_image();
-      o.config.host.kernel = image.kernel;
-      o.config.host.initrd = image.initrd;
-      o.config.host.kernel_cmdline = "console=ttyS0 quiet panic=-1";
-    }
-    o.probe = host_probe();
-    o.restart_delay = 100ms;
-    o.restart_delay_max = 400ms;
-    return o;
-  }
-
-  std::unique_ptr<Manager> make_manager(ManagerOptions o) {
-    auto m = Manager::create(event_.get(), std::move(o));
-    EXPECT_TRUE(m.ok()) << m.error().describe();
-    if (!m.ok()) return nullptr;
-    auto manager = std::move(*m);
-    Status recovered = manager->recover();
-    EXPECT_TRUE(recovered.ok()) << recovered.error().describe();
-    return manager;
-  }
-
-  std::string spec(const std::string& name, const std::string& restart = "no") {
-    // The real hello image as a long-lived service: the guest agent verifies and runs it, so
-    // the pod stays up until it is stopped.
-    return "name = \"" + name + "\"\ntee = \"none\"\nrestart = \"" + restart +
-           "\"\n[vm]\nvcpus = 1\nmemory_mib = 256\n" + testing::serving_container_toml();
-  }
-
-  // Runs the loop until `done` or the deadline.
-  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 30s) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      sd_event_run(event_.get(), 50000);
-    }
-    return true;
-  }
-
-  // Calls an async Manager operation and runs the loop until it is done.
-  Status call(const std::function<void(Manager::Done)>& op) {
-    std::optional<Status> result;
-    op([&](Status s) { result = std::move(s); });
-    EXPECT_TRUE(run_until([&] { return result.has_value(); }, 60s));
-    return result.value_or(make_error("test.timeout", "no answer"));
-  }
-
-  pid_t qemu_pid(const std::string& name) {
-    std::ifstream in(dir_.path() + "/run/pods/" + name + "/qemu.pid");
-    long pid = -1;
-    in >> pid;
-    return static_cast<pid_t>(pid);
-  }
-
-  PodState state(Manager& m, const std::string& name) {
-    const store::PodRecord* pod = m.find(name);
-    return pod == nullptr ? PodState::kCreated : pod->state;
-  }
-
-  testing::TempDir dir_;
-  std::unique_ptr<sd_event, EventUnref> event_;
-  std::string image_path_;
-  bool with_guest_ = true;
-};
-
-TEST(PodsHelpers, ExitStatusOf) {
-  vmm::ExitInfo info;
-  EXPECT_EQ(exit_status_of(info), -1);
-  info.exit_code = 3;
-  EXPECT_EQ(exit_status_of(info), 3);
-  info.exit_code.reset();
-  info.signal = SIGSEGV;
-  EXPECT_EQ(exit_status_of(info), 128 + SIGSEGV);
-  info.signal.reset();
-  info.cause = vmm::ExitCause::kKilledBySupervisor;
-  EXPECT_EQ(exit_status_of(info), 137);
-  info.cause = vmm::ExitCause::kGuestShutdown;
-  info.shutdown_event_seen = true;
-  info.shutdown_reason = "guest-shutdown";
-  EXPECT_EQ(exit_status_of(info), 0);
-  info.shutdown_reason = "guest-panic";
-  EXPECT_EQ(exit_status_of(info), -1);
-}
+using testing_support::PodsTest;
 
 TEST(PodsHelpers, SanitizeUtf8) {
   EXPECT_EQ(sanitize_utf8("plain\n"), "plain\n");
@@ -231,86 +119,6 @@ TEST_F(PodsTest, InvalidStatesAndUnknownNames) {
   EXPECT_LT(start.error().message.size(), 120u);
   EXPECT_EQ(start.error().message.find('\n'), std::string::npos);
   EXPECT_FALSE(m->pod_log(hostile, 100).ok());
-}
-
-TEST_F(PodsTest, StartStopRemoveWithQemu) {
-  auto m = make_manager(options());
-  ASSERT_TRUE(m);
-  ASSERT_TRUE(m->create_pod(spec("web")).ok());
-  Status started = call([&](Manager::Done d) { m->start_pod("web", d); });
-  ASSERT_TRUE(started.ok()) << started.error().describe() << "\n"
-                            << m->pod_log("web", 4096).value();
-  EXPECT_EQ(state(*m, "web"), PodState::kRunning);
-  EXPECT_GT(m->find("web")->started_at_us.value_or(0), 0);
-  EXPECT_EQ(m->running_count(), 1u);
-
-  Status again = call([&](Manager::Done d) { m->start_pod("web", d); });
-  EXPECT_EQ(again.error().code, "pods.invalid_state");
-  Status remove = call([&](Manager::Done d) { m->remove_pod("web", false, d); });
-  EXPECT_EQ(remove.error().code, "pods.invalid_state");
-
-  // Graceful stop (the guest may not be up yet to see the button: then SIGKILL after 2 s).
-  Status stopped = call([&](Manager::Done d) { m->stop_pod("web", d); });
-  ASSERT_TRUE(stopped.ok()) << stopped.error().describe();
-  EXPECT_EQ(state(*m, "web"), PodState::kExited);
-  ASSERT_TRUE(m->find("web")->exit_status.has_value());
-
-  auto log = m->pod_log("web", 1 << 20);
-  ASSERT_TRUE(log.ok());
-  EXPECT_NE(log->find("==> serial.log <=="), std::string::npos);
-
-  std::string dir = dir_.path() + "/run/pods/web";
-  EXPECT_TRUE(std::filesystem::exists(dir));
-  Status removed = call([&](Manager::Done d) { m->remove_pod("web", false, d); });
-  ASSERT_TRUE(removed.ok()) << removed.error().describe();
-  EXPECT_EQ(m->find("web"), nullptr);
-  EXPECT_FALSE(std::filesystem::exists(dir));
-}
-
-TEST_F(PodsTest, KillAndRestartPolicyAndForceRemove) {
-  auto m = make_manager(options());
-  ASSERT_TRUE(m);
-  ASSERT_TRUE(m->create_pod(spec("job", "on-failure")).ok());
-  ASSERT_TRUE(call([&](Manager::Done d) { m->start_pod("job", d); }).ok());
-  pid_t first = qemu_pid("job");
-  ASSERT_GT(first, 0);
-
-  // An unrequested death (SIGKILL from outside): failed, then restarted by on-failure.
-  ASSERT_EQ(::kill(first, SIGKILL), 0);
-  ASSERT_TRUE(run_until([&] { return state(*m, "job") == PodState::kFailed; }));
-  EXPECT_EQ(m->find("job")->exit_status, 137);
-  ASSERT_TRUE(run_until([&] { return state(*m, "job") == PodState::kRunning; }));
-
-  // A requested kill ends in "exited" and is not restarted.
-  ASSERT_TRUE(call([&](Manager::Done d) { m->kill_pod("job", d); }).ok());
-  EXPECT_EQ(state(*m, "job"), PodState::kExited);
-  EXPECT_EQ(m->find("job")->exit_status, 137);
-  run_until([] { return false; }, 500ms);
-  EXPECT_EQ(state(*m, "job"), PodState::kExited);
-
-  // Force remove of a running pod kills it first.
-  ASSERT_TRUE(call([&](Manager::Done d) { m->start_pod("job", d); }).ok());
-  ASSERT_TRUE(call([&](Manager::Done d) { m->remove_pod("job", true, d); }).ok());
-  EXPECT_EQ(m->find("job"), nullptr);
-}
-
-// The agent channel drops a guest that breaks it (here: no hello in time): the Manager kills
-// the VM, the pod fails with the reason in its agent.log, and its restart policy applies.
-TEST_F(PodsTest, AGuestDroppedByTheChannelFailsThePod) {
-  ManagerOptions o = options();
-  o.agent_hello_timeout = 300ms;  // a TCG guest needs seconds to boot its agent
-  auto m = make_manager(o);
-  ASSERT_TRUE(m);
-  ASSERT_TRUE(m->create_pod(spec("mute")).ok());
-  ASSERT_TRUE(call([&](Manager::Done d) { m->start_pod("mute", d); }).ok());
-  pid_t qemu = qemu_pid("mute");
-  ASSERT_GT(qemu, 0);
-  ASSERT_TRUE(run_until([&] { return state(*m, "mute") == PodState::kFailed; }, 30s));
-  EXPECT_EQ(m->find("mute")->exit_status, 137);
-  EXPECT_NE(::kill(qemu, 0), 0) << "the VM must be gone";
-  std::ifstream log(dir_.path() + "/run/pods/mute/agent.log");
-  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
-  EXPECT_NE(text.find("the agent sent nothing for 300 ms; link closed"), std::string::npos) << text;
 }
 
 TEST_F(PodsTest, NewManagerReattachesRunningVm) {

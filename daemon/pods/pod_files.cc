@@ -107,18 +107,6 @@ Result<std::string> read_pod_log(const spec::PodPaths& paths, std::uint64_t max_
   return sanitize_utf8(text);
 }
 
-std::int64_t exit_status_of(const vmm::ExitInfo& info) {
-  if (info.exit_code) return *info.exit_code;
-  if (info.signal) return 128 + *info.signal;
-  if (info.cause == vmm::ExitCause::kKilledBySupervisor) return 128 + SIGKILL;
-  // QEMU exits 0 after a SHUTDOWN it acts on; after re-attach we cannot reap it to see that.
-  if (info.shutdown_event_seen &&
-      (info.shutdown_reason == "guest-shutdown" || info.shutdown_reason == "host-qmp-quit" ||
-       info.shutdown_reason == "host-signal"))
-    return 0;
-  return -1;
-}
-
 std::string sanitize_utf8(std::string_view bytes) {
   static constexpr std::string_view kReplacement = "\xef\xbf\xbd";  // U+FFFD
   std::string out;

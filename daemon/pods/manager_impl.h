@@ -1,0 +1,233 @@
+// Private to daemon/pods: the Manager's state (the pod table, each pod's supervisor, link
+// and waiters) shared by manager.cc (creation, recovery, the public operations) and
+// pod_lifecycle.cc (start, run, exit, restart, stop, remove: the state machine). Everything
+// here runs on the loop thread, except what LoopJobs runs on its workers.
+#pragma once
+
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attest/base/unique_fd.h"
+#include "daemon/net/networking.h"
+#include "daemon/pods/guest_link.h"
+#include "daemon/pods/loop_jobs.h"
+#include "daemon/pods/manager.h"
+#include "daemon/spec/spec.h"
+#include "daemon/spec/vm_from_spec.h"
+#include "vmm/supervisor.h"
+
+namespace confpod::pods {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// Raw syscalls: glibc 2.36's <sys/pidfd.h> declares these without C linkage for C++.
+inline int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0u)); }
+inline int pidfd_signal(int pidfd, int sig) {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0u));
+}
+
+inline std::int64_t now_realtime_us() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+inline Error invalid_state(const store::PodRecord& pod, std::string_view what) {
+  return make_error("pods.invalid_state", "pod " + pod.name + " is " +
+                                              std::string(store::to_string(pod.state)) + ": " +
+                                              std::string(what));
+}
+
+inline net::Lease lease_of(const store::PodRecord& record) {
+  return {record.network, record.address, record.address6, record.mac};
+}
+
+inline bool is_active(store::PodState state) {
+  return state == store::PodState::kStarting || state == store::PodState::kRunning ||
+         state == store::PodState::kStopping;
+}
+
+struct Pod {
+  std::uint64_t id = 0;
+  store::PodRecord record;
+  std::optional<spec::PodSpec> spec;  // nullopt when the stored spec no longer parses
+  std::string spec_error;
+  std::string log_id;  // POD_ID of its journal entries (pod_log_id)
+  Manager::Impl* impl = nullptr;
+
+  // While the VM runs and no worker owns it: its supervisor, our pidfd, the exit watch.
+  std::optional<vmm::Supervisor> sup;
+  UniqueFd pidfd;
+  EventSourcePtr exit_watch;
+  EventSourcePtr qmp_watch;  // QMP events as they come (watch_qmp)
+  EventSourcePtr restart_timer;
+  std::unique_ptr<GuestLink> link;  // the agent channel while the VM runs
+
+  bool job = false;                // a worker thread is starting QEMU / owns the supervisor
+  bool stop_requested = false;     // Stop/Kill/Remove(force): ends "exited", never restarted
+  bool kill_pending = false;       // Kill arrived while starting: kill once QEMU is up
+  bool sigkill_sent = false;       // we sent SIGKILL ourselves
+  bool remove_after_exit = false;  // Remove(force): remove once exited
+  std::string failure_reason;      // why confpodd killed it (the guest broke the channel)
+  std::vector<Manager::Done> start_waiters, exit_waiters, remove_waiters;
+
+  unsigned quick_failures = 0;  // consecutive short runs (restart back-off)
+  SteadyClock::time_point run_since{};
+};
+
+struct Manager::Impl {
+  sd_event* event = nullptr;
+  ManagerOptions options;
+  store::Store store;
+  Measurer measurer;  // one cache of expected measurements for the daemon's lifetime
+  std::unique_ptr<net::Networking> networking;  // after `store`: it holds a reference to it
+  Listener* listener = nullptr;
+  std::vector<Listener*> more_listeners;
+  std::map<std::string, std::unique_ptr<Pod>, std::less<>> pods;
+  std::uint64_t next_pod_id = 1;
+  // Exec ids on the agent channels (never 0). They start from this daemon's start time in
+  // microseconds, so the ids of a restarted daemon never meet those of execs an agent still
+  // runs for its predecessor.
+  std::uint64_t next_exec_id =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+
+  // Start, stop and the end-of-VM drain block: they run on workers and finish on the loop.
+  std::unique_ptr<LoopJobs> jobs;
+  std::optional<net::NftMonitor> nft_monitor;
+  EventSourcePtr nft_watch;
+
+  Impl(sd_event* e, ManagerOptions o, store::Store s)
+      : event(e),
+        options(std::move(o)),
+        store(std::move(s)),
+        measurer(options.host_cpu_signature) {}
+
+  ~Impl() {
+    // A stop in flight finishes (bounded by stop_timeout_seconds); completions that did not
+    // run are dropped: their supervisors leave QEMU running and the store holds the last
+    // announced state, exactly what a restart re-attaches from.
+    jobs.reset();
+    pods.clear();
+  }
+
+  const config::DaemonConfig& config() const { return options.config; }
+  spec::PodPaths paths_of(const Pod& pod) const {
+    return spec::pod_paths(options.config.host.runtime_dir, pod.record.name);
+  }
+
+  // The host defaults with this pod's network and KBS URL: what its VM and init-data are
+  // built from.
+  Result<spec::HostDefaults> host_for(const store::PodRecord& record) const;
+
+  Pod* find(std::string_view name) {
+    auto it = pods.find(name);
+    return it == pods.end() ? nullptr : it->second.get();
+  }
+  Pod* find(std::string_view name, std::uint64_t id) {
+    Pod* pod = find(name);
+    return pod != nullptr && pod->id == id ? pod : nullptr;
+  }
+
+  static void finish(const Manager::Done& done, Status status) {
+    if (done) done(std::move(status));
+  }
+  static void finish_all(std::vector<Manager::Done>& waiters, const Status& status) {
+    auto list = std::move(waiters);
+    waiters.clear();
+    for (auto& done : list) finish(done, status);
+  }
+
+  // --- worker jobs ---------------------------------------------------------------------------
+
+  // Every nftables change in the namespace (ours too) makes Networking check its tables, so
+  // a flush by someone else is undone at once rather than at the next pod change. Without
+  // CAP_NET_ADMIN there is nothing to subscribe to and no table of ours to keep.
+  void watch_nftables();
+
+  static int on_nft_change(sd_event_source*, int, std::uint32_t, void* userdata);
+
+  // The agent channel dropped the guest (GuestLink: malformed or oversize frames, a flood, no
+  // hello): a VM nobody can talk to is no pod. Kill it; it ends failed, and its restart
+  // policy applies.
+  void guest_violation(const std::string& name, std::uint64_t id, const std::string& reason);
+
+  // --- state changes ---------------------------------------------------------------------------
+
+  // Writes `next` to the store, then makes it the pod's record and tells the listener. When
+  // the write fails nothing changes and the error is returned, unless `reality` (the VM
+  // really started or exited): then memory follows reality and the failure is logged.
+  Status commit(Pod& pod, store::PodRecord next, unsigned changes, bool reality);
+
+  Status set_state(Pod& pod, store::PodState state, bool reality);
+
+  // --- measurement ---------------------------------------------------------------------------
+
+  // Stores the launch plan's measurement, when it changed (new firmware, kernel, ...), before
+  // anyone hears of the start.
+  Status remeasure(Pod& pod, std::string measurement);
+
+  // --- start -------------------------------------------------------------------------------
+
+  void begin_start(Pod& pod, Manager::Done done);
+
+  void finish_start(const std::string& name, std::uint64_t id, Result<vmm::Supervisor> started);
+
+  // The supervisor is in pod.sup: watch it and announce "running".
+  void running(Pod& pod, bool fresh_start);
+
+  // --- exit ----------------------------------------------------------------------------------
+
+  // QMP events as QEMU emits them, not only when the VM is gone: a guest panic or shutdown
+  // is in the journal at once. The pidfd still decides the exit (the supervisor classifies it
+  // with the SHUTDOWN event taken here). Off while a worker owns the supervisor.
+  void watch_qmp(Pod& pod);
+  static int on_qmp(sd_event_source* source, int, std::uint32_t, void* userdata);
+  void log_vm_event(const Pod& pod, const vmm::QmpEvent& event);
+
+  static int on_pidfd(sd_event_source* source, int, std::uint32_t, void* userdata);
+
+  void send_sigkill(Pod& pod);
+
+  void handle_exit(Pod& pod, const vmm::ExitInfo& info);
+
+  // The VM is gone and the agent's channel drained: the pod's final state.
+  void finish_exit(Pod& pod, const vmm::ExitInfo& info, std::optional<std::int64_t> agent_status,
+                   const std::string& agent_reason = "");
+
+  // The pod no longer runs (exited, failed, or never started): answer whoever waited, then
+  // remove it or apply its restart policy.
+  void after_exit(Pod& pod);
+
+  // --- restart policy -----------------------------------------------------------------------
+
+  void maybe_restart(Pod& pod);
+
+  static int on_restart_timer(sd_event_source*, std::uint64_t, void* userdata);
+
+  // --- stop, kill, remove ----------------------------------------------------------------------
+
+  Status begin_stop(Pod& pod);
+
+  void finish_stop(const std::string& name, std::uint64_t id,
+                   const std::shared_ptr<vmm::Supervisor>& sup,
+                   const Result<vmm::ExitInfo>& result);
+
+  // Kill whatever runs; the exit (or the end of the start) finishes the job.
+  void kill_active(Pod& pod);
+
+  void remove(Pod& pod, std::vector<Manager::Done>& waiters);
+
+  Pod& add_pod(store::PodRecord record);
+};
+
+}  // namespace confpod::pods

@@ -1,0 +1,79 @@
+#include "daemon/pods/runtime_dirs.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace confpod::pods {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempRuntime {
+  std::string dir;
+  TempRuntime() {
+    char tmpl[] = "/tmp/confpod-runtime-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+  }
+  ~TempRuntime() { fs::remove_all(dir); }
+};
+
+// A process in its own group whose command line names `arg` (as QEMU's names its QMP socket).
+pid_t spawn_naming(const std::string& arg) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::execl("/bin/sh", "sh", "-c", "sleep 60", arg.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int wait_signal(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) ? WTERMSIG(status) : -1;
+}
+
+TEST(KillStrayQemu, OnlyTheProcessOurPidfileAndQmpSocketName) {
+  TempRuntime rt;
+  spec::PodPaths paths = spec::pod_paths(rt.dir, "web");
+  fs::create_directories(paths.dir);
+  EXPECT_FALSE(kill_stray_qemu(paths)) << "no pidfile";
+
+  // A recycled pid: the pidfile names a process that is not this pod's QEMU.
+  pid_t other = spawn_naming("/somewhere/else.sock");
+  std::ofstream(paths.pidfile) << other << "\n";
+  EXPECT_FALSE(kill_stray_qemu(paths));
+  EXPECT_EQ(::kill(other, 0), 0) << "a stranger is never signalled";
+  ::kill(other, SIGKILL);
+  wait_signal(other);
+
+  pid_t qemu = spawn_naming(paths.qmp_socket);
+  std::ofstream(paths.pidfile, std::ios::trunc) << qemu << "\n";
+  // /proc shows the new command line once exec has happened.
+  for (int i = 0; i < 100 && !kill_stray_qemu(paths); ++i) ::usleep(10'000);
+  EXPECT_EQ(wait_signal(qemu), SIGKILL);
+}
+
+TEST(SweepRuntimeDirs, RemovesOnlyWhatNoPodAccountsFor) {
+  TempRuntime rt;
+  for (const char* name : {"known", "gone"}) {
+    fs::create_directories(spec::pod_paths(rt.dir, name).dir);
+    std::ofstream(spec::pod_paths(rt.dir, name).dir + "/serial.log") << "x";
+  }
+  auto swept = sweep_runtime_dirs(rt.dir, [](const std::string& name) { return name == "known"; });
+  EXPECT_EQ(swept, (std::vector<std::string>{"gone"}));
+  EXPECT_TRUE(fs::exists(spec::pod_paths(rt.dir, "known").dir + "/serial.log"));
+  EXPECT_FALSE(fs::exists(spec::pod_paths(rt.dir, "gone").dir));
+  EXPECT_TRUE(
+      sweep_runtime_dirs(rt.dir + "/absent", [](const std::string&) { return false; }).empty());
+}
+
+}  // namespace
+}  // namespace confpod::pods
