@@ -321,6 +321,9 @@ void Manager::Impl::send_sigkill(Pod& pod) {
 
 void Manager::Impl::handle_exit(Pod& pod, const vmm::ExitInfo& info) {
   pod.qmp_watch.reset();
+  // What QEMU said last (GUEST_PANICKED, SHUTDOWN) when the exit was seen before it was read.
+  if (pod.sup)
+    for (const auto& e : pod.sup->take_new_events()) log_vm_event(pod, e);
   pod.exit_watch.reset();
   pod.pidfd.reset();
   pod.sup.reset();

@@ -330,6 +330,10 @@ TEST_F(ContainersTest, AGuestKernelPanicEndsThePodAtOnceWithItsReason) {
   const std::string path = "/org/confpod1/pod/crash";
   EXPECT_EQ(testing::get_string_property(bus.get(), path, "State"), "failed");
   EXPECT_EQ(testing::get_string_property(bus.get(), path, "ExitReason"), "guest kernel panic");
+  // QEMU's GUEST_PANICKED event is in the daemon's log (watched as it comes, or read at the
+  // exit when the exit was seen first).
+  EXPECT_NE(daemon_->log().find("guest kernel panicked pod=crash"), std::string::npos)
+      << daemon_->log();
   // The console shows the panic the pvpanic device reported.
   EXPECT_NE(testing::read_file(daemon_->runtime_dir() + "/pods/crash/serial.log")
                 .find("sysrq triggered crash"),
