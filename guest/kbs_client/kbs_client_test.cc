@@ -3,17 +3,25 @@
 // hostile replies from a bare httplib server; the JWE decryption on its own.
 #include "guest/kbs_client/kbs_client.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include "attest/base/unique_fd.h"
 #include "attest/crypto/crypto.h"
 #include "attest/kbs/jose.h"
 #include "attest/kbs/kbs.h"
@@ -69,6 +77,91 @@ class KbsClientTest : public ::testing::Test {
   std::unique_ptr<EvidenceProvider> evidence_;
 };
 
+// A loopback TCP forwarder to the KBS that counts the connections it accepts: how many
+// connections a client opens for a handshake.
+class CountingForwarder {
+ public:
+  explicit CountingForwarder(int target_port) : target_port_(target_port) {
+    listen_fd_ = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(listen_fd_.get(), 16), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(listen_fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    int p[2];
+    EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    stop_read_ = UniqueFd(p[0]);
+    stop_write_ = UniqueFd(p[1]);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~CountingForwarder() {
+    stop_write_.reset();
+    thread_.join();
+  }
+  int port() const { return port_; }
+  int connections() const { return connections_.load(); }
+
+ private:
+  void run() {
+    std::vector<std::pair<UniqueFd, UniqueFd>> pairs;  // (client side, server side)
+    for (;;) {
+      std::vector<pollfd> fds = {{stop_read_.get(), POLLIN, 0}, {listen_fd_.get(), POLLIN, 0}};
+      for (auto& [c, s] : pairs) {
+        fds.push_back({c.get(), POLLIN, 0});
+        fds.push_back({s.get(), POLLIN, 0});
+      }
+      if (::poll(fds.data(), fds.size(), 5000) <= 0) continue;
+      if (fds[0].revents != 0) return;
+      if (fds[1].revents != 0) {
+        UniqueFd client(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        UniqueFd server(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(static_cast<std::uint16_t>(target_port_));
+        if (client && ::connect(server.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+          ++connections_;
+          pairs.emplace_back(std::move(client), std::move(server));
+        }
+        continue;  // the fd list changed
+      }
+      for (std::size_t i = 0; i < pairs.size(); ++i) {
+        for (int side = 0; side < 2; ++side) {
+          if (fds[2 + 2 * i + static_cast<std::size_t>(side)].revents == 0) continue;
+          int from = side == 0 ? pairs[i].first.get() : pairs[i].second.get();
+          int to = side == 0 ? pairs[i].second.get() : pairs[i].first.get();
+          char buf[16384];
+          ssize_t n = ::read(from, buf, sizeof buf);
+          if (n <= 0) {
+            ::shutdown(to, SHUT_WR);
+            continue;
+          }
+          for (ssize_t off = 0; off < n;) {
+            ssize_t w = ::send(to, buf + off, static_cast<std::size_t>(n - off), MSG_NOSIGNAL);
+            if (w <= 0) break;
+            off += w;
+          }
+        }
+      }
+      // Drop pairs whose both ends are closed by the peers.
+      std::erase_if(pairs, [](const auto& pr) {
+        char c;
+        return ::recv(pr.first.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0 &&
+               ::recv(pr.second.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+      });
+    }
+  }
+
+  int target_port_;
+  int port_ = 0;
+  UniqueFd listen_fd_, stop_read_, stop_write_;
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
+
 TEST_F(KbsClientTest, FullHandshakeWithEcAndRsaKeys) {
   for (auto kind : {KbsClientOptions::KeyKind::kEc, KbsClientOptions::KeyKind::kRsa}) {
     KbsClient client({.url = url(), .timeout = std::chrono::seconds(10), .key_kind = kind},
@@ -90,6 +183,18 @@ TEST_F(KbsClientTest, FullHandshakeWithEcAndRsaKeys) {
     secret = client.get_resource(kResource);
     ASSERT_TRUE(secret.ok()) << secret.error().describe();
   }
+}
+
+// auth, attest and the resources over one kept connection (as upstream's client does): one
+// TCP (and TLS) set-up per handshake instead of one per request.
+TEST_F(KbsClientTest, AHandshakeUsesOneConnection) {
+  CountingForwarder forwarder(server_->port());
+  KbsClient client({.url = "http://127.0.0.1:" + std::to_string(forwarder.port()),
+                    .timeout = std::chrono::seconds(10)},
+                   *evidence_);
+  ASSERT_TRUE(client.attest(kInitData).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client.get_resource(kResource).ok());
+  EXPECT_EQ(forwarder.connections(), 1) << "auth, attest and 3 resources";
 }
 
 TEST_F(KbsClientTest, TrailingSlashAndReattest) {
