@@ -94,7 +94,7 @@ int run(const Options& opts) {
     log_error("backend not supported by confpodd yet",
               {{"backend", config->backend},
                {"error",
-                "pods run only with backend = \"qemu\" in this version "
+                "pods run only with [vmm] backend = \"qemu\" in this version "
                 "(docs/config.md)"}});
     return 1;
   }

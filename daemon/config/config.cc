@@ -280,6 +280,7 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
                           "tdx",
                           "kbs",
                           "metrics",
+                          "vmm",
                           "network",
                           "networks"}));
   DaemonConfig c;
@@ -287,15 +288,44 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
 
   CONFPOD_TRY(get_path(root, "", "state_dir", c.state_dir, false));
   CONFPOD_TRY(get_path(root, "", "runtime_dir", h.runtime_dir, false));
-  CONFPOD_TRY(get_enum(root, "", "backend", {"qemu", "libvirt"}, c.backend));
-  CONFPOD_TRY(get_string(root, "", "libvirt_uri", c.libvirt_uri));
-  if (const toml::node* n = root.get("libvirt_uri")) {
+  // [vmm] backend and libvirt_uri; the top-level keys of earlier versions are still read
+  // (an equal value in both places is fine, two different ones are refused).
+  CONFPOD_ASSIGN_OR_RETURN(const toml::table* vmm, sub_table(root, "vmm"));
+  if (vmm != nullptr) CONFPOD_TRY(check_keys(*vmm, "vmm", {"backend", "libvirt_uri"}));
+  for (const auto& [key, value] :
+       {std::pair<std::string_view, std::string*>{"backend", &c.backend},
+        std::pair<std::string_view, std::string*>{"libvirt_uri", &c.libvirt_uri}}) {
+    const toml::node* top = root.get(key);
+    const toml::node* in_vmm = vmm != nullptr ? vmm->get(key) : nullptr;
+    const std::string prefix = in_vmm != nullptr ? "vmm" : "";
+    const toml::table& table = in_vmm != nullptr ? *vmm : root;
+    if (key == "backend")
+      CONFPOD_TRY(get_enum(table, prefix, key, {"qemu", "libvirt"}, *value));
+    else
+      CONFPOD_TRY(get_string(table, prefix, key, *value));
+    if (top != nullptr && in_vmm != nullptr) {
+      std::string old_value;
+      if (key == "backend")
+        CONFPOD_TRY(get_enum(root, "", key, {"qemu", "libvirt"}, old_value));
+      else
+        CONFPOD_TRY(get_string(root, "", key, old_value));
+      if (old_value != *value)
+        return invalid(
+            line_of(*top), std::string(key),
+            "differs from vmm." + std::string(key) + " (\"" + *value + "\"); keep one, in [vmm]");
+    }
+  }
+  const toml::node* uri_node = vmm != nullptr && vmm->get("libvirt_uri") != nullptr
+                                   ? vmm->get("libvirt_uri")
+                                   : root.get("libvirt_uri");
+  if (uri_node != nullptr) {
     const std::size_t sep = c.libvirt_uri.find("://");
     bool ok = sep != std::string::npos && sep > 0;
     for (char ch : c.libvirt_uri) ok = ok && ch != ' ';
     if (!ok)
       return invalid(
-          line_of(*n), "libvirt_uri",
+          line_of(*uri_node),
+          vmm != nullptr && vmm->get("libvirt_uri") ? "vmm.libvirt_uri" : "libvirt_uri",
           "must be a libvirt URI driver[+transport]://[host]/path, got \"" + c.libvirt_uri + "\"");
   }
   CONFPOD_TRY(get_path(root, "", "qemu", h.qemu_binary, false));

@@ -62,8 +62,8 @@ DaemonConfig parse_ok(std::string_view text) {
 // Every key of the layout, dotted; the example and the docs must each name all of them.
 const std::vector<std::string> kAllKeys = {"state_dir",
                                            "runtime_dir",
-                                           "backend",
-                                           "libvirt_uri",
+                                           "vmm.backend",
+                                           "vmm.libvirt_uri",
                                            "qemu",
                                            "accel",
                                            "cpu_model",
@@ -140,12 +140,20 @@ TEST(Config, EmptyTablesKeepDefaults) {
   EXPECT_EQ(dump(c), dump(DaemonConfig{}));
 }
 
+// Earlier versions read backend and libvirt_uri at the top level: still read there, and the
+// same value in both places is no conflict.
+TEST(Config, TopLevelBackendKeysOfEarlierVersionsStillWork) {
+  DaemonConfig old = parse_ok("backend = \"libvirt\"\nlibvirt_uri = \"test:///default\"\n");
+  EXPECT_EQ(old.backend, "libvirt");
+  EXPECT_EQ(old.libvirt_uri, "test:///default");
+  DaemonConfig both = parse_ok("backend = \"libvirt\"\n[vmm]\nbackend = \"libvirt\"\n");
+  EXPECT_EQ(both.backend, "libvirt");
+}
+
 TEST(Config, EveryKeyLandsInItsField) {
   const std::string text = R"(# every key, none at its default
 state_dir = "/srv/confpod/state"
 runtime_dir = "/run/confpod-test"
-backend = "libvirt"
-libvirt_uri = "qemu+ssh://root@host/system"
 qemu = "/opt/qemu/bin/qemu-system-x86_64"
 accel = "tcg"
 cpu_model = "EPYC-v4"
@@ -180,6 +188,10 @@ require_crl = true
 
 [metrics]
 listen = "[::1]:9464"
+
+[vmm]
+backend = "libvirt"
+libvirt_uri = "qemu+ssh://root@host/system"
 
 [network]
 bridge = "br-pods"
@@ -334,6 +346,13 @@ const BadCase kBadCases[] = {
      "must be an absolute path"},
     {"bad backend", "backend = \"docker\"\n", 1, "backend",
      "must be qemu or libvirt, got \"docker\""},
+    {"bad vmm backend", "[vmm]\nbackend = \"docker\"\n", 2, "vmm.backend",
+     "must be qemu or libvirt, got \"docker\""},
+    {"unknown vmm key", "[vmm]\nbakend = \"qemu\"\n", 2, "vmm.bakend", "unknown key"},
+    {"vmm backend twice, differently", "backend = \"qemu\"\n[vmm]\nbackend = \"libvirt\"\n", 1,
+     "backend", "differs from vmm.backend"},
+    {"vmm libvirt uri without scheme", "[vmm]\nlibvirt_uri = \"system\"\n", 2,
+     "vmm.libvirt_uri", "must be a libvirt URI"},
     {"bad accel", "accel = \"hvf\"\n", 1, "accel", "must be auto or kvm or tcg, got \"hvf\""},
     {"enum is case-sensitive", "backend = \"QEMU\"\n", 1, "backend", "must be qemu or libvirt"},
     {"tcg without insecure tee", "accel = \"tcg\"\n", 1, "accel",

@@ -352,13 +352,13 @@ TEST_F(DaemonTest, RejectionsNameTheProblem) {
 
 // No guest image in confpod.toml: confpodd builds one at start-up (guest_builder with
 // guest_agent) into <state_dir>/guest, and pods boot it.
-// backend = "libvirt" parses, but pods only run on the QEMU backend so far: the daemon says
+// [vmm] backend = "libvirt" parses, but pods only run on the QEMU backend so far: the daemon says
 // so and stops, instead of running pods on a backend other than the configured one.
 TEST_F(DaemonTest, AnUnsupportedBackendIsRefusedAtStart) {
   testing::TempDir dir;
   const std::string config =
       dir.write("confpod.toml", "state_dir = \"" + dir.path() + "/state\"\nruntime_dir = \"" +
-                                    dir.path() + "/run\"\nbackend = \"libvirt\"\n");
+                                    dir.path() + "/run\"\n[vmm]\nbackend = \"libvirt\"\n");
   auto r =
       testing::run_process({CONFPODD_BINARY, "--config", config, "--bus-address", bus_.address()});
   EXPECT_EQ(r.exit_code, 1);
