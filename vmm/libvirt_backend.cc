@@ -62,6 +62,18 @@ Status LibvirtDomain::undefine() {
   return ok_status();
 }
 
+Status LibvirtDomain::shutdown() {
+  if (virDomainShutdown(handle_.get()) < 0) return libvirt_error("shutdown");
+  return ok_status();
+}
+
+Result<std::pair<int, int>> LibvirtDomain::raw_state() const {
+  int state = 0;
+  int reason = 0;
+  if (virDomainGetState(handle_.get(), &state, &reason, 0) < 0) return libvirt_error("state");
+  return std::pair<int, int>(state, reason);
+}
+
 Result<DomainState> LibvirtDomain::state() const {
   int state = 0;
   int reason = 0;

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "attest/base/result.h"
 
@@ -41,8 +42,11 @@ class LibvirtDomain {
   Status start();                     // virDomainCreate         "vmm.libvirt.start"
   Status destroy();                   // virDomainDestroy (hard)  "vmm.libvirt.destroy"
   Status undefine();                  // virDomainUndefine        "vmm.libvirt.undefine"
+  Status shutdown();                  // virDomainShutdown (ACPI) "vmm.libvirt.shutdown"
   Result<DomainState> state() const;  //           "vmm.libvirt.state"
-  Result<std::string> xml() const;    // live XML  "vmm.libvirt.xml"
+  // virDomainGetState as libvirt gives it: (VIR_DOMAIN_*, its reason). "vmm.libvirt.state"
+  Result<std::pair<int, int>> raw_state() const;
+  Result<std::string> xml() const;  // live XML  "vmm.libvirt.xml"
   virDomainPtr get() const { return handle_.get(); }
 
  private:

@@ -1,0 +1,258 @@
+// The libvirt pod VM lifecycle against libvirt's in-process test:///default driver (shared by
+// every connection of this process, so a second connection sees what the first defined).
+#include "vmm/libvirt_vm.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <libvirt/libvirt.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "tests/support/bus.h"
+#include "tests/support/process.h"
+
+namespace confpod::vmm {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+constexpr const char* kUri = "test:///default";
+
+VmConfig pod_vm(const std::string& name) {
+  VmConfig c;
+  c.name = name;
+  c.memory_mib = 256;
+  c.accel = "tcg";
+  c.tee = Tee::kNone;
+  c.allow_insecure_tee = true;
+  c.kernel = "/boot/vmlinuz";
+  c.kernel_cmdline = "console=ttyS0";
+  c.serial_log = "/tmp/confpod-" + name + ".log";
+  c.channels.push_back({"org.confpod.agent.0", "/tmp/confpod-" + name + ".sock"});
+  return c;
+}
+
+TEST(LibvirtVm, StartRunsUntilKilledAndRemoveUndefines) {
+  auto vm = LibvirtVm::start(kUri, pod_vm("lv-kill"));
+  ASSERT_TRUE(vm.ok()) << vm.error().describe();
+  auto running = vm->poll_exit();
+  ASSERT_TRUE(running.ok());
+  EXPECT_FALSE(running->has_value());
+  EXPECT_EQ(vm->remove().error().code, "vmm.libvirt.running");
+  auto killed = vm->kill();
+  ASSERT_TRUE(killed.ok()) << killed.error().describe();
+  EXPECT_EQ(killed->cause, ExitCause::kKilledBySupervisor);
+  ASSERT_TRUE(vm->remove().ok());
+  auto gone = LibvirtVm::attach(kUri, "lv-kill");
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code, "vmm.libvirt.lookup");
+}
+
+TEST(LibvirtVm, AGracefulStopIsAGuestShutdown) {
+  auto vm = LibvirtVm::start(kUri, pod_vm("lv-stop"));
+  ASSERT_TRUE(vm.ok()) << vm.error().describe();
+  auto stopped = vm->stop(2s);
+  ASSERT_TRUE(stopped.ok()) << stopped.error().describe();
+  EXPECT_EQ(stopped->cause, ExitCause::kGuestShutdown);
+  EXPECT_TRUE(stopped->shutdown_event_seen);
+  EXPECT_EQ(stopped->shutdown_reason, "guest-shutdown");
+  // Stopping what has stopped says how it ended, again.
+  EXPECT_EQ(vm->stop(2s)->cause, ExitCause::kGuestShutdown);
+  ASSERT_TRUE(vm->remove().ok());
+}
+
+// The daemon restarts: a new connection finds the pod's domain by name, and a destroy by
+// someone else (virsh destroy) is an outside kill, not ours.
+TEST(LibvirtVm, ReattachByNameSeesAnOutsideDestroy) {
+  auto first = LibvirtVm::start(kUri, pod_vm("lv-attach"));
+  ASSERT_TRUE(first.ok()) << first.error().describe();
+  auto again = LibvirtVm::attach(kUri, "lv-attach");
+  ASSERT_TRUE(again.ok()) << again.error().describe();
+  EXPECT_FALSE(again->poll_exit()->has_value());
+  auto outside = LibvirtConnection::connect(kUri);
+  ASSERT_TRUE(outside.ok());
+  ASSERT_TRUE(outside->lookup("lv-attach")->destroy().ok());
+  auto exited = again->wait_exit(5s);
+  ASSERT_TRUE(exited.ok()) << exited.error().describe();
+  EXPECT_EQ(exited->cause, ExitCause::kSignaled);
+  EXPECT_EQ(exited->signal, SIGKILL);
+  ASSERT_TRUE(again->remove().ok());
+}
+
+TEST(LibvirtVm, ARunningDomainOfTheSameNameIsNeverReplaced) {
+  auto vm = LibvirtVm::start(kUri, pod_vm("lv-twice"));
+  ASSERT_TRUE(vm.ok()) << vm.error().describe();
+  auto twice = LibvirtVm::start(kUri, pod_vm("lv-twice"));
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().code, "vmm.libvirt.running");
+  ASSERT_TRUE(vm->kill().ok());
+  // Stopped: the next start redefines it (a changed VM, e.g. more memory) and runs it.
+  VmConfig bigger = pod_vm("lv-twice");
+  bigger.memory_mib = 512;
+  auto restarted = LibvirtVm::start(kUri, bigger);
+  ASSERT_TRUE(restarted.ok()) << restarted.error().describe();
+  auto conn = LibvirtConnection::connect(kUri);
+  auto xml = conn->lookup("lv-twice")->xml();
+  ASSERT_TRUE(xml.ok());
+  EXPECT_NE(xml->find("524288"), std::string::npos) << *xml;  // KiB
+  ASSERT_TRUE(restarted->kill().ok());
+  ASSERT_TRUE(restarted->remove().ok());
+}
+
+TEST(LibvirtVm, AnInvalidConfigIsRefusedBeforeLibvirt) {
+  VmConfig bad = pod_vm("lv-bad");
+  bad.memory_mib = 0;
+  auto vm = LibvirtVm::start(kUri, bad);
+  ASSERT_FALSE(vm.ok());
+  EXPECT_EQ(vm.error().code.rfind("vmm.", 0), 0u) << vm.error().code;
+  EXPECT_FALSE(LibvirtVm::attach(kUri, "lv-bad").ok());
+}
+
+TEST(ExitFromDomainState, EveryStateAndReason) {
+  for (int running : {VIR_DOMAIN_RUNNING, VIR_DOMAIN_PAUSED, VIR_DOMAIN_BLOCKED,
+                      VIR_DOMAIN_SHUTDOWN, VIR_DOMAIN_PMSUSPENDED, VIR_DOMAIN_NOSTATE})
+    EXPECT_FALSE(exit_from_domain_state(running, 0, false)) << running;
+  auto shutdown = exit_from_domain_state(VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_SHUTDOWN, false);
+  ASSERT_TRUE(shutdown);
+  EXPECT_EQ(shutdown->cause, ExitCause::kGuestShutdown);
+  EXPECT_EQ(shutdown->shutdown_reason, "guest-shutdown");
+  // A guest panic or a QEMU killed under libvirt: a crash, not claimed to be a guest panic.
+  auto crashed = exit_from_domain_state(VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_CRASHED, false);
+  ASSERT_TRUE(crashed);
+  EXPECT_EQ(crashed->cause, ExitCause::kSignaled);
+  EXPECT_FALSE(crashed->signal.has_value());
+  EXPECT_EQ(exit_from_domain_state(VIR_DOMAIN_CRASHED, 0, false)->cause, ExitCause::kGuestPanic);
+  EXPECT_EQ(exit_from_domain_state(VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_DESTROYED, true)->cause,
+            ExitCause::kKilledBySupervisor);
+  auto outside = exit_from_domain_state(VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_DESTROYED, false);
+  EXPECT_EQ(outside->cause, ExitCause::kSignaled);
+  EXPECT_EQ(outside->signal, SIGKILL);
+  auto failed = exit_from_domain_state(VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_FAILED, false);
+  EXPECT_EQ(failed->cause, ExitCause::kExitedWithError);
+  EXPECT_EQ(exit_from_domain_state(VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_UNKNOWN, false)->cause,
+            ExitCause::kExitedUnknown);
+}
+
+// --- a real libvirtd --------------------------------------------------------------------------
+// libvirtd in session mode as nobody, in a directory of its own (no system libvirtd, no
+// change to the machine's libvirt), running QEMU under TCG: the same lifecycle on real
+// domains, with the QEMU process libvirt starts. Skipped where it cannot run (not root, no
+// libvirtd or setpriv).
+class RealLibvirtd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run libvirtd as nobody";
+    for (const char* tool :
+         {"/usr/sbin/libvirtd", "/usr/bin/setpriv", "/usr/bin/qemu-system-x86_64"})
+      if (::access(tool, X_OK) != 0) GTEST_SKIP() << tool << " is missing";
+    // libvirt-daemon-driver-qemu (a dependency of libvirt-daemon, which scripts/bootstrap
+    // installs).
+    if (!fs::exists("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so"))
+      GTEST_SKIP() << "libvirt's QEMU driver is not installed";
+    dir_ = std::make_unique<confpod::testing::TempDir>();
+    for (const char* sub : {"home", "run", "vm"}) fs::create_directories(dir_->path() + "/" + sub);
+    // The guest kernel, readable by the QEMU libvirt runs as nobody.
+    fs::copy_file(confpod::testing::guest_image().kernel, dir_->path() + "/vm/vmlinuz");
+    ASSERT_EQ(std::system(("chown -R 65534:65534 " + dir_->path()).c_str()), 0);
+    ::chmod(dir_->path().c_str(), 0755);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // Its own log, not the test's output (it complains about what a CI machine lacks).
+      const std::string log = dir_->path() + "/libvirtd.log";
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, STDOUT_FILENO);
+        ::dup2(fd, STDERR_FILENO);
+      }
+      const std::string home = "HOME=" + dir_->path() + "/home";
+      const std::string run = "XDG_RUNTIME_DIR=" + dir_->path() + "/run";
+      ::execl("/usr/bin/setpriv", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+              "/usr/bin/env", "-i", home.c_str(), run.c_str(), "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+              "/usr/sbin/libvirtd", "--timeout", "120", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    socket_ = dir_->path() + "/run/libvirt/libvirt-sock";
+    for (int i = 0; i < 100 && !fs::exists(socket_); ++i) ::usleep(50'000);
+    ASSERT_TRUE(fs::exists(socket_)) << "libvirtd did not start";
+  }
+  void TearDown() override {
+    if (HasFailure() && dir_) {
+      std::ifstream in(dir_->path() + "/libvirtd.log");
+      std::cerr << "libvirtd.log:\n" << in.rdbuf();
+    }
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  std::string uri() const { return "qemu+unix:///session?socket=" + socket_; }
+  VmConfig pod_config(const std::string& name) const {
+    VmConfig c;
+    c.name = name;
+    c.memory_mib = 256;
+    c.accel = "tcg";
+    c.tee = Tee::kNone;
+    c.allow_insecure_tee = true;
+    c.kernel = dir_->path() + "/vm/vmlinuz";
+    c.kernel_cmdline = "console=ttyS0 panic=0";  // no root: the kernel panics and stays
+    c.serial_log = dir_->path() + "/vm/" + name + ".log";
+    c.channels.push_back({"org.confpod.agent.0", dir_->path() + "/vm/" + name + ".sock"});
+    return c;
+  }
+  // The QEMU libvirt runs for `name` (its pidfile), or -1.
+  pid_t qemu_pid(const std::string& name) const {
+    std::ifstream in(dir_->path() + "/run/libvirt/qemu/run/" + name + ".pid");
+    pid_t pid = -1;
+    in >> pid;
+    return pid;
+  }
+
+  std::unique_ptr<confpod::testing::TempDir> dir_;
+  std::string socket_;
+  pid_t pid_ = -1;
+};
+
+TEST_F(RealLibvirtd, StartReattachStopAndAnOutsideKill) {
+  auto vm = LibvirtVm::start(uri(), pod_config("lv-real"));
+  ASSERT_TRUE(vm.ok()) << vm.error().describe();
+  const pid_t qemu = qemu_pid("lv-real");
+  ASSERT_GT(qemu, 0);
+  std::ifstream cmdline("/proc/" + std::to_string(qemu) + "/cmdline");
+  std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+  EXPECT_NE(args.find("guest=lv-real"), std::string::npos);
+  EXPECT_FALSE(vm->poll_exit()->has_value());
+  // The daemon restarts: a new connection re-attaches by name.
+  auto again = LibvirtVm::attach(uri(), "lv-real");
+  ASSERT_TRUE(again.ok()) << again.error().describe();
+  EXPECT_FALSE(again->poll_exit()->has_value());
+  // No guest userspace answers the power button: destroyed after the grace.
+  auto stopped = again->stop(1s);
+  ASSERT_TRUE(stopped.ok()) << stopped.error().describe();
+  EXPECT_EQ(stopped->cause, ExitCause::kKilledBySupervisor);
+  for (int i = 0; i < 100 && ::kill(qemu, 0) == 0; ++i) ::usleep(20'000);
+  EXPECT_NE(::kill(qemu, 0), 0) << "QEMU must be gone";
+
+  // Started again (its definition replaced), then QEMU is killed from outside.
+  auto second = LibvirtVm::start(uri(), pod_config("lv-real"));
+  ASSERT_TRUE(second.ok()) << second.error().describe();
+  const pid_t qemu2 = qemu_pid("lv-real");
+  ASSERT_GT(qemu2, 0);
+  ASSERT_EQ(::kill(qemu2, SIGKILL), 0);
+  auto crashed = second->wait_exit(10s);
+  ASSERT_TRUE(crashed.ok()) << crashed.error().describe();
+  EXPECT_EQ(crashed->cause, ExitCause::kSignaled);
+  ASSERT_TRUE(second->remove().ok());
+  EXPECT_FALSE(LibvirtVm::attach(uri(), "lv-real").ok());
+}
+
+}  // namespace
+}  // namespace confpod::vmm
