@@ -27,17 +27,18 @@ namespace fs = std::filesystem;
 
 constexpr const char* kUri = "test:///default";
 
-VmConfig pod_vm(const std::string& name) {
+// A tee-none pod VM whose kernel, serial log and agent socket are under `dir`.
+VmConfig pod_vm(const std::string& name, const std::string& dir = "/tmp") {
   VmConfig c;
   c.name = name;
   c.memory_mib = 256;
   c.accel = "tcg";
   c.tee = Tee::kNone;
   c.allow_insecure_tee = true;
-  c.kernel = "/boot/vmlinuz";
+  c.kernel = dir + "/vmlinuz";
   c.kernel_cmdline = "console=ttyS0";
-  c.serial_log = "/tmp/confpod-" + name + ".log";
-  c.channels.push_back({"org.confpod.agent.0", "/tmp/confpod-" + name + ".sock"});
+  c.serial_log = dir + "/confpod-" + name + ".log";
+  c.channels.push_back({"org.confpod.agent.0", dir + "/confpod-" + name + ".sock"});
   return c;
 }
 
@@ -196,16 +197,8 @@ class RealLibvirtd : public ::testing::Test {
   }
   std::string uri() const { return "qemu+unix:///session?socket=" + socket_; }
   VmConfig pod_config(const std::string& name) const {
-    VmConfig c;
-    c.name = name;
-    c.memory_mib = 256;
-    c.accel = "tcg";
-    c.tee = Tee::kNone;
-    c.allow_insecure_tee = true;
-    c.kernel = dir_->path() + "/vm/vmlinuz";
+    VmConfig c = pod_vm(name, dir_->path() + "/vm");
     c.kernel_cmdline = "console=ttyS0 panic=0";  // no root: the kernel panics and stays
-    c.serial_log = dir_->path() + "/vm/" + name + ".log";
-    c.channels.push_back({"org.confpod.agent.0", dir_->path() + "/vm/" + name + ".sock"});
     return c;
   }
   // The QEMU libvirt runs for `name` (its pidfile), or -1.

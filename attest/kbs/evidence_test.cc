@@ -142,13 +142,9 @@ TEST_F(SnpEvidence, HostileShapesAreRefusedBeforeAnySignatureWork) {
 }
 
 TEST(TdxEvidence, AGenuineQuoteGivesItsFactsWithItsCollateral) {
-  auto collateral = tdx::parse_collateral_json(
-      confpod::testing::read_fixture_text("tdx/dcapqvl_collateral_v4.json"));
-  ASSERT_TRUE(collateral.ok()) << collateral.error().describe();
-  auto root = tdx::intel_sgx_root_ca();
-  auto verified = tdx::verify_collateral(*collateral, root.get(), kQuoteAt);
+  auto verified = testing::verified_tdx_collateral_v4(kQuoteAt);
   ASSERT_TRUE(verified.ok()) << verified.error().describe();
-  auto shared = std::make_shared<const tdx::VerifiedCollateral>(std::move(verified).value());
+  auto shared = *verified;
   EvidencePolicy policy;
   policy.tdx_collateral =
       [&](const tdx::Quote&,

@@ -282,13 +282,9 @@ TEST_F(KbsTest, SnpWithoutCertificateOrSourceIsRefused) {
 
 TEST_F(KbsTest, TdxReportDataMismatchWithARealQuote) {
   constexpr UnixSeconds kQuoteAt = 1752919234;  // 2025-07-19T10:00:34Z: the collateral is valid
-  auto collateral = tdx::parse_collateral_json(
-      confpod::testing::read_fixture_text("tdx/dcapqvl_collateral_v4.json"));
-  ASSERT_TRUE(collateral.ok()) << collateral.error().describe();
-  auto root = tdx::intel_sgx_root_ca();
-  auto verified = tdx::verify_collateral(*collateral, root.get(), kQuoteAt);
+  auto verified = testing::verified_tdx_collateral_v4(kQuoteAt);
   ASSERT_TRUE(verified.ok()) << verified.error().describe();
-  auto shared = std::make_shared<const tdx::VerifiedCollateral>(std::move(verified).value());
+  auto shared = *verified;
   int calls = 0;
   Options o;
   o.tdx_collateral =

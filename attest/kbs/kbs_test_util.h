@@ -12,8 +12,24 @@
 
 #include "attest/kbs/jose.h"
 #include "attest/snp/report_json.h"
+#include "attest/tdx/collateral.h"
+#include "attest/tdx/roots.h"
+#include "attest/tdx/verify.h"
+#include "tests/support/fixtures.h"
 
 namespace confpod::kbs::testing {
+
+// The TDX v4 quote fixture's collateral (dcap-qvl), verified against Intel's root at `at`.
+inline Result<std::shared_ptr<const tdx::VerifiedCollateral>> verified_tdx_collateral_v4(
+    UnixSeconds at) {
+  auto collateral = tdx::parse_collateral_json(
+      confpod::testing::read_fixture_text("tdx/dcapqvl_collateral_v4.json"));
+  if (!collateral.ok()) return collateral.error();
+  auto root = tdx::intel_sgx_root_ca();
+  CONFPOD_ASSIGN_OR_RETURN(tdx::VerifiedCollateral verified,
+                           tdx::verify_collateral(*collateral, root.get(), at));
+  return std::make_shared<const tdx::VerifiedCollateral>(std::move(verified));
+}
 
 struct TeeKeyPair {
   crypto::EvpPkeyPtr key;
