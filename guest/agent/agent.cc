@@ -544,13 +544,14 @@ int Agent::Impl::run() {
   auto fetched = fetch_secrets(init, raw_init_data, *provider, opts.secret_source,
                                [&] { send_status("attested", init.kbs_url); });
   if (!fetched.ok()) return fail_setup("agent.kbs", fetched.error().message);
-  secrets = std::move(fetched).value();
+  secrets.env = std::move(fetched->env);  // `secrets` is empty here
+  secrets.files = std::move(fetched->files);
   if (!init.secrets.empty())
     send_status("secrets-ready", std::to_string(init.secrets.size()) + " secrets");
   if (auto s = prepare_images(); !s.ok()) return fail_setup("agent.image", s.error().message);
   if (auto s = setup_cgroups(); !s.ok()) return fail_setup("agent.cgroup", s.error().message);
   if (!run_init_containers()) {
-    secrets = PodSecrets();
+    secrets.clear();
     return finish(first_failure.value_or(0), first_failure_reason);
   }
   if (auto s = start_all(); !s.ok()) {
@@ -564,7 +565,7 @@ int Agent::Impl::run() {
     return finish(kPodSetupFailed);
   }
   // The agent's own copy is no longer needed once every container holds its tmpfs copy.
-  secrets = PodSecrets();
+  secrets.clear();
   loop();
   return finish(first_failure.value_or(0), first_failure_reason);
 }

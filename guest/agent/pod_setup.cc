@@ -37,8 +37,10 @@ Status verify_init_data_digest(EvidenceProvider& provider, std::string_view raw_
   return ok_status();
 }
 
-PodSecrets::~PodSecrets() {
+void PodSecrets::clear() {
   for (auto& entry : env) ::explicit_bzero(entry.data(), entry.size());
+  env.clear();
+  files.clear();
 }
 
 Result<PodSecrets> fetch_secrets(const InitData& init, const std::string& raw_init_data,

@@ -29,8 +29,10 @@ struct PodSecrets {
   std::vector<std::string> env;
   PodSecrets() = default;
   PodSecrets(PodSecrets&&) = default;
-  PodSecrets& operator=(PodSecrets&&) = default;
-  ~PodSecrets();  // wipes `env`
+  PodSecrets& operator=(PodSecrets&&) = delete;  // would free `env` unwiped: clear() first
+  ~PodSecrets() { clear(); }
+  // Wipes and drops everything (the files wipe themselves).
+  void clear();
 };
 
 // Stands in for the KBS in tests: resource -> bytes, with no handshake.

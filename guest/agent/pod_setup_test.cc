@@ -69,6 +69,9 @@ TEST(FetchSecrets, FilesAndEnvironmentFromTheSourceWithoutAttesting) {
   EXPECT_EQ(secrets->files[0].path, "/run/secrets/db");
   // An environment value is cut at its first NUL.
   EXPECT_EQ(secrets->env, (std::vector<std::string>{"API_TOKEN=tok"}));
+  secrets->clear();
+  EXPECT_TRUE(secrets->env.empty());
+  EXPECT_TRUE(secrets->files.empty());
 }
 
 TEST(FetchSecrets, ErrorsNameTheResourceAndAKbsIsNeeded) {
