@@ -292,42 +292,37 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
   // (an equal value in both places is fine, two different ones are refused).
   CONFPOD_ASSIGN_OR_RETURN(const toml::table* vmm, sub_table(root, "vmm"));
   if (vmm != nullptr) CONFPOD_TRY(check_keys(*vmm, "vmm", {"backend", "libvirt_uri"}));
-  for (const auto& [key, value] :
-       {std::pair<std::string_view, std::string*>{"backend", &c.backend},
-        std::pair<std::string_view, std::string*>{"libvirt_uri", &c.libvirt_uri}}) {
-    const toml::node* top = root.get(key);
-    const toml::node* in_vmm = vmm != nullptr ? vmm->get(key) : nullptr;
-    const std::string prefix = in_vmm != nullptr ? "vmm" : "";
-    const toml::table& table = in_vmm != nullptr ? *vmm : root;
-    if (key == "backend")
-      CONFPOD_TRY(get_enum(table, prefix, key, {"qemu", "libvirt"}, *value));
-    else
-      CONFPOD_TRY(get_string(table, prefix, key, *value));
-    if (top != nullptr && in_vmm != nullptr) {
-      std::string old_value;
-      if (key == "backend")
-        CONFPOD_TRY(get_enum(root, "", key, {"qemu", "libvirt"}, old_value));
-      else
-        CONFPOD_TRY(get_string(root, "", key, old_value));
-      if (old_value != *value)
-        return invalid(
-            line_of(*top), std::string(key),
-            "differs from vmm." + std::string(key) + " (\"" + *value + "\"); keep one, in [vmm]");
-    }
-  }
-  const toml::node* uri_node = vmm != nullptr && vmm->get("libvirt_uri") != nullptr
-                                   ? vmm->get("libvirt_uri")
-                                   : root.get("libvirt_uri");
-  if (uri_node != nullptr) {
-    const std::size_t sep = c.libvirt_uri.find("://");
-    bool ok = sep != std::string::npos && sep > 0;
-    for (char ch : c.libvirt_uri) ok = ok && ch != ' ';
-    if (!ok)
+  // `read` reads and checks `key` of one table (the top level, or [vmm] under prefix "vmm").
+  auto read_vmm_key = [&](std::string_view key, std::string& value, const auto& read) -> Status {
+    CONFPOD_TRY(read(root, std::string(), value));
+    if (vmm == nullptr || vmm->get(key) == nullptr) return ok_status();
+    const std::string top_level = value;
+    CONFPOD_TRY(read(*vmm, std::string("vmm"), value));
+    if (const toml::node* old = root.get(key); old != nullptr && top_level != value)
       return invalid(
-          line_of(*uri_node),
-          vmm != nullptr && vmm->get("libvirt_uri") ? "vmm.libvirt_uri" : "libvirt_uri",
-          "must be a libvirt URI driver[+transport]://[host]/path, got \"" + c.libvirt_uri + "\"");
-  }
+          line_of(*old), std::string(key),
+          "differs from vmm." + std::string(key) + " (\"" + value + "\"); keep one, in [vmm]");
+    return ok_status();
+  };
+  CONFPOD_TRY(read_vmm_key("backend", c.backend,
+                           [&](const toml::table& t, const std::string& prefix, std::string& out) {
+                             return get_enum(t, prefix, "backend", {"qemu", "libvirt"}, out);
+                           }));
+  CONFPOD_TRY(read_vmm_key(
+      "libvirt_uri", c.libvirt_uri,
+      [&](const toml::table& t, const std::string& prefix, std::string& out) -> Status {
+        CONFPOD_TRY(get_string(t, prefix, "libvirt_uri", out));
+        const toml::node* n = t.get("libvirt_uri");
+        if (n == nullptr) return ok_status();
+        const std::size_t sep = out.find("://");
+        bool ok = sep != std::string::npos && sep > 0;
+        for (char ch : out) ok = ok && ch != ' ';
+        if (!ok)
+          return invalid(
+              line_of(*n), join(prefix, "libvirt_uri"),
+              "must be a libvirt URI driver[+transport]://[host]/path, got \"" + out + "\"");
+        return ok_status();
+      }));
   CONFPOD_TRY(get_path(root, "", "qemu", h.qemu_binary, false));
   CONFPOD_TRY(get_enum(root, "", "accel", {"auto", "kvm", "tcg"}, h.accel));
   CONFPOD_TRY(get_string(root, "", "cpu_model", h.cpu_model, 64));
