@@ -4,9 +4,11 @@
 //               (JWE to the TEE key) per second, one thread, no transport.
 //               Measured before and after each HTTP run; the ratio uses their mean.
 //   HTTP:       the same three requests per second over loopback (a fresh connection per
-//               handshake, kept for its three requests, as a booting guest's KbsClient does) with 1, 8 and 64 concurrent clients on the
-//               server's 16 workers (CONFPOD_KBS_WORKERS changes that, for experiments). Clients run on the same CPUs as the server, so on a small
-//               machine the ratio includes the clients' own cost.
+//               handshake, kept for its three requests, as a booting guest's KbsClient
+//               does) with 1, 8 and 64 concurrent clients on the server's 16 workers
+//               (CONFPOD_KBS_WORKERS changes that, for experiments). Clients run on the
+//               same CPUs as the server, so on a small machine the ratio includes the
+//               clients' own cost.
 //   load:       64 clients for CONFPOD_KBS_LOAD_SECONDS (default 60): no handshake may fail;
 //               p50/p99 handshake latency and the rate against the in-process one.
 //   soak:       CONFPOD_KBS_SOAK_HANDSHAKES (default 20,000) more handshakes from 8 clients;
