@@ -87,18 +87,6 @@ int run(const Options& opts) {
               {{"path", opts.config_path}, {"error", config.error().describe()}});
     return 1;
   }
-  // The libvirt driver (vmm/libvirt_*) defines domains, but the pod lifecycle (exit watch,
-  // re-attach, stop) runs on QEMU only so far: refuse rather than run pods on another backend
-  // than the one configured.
-  if (config->backend != "qemu" && !opts.kbs_only) {
-    log_error("backend not supported by confpodd yet",
-              {{"backend", config->backend},
-               {"error",
-                "pods run only with [vmm] backend = \"qemu\" in this version "
-                "(docs/config.md)"}});
-    return 1;
-  }
-
   // What this host can launch, asked once: CreatePod checks every spec's TEE against it.
   confpod::vmm::ProbeOptions probe_options;
   probe_options.qemu_binary = config->host.qemu_binary;

@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "tests/support/bus.h"
+#include "tests/support/libvirtd.h"
 #include "tests/support/process.h"
 
 namespace confpod::vmm {
@@ -144,74 +145,32 @@ TEST(ExitFromDomainState, EveryStateAndReason) {
 }
 
 // --- a real libvirtd --------------------------------------------------------------------------
-// libvirtd in session mode as nobody, in a directory of its own (no system libvirtd, no
-// change to the machine's libvirt), running QEMU under TCG: the same lifecycle on real
-// domains, with the QEMU process libvirt starts. Skipped where it cannot run (not root, no
-// libvirtd or setpriv).
+// libvirtd in session mode as nobody (tests/support/libvirtd.h) running QEMU under TCG: the
+// same lifecycle on real domains, with the QEMU process libvirt starts. Skipped where it
+// cannot run.
 class RealLibvirtd : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run libvirtd as nobody";
-    for (const char* tool :
-         {"/usr/sbin/libvirtd", "/usr/bin/setpriv", "/usr/bin/qemu-system-x86_64"})
-      if (::access(tool, X_OK) != 0) GTEST_SKIP() << tool << " is missing";
-    // libvirt-daemon-driver-qemu (a dependency of libvirt-daemon, which scripts/bootstrap
-    // installs).
-    if (!fs::exists("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so"))
-      GTEST_SKIP() << "libvirt's QEMU driver is not installed";
-    dir_ = std::make_unique<confpod::testing::TempDir>();
-    for (const char* sub : {"home", "run", "vm"}) fs::create_directories(dir_->path() + "/" + sub);
+    if (auto why = confpod::testing::SessionLibvirtd::unavailable()) GTEST_SKIP() << *why;
+    libvirtd_ = std::make_unique<confpod::testing::SessionLibvirtd>();
+    ASSERT_TRUE(libvirtd_->started()) << "libvirtd did not start:\n" << libvirtd_->log();
     // The guest kernel, readable by the QEMU libvirt runs as nobody.
-    fs::copy_file(confpod::testing::guest_image().kernel, dir_->path() + "/vm/vmlinuz");
-    ASSERT_EQ(std::system(("chown -R 65534:65534 " + dir_->path()).c_str()), 0);
-    ::chmod(dir_->path().c_str(), 0755);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      // Its own log, not the test's output (it complains about what a CI machine lacks).
-      const std::string log = dir_->path() + "/libvirtd.log";
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, STDOUT_FILENO);
-        ::dup2(fd, STDERR_FILENO);
-      }
-      const std::string home = "HOME=" + dir_->path() + "/home";
-      const std::string run = "XDG_RUNTIME_DIR=" + dir_->path() + "/run";
-      ::execl("/usr/bin/setpriv", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-              "/usr/bin/env", "-i", home.c_str(), run.c_str(), "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-              "/usr/sbin/libvirtd", "--timeout", "120", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    socket_ = dir_->path() + "/run/libvirt/libvirt-sock";
-    for (int i = 0; i < 100 && !fs::exists(socket_); ++i) ::usleep(50'000);
-    ASSERT_TRUE(fs::exists(socket_)) << "libvirtd did not start";
+    const std::string kernel = libvirtd_->dir() + "/vm/vmlinuz";
+    fs::copy_file(confpod::testing::guest_image().kernel, kernel);
+    ASSERT_EQ(::chmod(kernel.c_str(), 0644), 0);
   }
   void TearDown() override {
-    if (HasFailure() && dir_) {
-      std::ifstream in(dir_->path() + "/libvirtd.log");
-      std::cerr << "libvirtd.log:\n" << in.rdbuf();
-    }
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
+    if (HasFailure() && libvirtd_) std::cerr << "libvirtd.log:\n" << libvirtd_->log();
   }
-  std::string uri() const { return "qemu+unix:///session?socket=" + socket_; }
+  std::string uri() const { return libvirtd_->uri(); }
   VmConfig pod_config(const std::string& name) const {
-    VmConfig c = pod_vm(name, dir_->path() + "/vm");
+    VmConfig c = pod_vm(name, libvirtd_->dir() + "/vm");
     c.kernel_cmdline = "console=ttyS0 panic=0";  // no root: the kernel panics and stays
     return c;
   }
-  // The QEMU libvirt runs for `name` (its pidfile), or -1.
-  pid_t qemu_pid(const std::string& name) const {
-    std::ifstream in(dir_->path() + "/run/libvirt/qemu/run/" + name + ".pid");
-    pid_t pid = -1;
-    in >> pid;
-    return pid;
-  }
+  pid_t qemu_pid(const std::string& name) const { return libvirtd_->qemu_pid(name); }
 
-  std::unique_ptr<confpod::testing::TempDir> dir_;
-  std::string socket_;
-  pid_t pid_ = -1;
+  std::unique_ptr<confpod::testing::SessionLibvirtd> libvirtd_;
 };
 
 TEST_F(RealLibvirtd, StartReattachStopAndAnOutsideKill) {

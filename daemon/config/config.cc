@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -217,6 +218,16 @@ bool is_cpu_model(std::string_view s) {
   return true;
 }
 
+// A POSIX-style user name (what useradd accepts by default).
+bool is_user_name(std::string_view s) {
+  if (s.empty() || !(std::islower(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  for (char c : s)
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '_' || c == '-'))
+      return false;
+  return true;
+}
+
 // The keys a network table shares with [[networks]]: bridge, subnet, subnet6, masquerade,
 // dns. Validation of the values is net::validate_network's.
 Status Parser::read_network(const toml::table& t, const std::string& prefix,
@@ -291,7 +302,8 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
   // [vmm] backend and libvirt_uri; the top-level keys of earlier versions are still read
   // (an equal value in both places is fine, two different ones are refused).
   CONFPOD_ASSIGN_OR_RETURN(const toml::table* vmm, sub_table(root, "vmm"));
-  if (vmm != nullptr) CONFPOD_TRY(check_keys(*vmm, "vmm", {"backend", "libvirt_uri"}));
+  if (vmm != nullptr)
+    CONFPOD_TRY(check_keys(*vmm, "vmm", {"backend", "libvirt_uri", "libvirt_qemu_user"}));
   // `read` reads and checks `key` of one table (the top level, or [vmm] under prefix "vmm").
   auto read_vmm_key = [&](std::string_view key, std::string& value, const auto& read) -> Status {
     CONFPOD_TRY(read(root, std::string(), value));
@@ -323,6 +335,14 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
               "must be a libvirt URI driver[+transport]://[host]/path, got \"" + out + "\"");
         return ok_status();
       }));
+  if (vmm != nullptr) {
+    CONFPOD_TRY(get_string(*vmm, "vmm", "libvirt_qemu_user", c.libvirt_qemu_user, 32));
+    if (const toml::node* n = vmm->get("libvirt_qemu_user");
+        n && !is_user_name(c.libvirt_qemu_user))
+      return invalid(
+          line_of(*n), "vmm.libvirt_qemu_user",
+          "must be a user name of [a-z_][a-z0-9_-]*, got \"" + c.libvirt_qemu_user + "\"");
+  }
   CONFPOD_TRY(get_path(root, "", "qemu", h.qemu_binary, false));
   CONFPOD_TRY(get_enum(root, "", "accel", {"auto", "kvm", "tcg"}, h.accel));
   CONFPOD_TRY(get_string(root, "", "cpu_model", h.cpu_model, 64));

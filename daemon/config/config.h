@@ -56,6 +56,10 @@ struct DaemonConfig {
   std::string state_dir = "/var/lib/confpod";  // the SQLite database lives here
   std::string backend = "qemu";                // "qemu" | "libvirt"
   std::string libvirt_uri = "qemu:///system";
+  // The user libvirt runs QEMU as, when it is not root and cannot enter confpodd's 0700 pod
+  // directories (a session libvirtd; a system one with DAC and no descriptor passing): the
+  // pod's vm/ directory is given to this user. Empty: nothing is handed over.
+  std::string libvirt_qemu_user;
   // qemu binary, firmware per TEE, guest kernel/initrd, accel, runtime_dir,
   // allow_insecure_tee, cbitpos/reduced_phys_bits, tdx qgs socket: what vm_config_from_spec
   // needs. runtime_dir is host.runtime_dir.

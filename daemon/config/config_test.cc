@@ -30,6 +30,7 @@ std::string dump(const DaemonConfig& c) {
   const spec::HostDefaults& h = c.host;
   std::ostringstream o;
   o << "state_dir=" << c.state_dir << "\nbackend=" << c.backend << "\nlibvirt_uri=" << c.libvirt_uri
+    << "\nlibvirt_qemu_user=" << c.libvirt_qemu_user
     << "\nstop_timeout_seconds=" << c.stop_timeout_seconds
     << "\nagent_hello_timeout_seconds=" << c.agent_hello_timeout_seconds
     << "\nqemu_binary=" << h.qemu_binary << "\naccel=" << h.accel << "\ncpu_model=" << h.cpu_model
@@ -192,6 +193,7 @@ listen = "[::1]:9464"
 [vmm]
 backend = "libvirt"
 libvirt_uri = "qemu+ssh://root@host/system"
+libvirt_qemu_user = "libvirt-qemu"
 
 [network]
 bridge = "br-pods"
@@ -212,6 +214,7 @@ subnet = "172.21.0.0/24"
   e.host.runtime_dir = "/run/confpod-test";
   e.backend = "libvirt";
   e.libvirt_uri = "qemu+ssh://root@host/system";
+  e.libvirt_qemu_user = "libvirt-qemu";
   e.host.qemu_binary = "/opt/qemu/bin/qemu-system-x86_64";
   e.host.accel = "tcg";
   e.host.cpu_model = "EPYC-v4";
@@ -351,8 +354,12 @@ const BadCase kBadCases[] = {
     {"unknown vmm key", "[vmm]\nbakend = \"qemu\"\n", 2, "vmm.bakend", "unknown key"},
     {"vmm backend twice, differently", "backend = \"qemu\"\n[vmm]\nbackend = \"libvirt\"\n", 1,
      "backend", "differs from vmm.backend"},
-    {"vmm libvirt uri without scheme", "[vmm]\nlibvirt_uri = \"system\"\n", 2,
-     "vmm.libvirt_uri", "must be a libvirt URI"},
+    {"vmm libvirt uri without scheme", "[vmm]\nlibvirt_uri = \"system\"\n", 2, "vmm.libvirt_uri",
+     "must be a libvirt URI"},
+    {"vmm qemu user not a user name", "[vmm]\nlibvirt_qemu_user = \"../root\"\n", 2,
+     "vmm.libvirt_qemu_user", "must be a user name"},
+    {"qemu user only in [vmm]", "libvirt_qemu_user = \"nobody\"\n", 1, "libvirt_qemu_user",
+     "unknown key"},
     {"bad accel", "accel = \"hvf\"\n", 1, "accel", "must be auto or kvm or tcg, got \"hvf\""},
     {"enum is case-sensitive", "backend = \"QEMU\"\n", 1, "backend", "must be qemu or libvirt"},
     {"tcg without insecure tee", "accel = \"tcg\"\n", 1, "accel",

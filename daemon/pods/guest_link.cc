@@ -264,8 +264,9 @@ void GuestLink::end_all_execs(const std::string& why) {
 
 void GuestLink::drain(std::chrono::milliseconds grace) {
   if (!thread_.joinable()) return;
-  // The thread ends by itself at EOF; give it `grace`, then tell it to stop.
-  auto deadline = std::chrono::steady_clock::now() + grace;
+  // The thread ends by itself at EOF; give it `grace`, then tell it to stop. A channel never
+  // reached has nothing buffered (the VM that would serve it is gone).
+  auto deadline = std::chrono::steady_clock::now() + (connected_ ? grace : Millis(0));
   while (std::chrono::steady_clock::now() < deadline) {
     {
       std::lock_guard lock(mu_);
@@ -330,6 +331,7 @@ void GuestLink::run() {
     auto connected = vmm::GuestChannel::connect(options_.socket_path, kPollSlice * 5);
     if (connected.ok()) {
       channel.emplace(std::move(*connected));
+      connected_ = true;
       break;
     }
     if (std::chrono::steady_clock::now() >= connect_deadline) {

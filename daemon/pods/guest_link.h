@@ -107,6 +107,7 @@ class GuestLink {
 
   GuestLinkOptions options_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> connected_{false};  // the channel was reached (else nothing to drain)
   mutable std::mutex mu_;
   bool finished_ = false;  // run() returned
   std::optional<std::int64_t> pod_exit_;

@@ -29,7 +29,6 @@
 #include "daemon/spec/vm_from_spec.h"
 #include "guest/protocol/init_data.h"
 #include "vmm/qemu_argv.h"
-#include "vmm/supervisor.h"
 
 namespace confpod::pods {
 
@@ -137,8 +136,11 @@ Result<std::unique_ptr<Manager>> Manager::create(sd_event* event, ManagerOptions
   std::string pods_dir = options.config.host.runtime_dir + "/pods";
   std::filesystem::create_directories(pods_dir, ec);
   if (ec) return make_error("pods.io", "cannot create " + pods_dir + ": " + ec.message());
-  // The runtime directory holds every pod's QMP socket: full control of its VM.
-  ::chmod(pods_dir.c_str(), 0700);
+  // The runtime directory holds every pod's QMP socket: full control of its VM. Libvirt's
+  // QEMU user, when there is one, may pass through to its pod's vm/ directory, list nothing.
+  const bool vm_user =
+      options.config.backend == "libvirt" && !options.config.libvirt_qemu_user.empty();
+  ::chmod(pods_dir.c_str(), vm_user ? 0711 : 0700);
   CONFPOD_ASSIGN_OR_RETURN(store::Store store,
                            store::Store::open(options.config.state_dir + "/confpod.db"));
   auto impl = std::make_unique<Impl>(event, std::move(options), std::move(store));
@@ -181,13 +183,15 @@ Status Manager::recover() {
     spec::PodPaths paths = impl_->paths_of(*pod);
     bool was_stopping = pod->record.state == store::PodState::kStopping;
     auto attached =
-        vmm::Supervisor::attach(paths.pidfile, paths.qmp_socket, impl_->options.attach_timeout);
+        impl_->on_libvirt()
+            ? PodVm::attach_libvirt(impl_->options.config.libvirt_uri, pod->record.name)
+            : PodVm::attach_qemu(paths.pidfile, paths.qmp_socket, impl_->options.attach_timeout);
     if (!attached.ok()) {
       log_warning("cannot re-attach pod",
                   {{"pod", pod->record.name}, {"error", attached.error().describe()}});
       // A QEMU that is there but does not answer (QMP hung) would run on unaccounted for:
       // the pod ends here, so its VM does too.
-      if (kill_stray_qemu(paths))
+      if (!impl_->on_libvirt() && kill_stray_qemu(paths))
         log_warning("killed the QEMU that did not answer", {{"pod", pod->record.name}});
       // Its VM ended while confpodd was not there: a stop that was under way ended as asked
       // (how, nobody saw: status -1), anything else failed.
@@ -202,15 +206,15 @@ Status Manager::recover() {
     log_info("re-attached pod", {{"pod", pod->record.name},
                                  {"pod_id", pod->log_id},
                                  {"tee", pod->record.tee},
-                                 {"pid", std::to_string(attached->pid())},
+                                 {"vm", attached->describe()},
                                  {"message_id", kMessagePodReattached}});
-    pod->sup.emplace(std::move(*attached));
+    pod->vm.emplace(std::move(*attached));
     std::uint64_t id = pod->id;
     std::string name = pod->record.name;
     impl_->running(*pod, false);
     // The daemon died during a stop: finish it.
     pod = impl_->find(name, id);
-    if (was_stopping && pod != nullptr && pod->sup && !pod->job) {
+    if (was_stopping && pod != nullptr && pod->vm && !pod->job) {
       Status stopping = impl_->begin_stop(*pod);
       if (!stopping.ok()) log_error("cannot resume stop", {{"pod", name}});
     }

@@ -1,4 +1,4 @@
-// Private to daemon/pods: the Manager's state (the pod table, each pod's supervisor, link
+// Private to daemon/pods: the Manager's state (the pod table, each pod's VM, link
 // and waiters) shared by manager.cc (creation, recovery, the public operations) and
 // pod_lifecycle.cc (start, run, exit, restart, stop, remove: the state machine). Everything
 // here runs on the loop thread, except what LoopJobs runs on its workers.
@@ -20,9 +20,9 @@
 #include "daemon/pods/guest_link.h"
 #include "daemon/pods/loop_jobs.h"
 #include "daemon/pods/manager.h"
+#include "daemon/pods/pod_vm.h"
 #include "daemon/spec/spec.h"
 #include "daemon/spec/vm_from_spec.h"
-#include "vmm/supervisor.h"
 
 namespace confpod::pods {
 
@@ -30,9 +30,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 // Raw syscalls: glibc 2.36's <sys/pidfd.h> declares these without C linkage for C++.
 inline int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0u)); }
-inline int pidfd_signal(int pidfd, int sig) {
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0u));
-}
 
 inline std::int64_t now_realtime_us() {
   timespec ts{};
@@ -63,15 +60,16 @@ struct Pod {
   std::string log_id;  // POD_ID of its journal entries (pod_log_id)
   Manager::Impl* impl = nullptr;
 
-  // While the VM runs and no worker owns it: its supervisor, our pidfd, the exit watch.
-  std::optional<vmm::Supervisor> sup;
+  // While the VM runs and no worker owns it: the VM, our pidfd on its QEMU (confpodd's own
+  // QEMU only) and the exit watch (that pidfd, or a timer polling libvirt).
+  std::optional<PodVm> vm;
   UniqueFd pidfd;
   EventSourcePtr exit_watch;
   EventSourcePtr qmp_watch;  // QMP events as they come (watch_qmp)
   EventSourcePtr restart_timer;
   std::unique_ptr<GuestLink> link;  // the agent channel while the VM runs
 
-  bool job = false;                // a worker thread is starting QEMU / owns the supervisor
+  bool job = false;                // a worker thread is starting the VM / owns it
   bool stop_requested = false;     // Stop/Kill/Remove(force): ends "exited", never restarted
   bool kill_pending = false;       // Kill arrived while starting: kill once QEMU is up
   bool sigkill_sent = false;       // we sent SIGKILL ourselves
@@ -114,13 +112,14 @@ struct Manager::Impl {
 
   ~Impl() {
     // A stop in flight finishes (bounded by stop_timeout_seconds); completions that did not
-    // run are dropped: their supervisors leave QEMU running and the store holds the last
+    // run are dropped: their VMs keep running and the store holds the last
     // announced state, exactly what a restart re-attaches from.
     jobs.reset();
     pods.clear();
   }
 
   const config::DaemonConfig& config() const { return options.config; }
+  bool on_libvirt() const { return options.config.backend == "libvirt"; }
   spec::PodPaths paths_of(const Pod& pod) const {
     return spec::pod_paths(options.config.host.runtime_dir, pod.record.name);
   }
@@ -180,21 +179,25 @@ struct Manager::Impl {
 
   void begin_start(Pod& pod, Manager::Done done);
 
-  void finish_start(const std::string& name, std::uint64_t id, Result<vmm::Supervisor> started);
+  void finish_start(const std::string& name, std::uint64_t id, Result<PodVm> started);
 
-  // The supervisor is in pod.sup: watch it and announce "running".
+  // The VM is in pod.vm: watch it and announce "running".
   void running(Pod& pod, bool fresh_start);
 
   // --- exit ----------------------------------------------------------------------------------
 
   // QMP events as QEMU emits them, not only when the VM is gone: a guest panic or shutdown
   // is in the journal at once. The pidfd still decides the exit (the supervisor classifies it
-  // with the SHUTDOWN event taken here). Off while a worker owns the supervisor.
+  // with the SHUTDOWN event taken here). Off while a worker owns the VM.
   void watch_qmp(Pod& pod);
   static int on_qmp(sd_event_source* source, int, std::uint32_t, void* userdata);
   void log_vm_event(const Pod& pod, const vmm::QmpEvent& event);
 
   static int on_pidfd(sd_event_source* source, int, std::uint32_t, void* userdata);
+  // A libvirt domain's exit: its state polled every kExitPollInterval.
+  void watch_exit(Pod& pod);
+  static int on_exit_poll(sd_event_source* source, std::uint64_t, void* userdata);
+  bool exit_seen(Pod& pod);
 
   void send_sigkill(Pod& pod);
 
@@ -218,8 +221,7 @@ struct Manager::Impl {
 
   Status begin_stop(Pod& pod);
 
-  void finish_stop(const std::string& name, std::uint64_t id,
-                   const std::shared_ptr<vmm::Supervisor>& sup,
+  void finish_stop(const std::string& name, std::uint64_t id, const std::shared_ptr<PodVm>& vm,
                    const Result<vmm::ExitInfo>& result);
 
   // Kill whatever runs; the exit (or the end of the start) finishes the job.

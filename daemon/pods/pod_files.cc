@@ -1,13 +1,18 @@
 #include "daemon/pods/pod_files.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
 #include <vector>
 
+#include "attest/base/unique_fd.h"
 #include "daemon/pods/guest_link.h"
 #include "daemon/pods/manager.h"
 
@@ -33,18 +38,40 @@ std::string quote_name(std::string_view name) {
 
 namespace {
 
+// A log file opened for reading: a regular file, never through a symbolic link and never a
+// FIFO or device (the VM's files are in a directory the VM's user may write, docs/vmm.md).
+struct LogFile {
+  UniqueFd fd;
+  std::uint64_t size = 0;
+};
+
+LogFile open_log(const std::string& path) {
+  LogFile log;
+  log.fd.reset(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  struct stat st {};
+  if (!log.fd || ::fstat(log.fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
+  log.size = static_cast<std::uint64_t>(st.st_size);
+  return log;
+}
+
+std::uint64_t file_size_or_zero(const std::string& path) { return open_log(path).size; }
+
 // The last `max` bytes of a file ("" when unreadable), starting at a UTF-8 character boundary.
 std::string tail_of_file(const std::string& path, std::uint64_t max) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return {};
-  std::streamoff size = in.tellg();
-  if (size <= 0 || max == 0) return {};
-  std::streamoff take = std::min<std::streamoff>(size, static_cast<std::streamoff>(max));
-  in.seekg(size - take);
+  LogFile log = open_log(path);
+  if (log.size == 0 || max == 0) return {};
+  const std::uint64_t take = std::min(log.size, max);
   std::string data(static_cast<std::size_t>(take), '\0');
-  in.read(data.data(), take);
-  data.resize(static_cast<std::size_t>(in.gcount()));
-  if (take < size) {
+  std::size_t got = 0;
+  while (got < data.size()) {
+    ssize_t n = ::pread(log.fd.get(), data.data() + got, data.size() - got,
+                        static_cast<off_t>(log.size - take + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  data.resize(got);
+  if (take < log.size) {
     std::size_t skip = 0;
     while (skip < 3 && skip < data.size() &&
            (static_cast<unsigned char>(data[skip]) & 0xc0) == 0x80)
@@ -52,12 +79,6 @@ std::string tail_of_file(const std::string& path, std::uint64_t max) {
     data.erase(0, skip);
   }
   return data;
-}
-
-std::uint64_t file_size_or_zero(const std::string& path) {
-  std::error_code ec;
-  auto size = std::filesystem::file_size(path, ec);
-  return ec ? 0 : size;
 }
 
 }  // namespace

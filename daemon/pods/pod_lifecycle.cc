@@ -18,6 +18,7 @@
 #include "daemon/pods/manager_impl.h"
 #include "daemon/pods/pod_files.h"
 #include "daemon/pods/pod_outcome.h"
+#include "daemon/pods/runtime_dirs.h"
 #include "daemon/spec/init_data.h"
 
 namespace confpod::pods {
@@ -36,8 +37,8 @@ void append_to_file(const std::string& path, const std::string& text) {
 void Manager::Impl::guest_violation(const std::string& name, std::uint64_t id,
                                     const std::string& reason) {
   Pod* pod = find(name, id);
-  if (pod == nullptr || !pod->sup || pod->job || pod->stop_requested) return;
-  if (!pod->pidfd) {
+  if (pod == nullptr || !pod->vm || pod->job || pod->stop_requested) return;
+  if (!pod->pidfd && !pod->vm->is_libvirt()) {
     log_error("guest dropped, but its VM cannot be signalled", {{"pod", name}, {"reason", reason}});
     return;
   }
@@ -102,12 +103,14 @@ void Manager::Impl::begin_start(Pod& pod, Manager::Done done) {
     return finish(done, plan.take_error());
   }
   spec::PodPaths paths = paths_of(pod);
-  std::error_code ec;
-  std::filesystem::create_directories(paths.dir, ec);
-  if (ec || ::chmod(paths.dir.c_str(), 0700) != 0) {
-    return finish(done, make_error("pods.io", "cannot create " + paths.dir + ": " +
-                                                  (ec ? ec.message() : std::strerror(errno))));
+  std::optional<VmOwner> vm_owner;
+  if (on_libvirt() && !options.config.libvirt_qemu_user.empty()) {
+    auto owner = lookup_vm_owner(options.config.libvirt_qemu_user);
+    if (!owner.ok()) return finish(done, owner.take_error());
+    vm_owner = *owner;
   }
+  if (Status prepared = prepare_pod_dirs(paths, vm_owner); !prepared.ok())
+    return finish(done, prepared);
   Status measured = remeasure(pod, plan->measurement);
   if (!measured.ok()) {
     log_error("pod not started",
@@ -115,7 +118,7 @@ void Manager::Impl::begin_start(Pod& pod, Manager::Done done) {
     return finish(done, measured);
   }
   vmm::SupervisorOptions start_options;
-  start_options.argv = std::move(plan->argv);
+  start_options.argv = plan->argv;
   start_options.qmp_socket = plan->vm.qmp_socket;
   start_options.pidfile = plan->vm.pidfile;
   start_options.log_file = qemu_log_path(paths);
@@ -143,15 +146,19 @@ void Manager::Impl::begin_start(Pod& pod, Manager::Done done) {
 
   std::uint64_t id = pod.id;
   std::string name = pod.record.name;
-  Status queued = jobs->run([this, id, name, start_options]() -> std::function<void()> {
-    auto result = std::make_shared<Result<vmm::Supervisor>>(vmm::Supervisor::start(start_options));
+  std::optional<std::string> libvirt_uri;
+  if (on_libvirt()) libvirt_uri = options.config.libvirt_uri;
+  Status queued = jobs->run([this, id, name, start_options, libvirt_uri,
+                             vm = std::move(plan->vm)]() -> std::function<void()> {
+    auto result =
+        std::make_shared<Result<PodVm>>(libvirt_uri ? PodVm::start_libvirt(*libvirt_uri, name, vm)
+                                                    : PodVm::start_qemu(start_options));
     return [this, id, name, result]() { finish_start(name, id, std::move(*result)); };
   });
   if (!queued.ok()) finish_start(name, id, queued.take_error());
 }
 
-void Manager::Impl::finish_start(const std::string& name, std::uint64_t id,
-                                 Result<vmm::Supervisor> started) {
+void Manager::Impl::finish_start(const std::string& name, std::uint64_t id, Result<PodVm> started) {
   Pod* pod = find(name, id);
   if (pod == nullptr) {
     // Removed meanwhile (cannot happen: Remove waits for the start); never leak the VM.
@@ -177,12 +184,12 @@ void Manager::Impl::finish_start(const std::string& name, std::uint64_t id,
     after_exit(*pod);
     return;
   }
-  pod->sup.emplace(std::move(*started));
+  pod->vm.emplace(std::move(*started));
   crash_point("start.exec");
   running(*pod, true);
 }
 
-// The supervisor is in pod.sup: watch it and announce "running".
+// The VM is in pod.vm: watch it and announce "running".
 void Manager::Impl::running(Pod& pod, bool fresh_start) {
   if (pod.spec) {
     GuestLinkOptions link_options;
@@ -199,16 +206,10 @@ void Manager::Impl::running(Pod& pod, bool fresh_start) {
     };
     pod.link = std::make_unique<GuestLink>(std::move(link_options));
   }
-  int fd = open_pidfd(pod.sup->pid());
-  if (fd >= 0) {
-    pod.pidfd.reset(fd);
-    sd_event_source* source = nullptr;
-    int r = sd_event_add_io(event, &source, fd, EPOLLIN, &Impl::on_pidfd, &pod);
-    if (r >= 0) pod.exit_watch.reset(source);
-  }
+  watch_exit(pod);
   watch_qmp(pod);
   if (!pod.exit_watch) {
-    log_error("cannot watch QEMU exit", {{"pod", pod.record.name}});
+    log_error("cannot watch the VM's exit", {{"pod", pod.record.name}});
   }
   store::PodRecord next = pod.record;
   next.state = store::PodState::kRunning;
@@ -219,11 +220,13 @@ void Manager::Impl::running(Pod& pod, bool fresh_start) {
   }
   pod.run_since = SteadyClock::now();
   if (next != pod.record) (void)commit(pod, std::move(next), changes, true);
-  log_info("pod running", {{"pod", pod.record.name},
-                           {"pod_id", pod.log_id},
-                           {"tee", pod.record.tee},
-                           {"pid", std::to_string(pod.sup->pid())},
-                           {"message_id", kMessagePodRunning}});
+  log_info("pod running",
+           {{"pod", pod.record.name},
+            {"pod_id", pod.log_id},
+            {"tee", pod.record.tee},
+            {pod.vm->pid() ? "pid" : "", pod.vm->pid() ? std::to_string(*pod.vm->pid()) : ""},
+            {pod.vm->is_libvirt() ? "vm" : "", pod.vm->describe()},
+            {"message_id", kMessagePodRunning}});
   finish_all(pod.start_waiters, ok_status());
   if (pod.kill_pending) {
     pod.kill_pending = false;
@@ -232,19 +235,61 @@ void Manager::Impl::running(Pod& pod, bool fresh_start) {
   // Our pidfd was opened after the supervisor's: if QEMU is still alive now, ours names
   // the same process; if it is already gone, handle the exit here (a recycled pid would
   // never make our pidfd readable).
-  auto exited = pod.sup->poll_exit();
-  if (!exited.ok()) {
-    handle_exit(pod, vmm::ExitInfo{});
-  } else if (exited->has_value()) {
-    handle_exit(pod, **exited);
+  (void)exit_seen(pod);
+}
+
+void Manager::Impl::watch_exit(Pod& pod) {
+  pod.exit_watch.reset();
+  pod.pidfd.reset();
+  sd_event_source* source = nullptr;
+  if (auto pid = pod.vm->pid()) {
+    int fd = open_pidfd(*pid);
+    if (fd < 0) return;
+    pod.pidfd.reset(fd);
+    if (sd_event_add_io(event, &source, fd, EPOLLIN, &Impl::on_pidfd, &pod) >= 0)
+      pod.exit_watch.reset(source);
+    return;
   }
+  const auto usec = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(kExitPollInterval).count());
+  if (sd_event_add_time_relative(event, &source, CLOCK_MONOTONIC, usec, 0, &Impl::on_exit_poll,
+                                 &pod) >= 0)
+    pod.exit_watch.reset(source);
+}
+
+int Manager::Impl::on_exit_poll(sd_event_source* source, std::uint64_t, void* userdata) {
+  auto* pod = static_cast<Pod*>(userdata);
+  if (pod->job || !pod->vm) return 0;  // a worker owns the VM: its completion reports the exit
+  // Once it ended, `pod` may be gone (removed after its exit): touch it only while it runs.
+  if (pod->impl->exit_seen(*pod)) {
+    const auto usec = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(kExitPollInterval).count());
+    sd_event_source_set_time_relative(source, usec);
+    sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+  }
+  return 0;
+}
+
+// Asks the VM whether it ended and handles the exit if so (after which `pod` may be gone);
+// true while it still runs.
+bool Manager::Impl::exit_seen(Pod& pod) {
+  auto exited = pod.vm->poll_exit();
+  if (!exited.ok()) {
+    log_warning("VM exit not classified",
+                {{"pod", pod.record.name}, {"error", exited.error().describe()}});
+    handle_exit(pod, vmm::ExitInfo{});
+    return false;
+  }
+  if (!exited->has_value()) return true;
+  handle_exit(pod, **exited);
+  return false;
 }
 
 void Manager::Impl::watch_qmp(Pod& pod) {
   pod.qmp_watch.reset();
-  if (!pod.sup || pod.sup->qmp_fd() < 0 || pod.sup->qmp_closed()) return;
+  if (!pod.vm || pod.vm->qmp_fd() < 0 || pod.vm->qmp_closed()) return;
   sd_event_source* source = nullptr;
-  if (sd_event_add_io(event, &source, pod.sup->qmp_fd(), EPOLLIN, &Impl::on_qmp, &pod) < 0) {
+  if (sd_event_add_io(event, &source, pod.vm->qmp_fd(), EPOLLIN, &Impl::on_qmp, &pod) < 0) {
     log_warning("cannot watch QMP events", {{"pod", pod.record.name}});
     return;
   }
@@ -253,13 +298,13 @@ void Manager::Impl::watch_qmp(Pod& pod) {
 
 int Manager::Impl::on_qmp(sd_event_source* source, int, std::uint32_t, void* userdata) {
   auto* pod = static_cast<Pod*>(userdata);
-  if (pod->job || !pod->sup) {
+  if (pod->job || !pod->vm) {
     sd_event_source_set_enabled(source, SD_EVENT_OFF);
     return 0;
   }
-  for (const auto& e : pod->sup->take_new_events()) pod->impl->log_vm_event(*pod, e);
+  for (const auto& e : pod->vm->take_new_events()) pod->impl->log_vm_event(*pod, e);
   // End of file: QEMU is exiting; the pidfd reports it (and readable EOF would spin here).
-  if (pod->sup->qmp_closed()) sd_event_source_set_enabled(source, SD_EVENT_OFF);
+  if (pod->vm->qmp_closed()) sd_event_source_set_enabled(source, SD_EVENT_OFF);
   return 0;
 }
 
@@ -290,43 +335,33 @@ void Manager::Impl::log_vm_event(const Pod& pod, const vmm::QmpEvent& e) {
 
 int Manager::Impl::on_pidfd(sd_event_source* source, int, std::uint32_t, void* userdata) {
   auto* pod = static_cast<Pod*>(userdata);
-  Impl* self = pod->impl;
-  if (pod->job || !pod->sup) {
-    // A worker owns the supervisor (stop in progress): its completion reports the exit.
+  if (pod->job || !pod->vm) {
+    // A worker owns the VM (stop in progress): its completion reports the exit.
     sd_event_source_set_enabled(source, SD_EVENT_OFF);
     return 0;
   }
-  auto exited = pod->sup->poll_exit();
-  if (!exited.ok()) {
-    log_warning("QEMU exit not classified",
-                {{"pod", pod->record.name}, {"error", exited.error().describe()}});
-    self->handle_exit(*pod, vmm::ExitInfo{});
-  } else if (exited->has_value()) {
-    self->handle_exit(*pod, **exited);
-  }
+  pod->impl->exit_seen(*pod);
   return 0;
 }
 
 void Manager::Impl::send_sigkill(Pod& pod) {
-  pid_t pid = pod.sup ? pod.sup->pid() : -1;
-  if (pod.pidfd) {
-    // Only a signal actually sent makes the exit a kill (not one asked for after the VM
-    // had already gone, during the drain).
-    pod.sigkill_sent = true;
-    // QEMU leads its own process group (Supervisor::start): kill its helpers too.
-    if (pid > 0 && ::getpgid(pid) == pid) ::kill(-pid, SIGKILL);
-    (void)pidfd_signal(pod.pidfd.get(), SIGKILL);
-  }
+  // Only a kill actually sent makes the exit a kill (not one asked for after the VM had
+  // already gone, during the drain).
+  if (!pod.vm || (!pod.pidfd && !pod.vm->is_libvirt())) return;
+  pod.sigkill_sent = true;
+  Status sent = pod.vm->send_kill(pod.pidfd.get());
+  if (!sent.ok())
+    log_error("cannot kill the VM", {{"pod", pod.record.name}, {"error", sent.error().describe()}});
 }
 
 void Manager::Impl::handle_exit(Pod& pod, const vmm::ExitInfo& info) {
   pod.qmp_watch.reset();
   // What QEMU said last (GUEST_PANICKED, SHUTDOWN) when the exit was seen before it was read.
-  if (pod.sup)
-    for (const auto& e : pod.sup->take_new_events()) log_vm_event(pod, e);
+  if (pod.vm)
+    for (const auto& e : pod.vm->take_new_events()) log_vm_event(pod, e);
   pod.exit_watch.reset();
   pod.pidfd.reset();
-  pod.sup.reset();
+  pod.vm.reset();
   if (!pod.link) return finish_exit(pod, info, std::nullopt);
   // The agent's last words (how the containers ended) may still be in the channel: drain
   // them on a worker, not on the loop every other pod and caller shares. Until then the pod
@@ -440,8 +475,8 @@ Status Manager::Impl::begin_stop(Pod& pod) {
   if (pod.exit_watch) sd_event_source_set_enabled(pod.exit_watch.get(), SD_EVENT_OFF);
   pod.qmp_watch.reset();  // the worker's stop() reads QMP now
   pod.job = true;
-  auto sup = std::make_shared<vmm::Supervisor>(std::move(*pod.sup));
-  pod.sup.reset();
+  auto vm = std::make_shared<PodVm>(std::move(*pod.vm));
+  pod.vm.reset();
   auto grace = std::chrono::milliseconds(std::chrono::seconds(options.config.stop_timeout_seconds));
   std::uint64_t id = pod.id;
   std::string name = pod.record.name;
@@ -450,17 +485,17 @@ Status Manager::Impl::begin_stop(Pod& pod) {
                             {"tee", pod.record.tee},
                             {"message_id", kMessagePodStopping}});
   crash_point("stop.stopping");
-  Status queued = jobs->run([this, id, name, sup, grace]() -> std::function<void()> {
-    auto result = std::make_shared<Result<vmm::ExitInfo>>(sup->stop(grace));
+  Status queued = jobs->run([this, id, name, vm, grace]() -> std::function<void()> {
+    auto result = std::make_shared<Result<vmm::ExitInfo>>(vm->stop(grace));
     crash_point("stop.exited");
-    return [this, id, name, sup, result]() { finish_stop(name, id, sup, *result); };
+    return [this, id, name, vm, result]() { finish_stop(name, id, vm, *result); };
   });
-  if (!queued.ok()) finish_stop(name, id, sup, queued.take_error());
+  if (!queued.ok()) finish_stop(name, id, vm, queued.take_error());
   return ok_status();
 }
 
 void Manager::Impl::finish_stop(const std::string& name, std::uint64_t id,
-                                const std::shared_ptr<vmm::Supervisor>& sup,
+                                const std::shared_ptr<PodVm>& vm,
                                 const Result<vmm::ExitInfo>& result) {
   Pod* pod = find(name, id);
   if (pod == nullptr) return;
@@ -471,8 +506,8 @@ void Manager::Impl::finish_stop(const std::string& name, std::uint64_t id,
   }
   // The supervisor could neither power it down nor kill it: keep watching and kill again.
   log_error("pod stop failed", {{"pod", name}, {"error", result.error().describe()}});
-  pod->sup.emplace(std::move(*sup));
-  if (pod->exit_watch) sd_event_source_set_enabled(pod->exit_watch.get(), SD_EVENT_ON);
+  pod->vm.emplace(std::move(*vm));
+  watch_exit(*pod);
   watch_qmp(*pod);
   send_sigkill(*pod);
 }
@@ -500,6 +535,12 @@ void Manager::Impl::remove(Pod& pod, std::vector<Manager::Done>& waiters) {
               {{"pod", pod.record.name}, {"error", unwired.error().describe()}});
   if (listener != nullptr) listener->pod_removed(pod.record);
   for (Listener* l : more_listeners) l->pod_removed(pod.record);
+  if (on_libvirt()) {
+    Status forgotten = forget_libvirt_domain(options.config.libvirt_uri, pod.record.name);
+    if (!forgotten.ok())
+      log_warning("cannot undefine the pod's libvirt domain",
+                  {{"pod", pod.record.name}, {"error", forgotten.error().describe()}});
+  }
   spec::PodPaths paths = paths_of(pod);
   std::error_code ec;
   std::filesystem::remove_all(paths.dir, ec);

@@ -1,10 +1,16 @@
 #include "daemon/pods/runtime_dirs.h"
 
+#include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
+#include "attest/base/unique_fd.h"
 #include "daemon/pods/log.h"
 #include "vmm/supervisor.h"
 
@@ -37,6 +43,51 @@ std::vector<std::string> sweep_runtime_dirs(const std::string& runtime_dir,
       log_info("removed the runtime dir of a removed pod", {{"pod", name}});
   }
   return stale;
+}
+
+Result<VmOwner> lookup_vm_owner(const std::string& user) {
+  passwd entry{};
+  passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  int r = ::getpwnam_r(user.c_str(), &entry, buffer.data(), buffer.size(), &found);
+  if (r != 0 || found == nullptr)
+    return make_error("pods.libvirt_user",
+                      "no user named \"" + user + "\" on this host ([vmm] libvirt_qemu_user)");
+  return VmOwner{found->pw_uid, found->pw_gid};
+}
+
+namespace {
+
+Error io_error(const std::string& what, const std::string& path) {
+  return make_error("pods.io", "cannot " + what + " " + path + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+Status prepare_pod_dirs(const spec::PodPaths& paths, std::optional<VmOwner> vm_owner) {
+  std::error_code ec;
+  std::filesystem::create_directories(paths.dir, ec);
+  if (ec) return make_error("pods.io", "cannot create " + paths.dir + ": " + ec.message());
+  UniqueFd dir(::open(paths.dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir) return io_error("open", paths.dir);
+  if (::fchmod(dir.get(), vm_owner ? 0711 : 0700) != 0) return io_error("chmod", paths.dir);
+  const char* vm = "vm";
+  UniqueFd vm_dir(::openat(dir.get(), vm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!vm_dir && errno != ENOENT) {
+    // Not a directory (a link or file put there by the VM's user): it goes, unfollowed.
+    if (::unlinkat(dir.get(), vm, 0) != 0) return io_error("remove", paths.vm_dir);
+  }
+  if (!vm_dir) {
+    if (::mkdirat(dir.get(), vm, 0700) != 0) return io_error("create", paths.vm_dir);
+    vm_dir.reset(::openat(dir.get(), vm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!vm_dir) return io_error("open", paths.vm_dir);
+  }
+  // Without an owner it is ours again (the backend or its user may have changed).
+  const uid_t uid = vm_owner ? vm_owner->uid : ::geteuid();
+  const gid_t gid = vm_owner ? vm_owner->gid : ::getegid();
+  if (::fchown(vm_dir.get(), uid, gid) != 0) return io_error("chown", paths.vm_dir);
+  if (::fchmod(vm_dir.get(), 0700) != 0) return io_error("chmod", paths.vm_dir);
+  return ok_status();
 }
 
 }  // namespace confpod::pods

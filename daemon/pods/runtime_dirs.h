@@ -3,10 +3,14 @@
 // a command line that names our QMP socket, and ended, never left running unaccounted for.
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "attest/base/result.h"
 #include "daemon/spec/vm_from_spec.h"
 
 namespace confpod::pods {
@@ -19,5 +23,19 @@ bool kill_stray_qemu(const spec::PodPaths& paths, const std::string& proc_root =
 // (kill_stray_qemu), the directory removed. Returns the names swept.
 std::vector<std::string> sweep_runtime_dirs(const std::string& runtime_dir,
                                             const std::function<bool(const std::string&)>& is_pod);
+
+// The uid and gid libvirt's QEMU runs as ([vmm] libvirt_qemu_user). "pods.libvirt_user" when
+// the system has no such user.
+struct VmOwner {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+Result<VmOwner> lookup_vm_owner(const std::string& user);
+
+// The pod's directory (root's, 0700) and its vm/ directory, before a start. With `vm_owner`,
+// vm/ belongs to that user (0700) and the pod directory is 0711 so that it can reach vm/ but
+// list nothing. A vm/ that the VM's user replaced by a symbolic link or a file is replaced by a
+// directory again (never followed). "pods.io" names the path that failed.
+Status prepare_pod_dirs(const spec::PodPaths& paths, std::optional<VmOwner> vm_owner);
 
 }  // namespace confpod::pods

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,6 +74,59 @@ TEST(SweepRuntimeDirs, RemovesOnlyWhatNoPodAccountsFor) {
   EXPECT_FALSE(fs::exists(spec::pod_paths(rt.dir, "gone").dir));
   EXPECT_TRUE(
       sweep_runtime_dirs(rt.dir + "/absent", [](const std::string&) { return false; }).empty());
+}
+
+mode_t mode_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  return st.st_mode;
+}
+
+TEST(PreparePodDirs, RootsDirectoriesAndAVmDirForLibvirtsUser) {
+  TempRuntime rt;
+  spec::PodPaths paths = spec::pod_paths(rt.dir, "web");
+  ASSERT_TRUE(prepare_pod_dirs(paths, std::nullopt).ok());
+  EXPECT_EQ(mode_of(paths.dir) & 07777, 0700u);
+  EXPECT_TRUE(S_ISDIR(mode_of(paths.vm_dir)));
+  EXPECT_EQ(mode_of(paths.vm_dir) & 07777, 0700u);
+  if (::geteuid() != 0) GTEST_SKIP() << "handing vm/ to another user needs root";
+
+  auto nobody = lookup_vm_owner("nobody");
+  ASSERT_TRUE(nobody.ok()) << nobody.error().describe();
+  ASSERT_TRUE(prepare_pod_dirs(paths, *nobody).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(paths.vm_dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, nobody->uid);
+  EXPECT_EQ(st.st_gid, nobody->gid);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  ASSERT_EQ(::stat(paths.dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(st.st_mode & 07777, 0711u) << "reachable, not listable";
+
+  // The VM's user swapped vm/ for a link to a directory of root's: the link goes, unfollowed.
+  const std::string target = rt.dir + "/roots";
+  fs::create_directories(target);
+  fs::remove_all(paths.vm_dir);
+  fs::create_directory_symlink(target, paths.vm_dir);
+  ASSERT_TRUE(prepare_pod_dirs(paths, *nobody).ok());
+  EXPECT_TRUE(S_ISDIR(mode_of(paths.vm_dir)));
+  ASSERT_EQ(::stat(target.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u) << "the link's target was never handed over";
+  // A file in its place goes too; and back on the QEMU backend vm/ is root's again.
+  fs::remove_all(paths.vm_dir);
+  std::ofstream(paths.vm_dir) << "x";
+  ASSERT_TRUE(prepare_pod_dirs(paths, std::nullopt).ok());
+  ASSERT_EQ(::stat(paths.vm_dir.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(mode_of(paths.dir) & 07777, 0700u);
+}
+
+TEST(PreparePodDirs, AnUnknownUserIsNamed) {
+  auto owner = lookup_vm_owner("no-such-user-here");
+  ASSERT_FALSE(owner.ok());
+  EXPECT_EQ(owner.error().code, "pods.libvirt_user");
+  EXPECT_NE(owner.error().message.find("no-such-user-here"), std::string::npos);
 }
 
 }  // namespace

@@ -13,9 +13,10 @@ PodPaths pod_paths(const std::string& runtime_dir, const std::string& pod_name) 
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   p.dir = root + "/pods/" + pod_name;
   p.qmp_socket = p.dir + "/qmp.sock";
-  p.agent_socket = p.dir + "/agent.sock";
   p.pidfile = p.dir + "/qemu.pid";
-  p.serial_log = p.dir + "/serial.log";
+  p.vm_dir = p.dir + "/vm";
+  p.agent_socket = p.vm_dir + "/agent.sock";
+  p.serial_log = p.vm_dir + "/serial.log";
   return p;
 }
 

@@ -58,12 +58,16 @@ struct HostDefaults {
 };
 
 // The per-pod paths, all under <runtime_dir>/pods/<name>/ (daemon creates the directory).
+// What the VM process itself creates (the agent channel's socket, the console log) is in
+// vm/: on the libvirt backend that directory alone may be handed to libvirt's QEMU user, and
+// confpodd writes nothing there.
 struct PodPaths {
   std::string dir;
   std::string qmp_socket;    // qmp.sock
-  std::string agent_socket;  // agent.sock  (virtio-serial port "org.confpod.agent.0")
   std::string pidfile;       // qemu.pid
-  std::string serial_log;    // serial.log
+  std::string vm_dir;        // vm/
+  std::string agent_socket;  // vm/agent.sock  (virtio-serial port "org.confpod.agent.0")
+  std::string serial_log;    // vm/serial.log
 };
 PodPaths pod_paths(const std::string& runtime_dir, const std::string& pod_name);
 

@@ -56,10 +56,10 @@ TEST(VmFromSpec, SnpBindsSha256OfInitData) {
   EXPECT_TRUE(std::equal(want.begin(), want.end(), c->snp.host_data.begin()));
   EXPECT_EQ(c->qmp_socket, "/run/confpod/pods/payroll/qmp.sock");
   EXPECT_EQ(c->pidfile, "/run/confpod/pods/payroll/qemu.pid");
-  EXPECT_EQ(c->serial_log, "/run/confpod/pods/payroll/serial.log");
+  EXPECT_EQ(c->serial_log, "/run/confpod/pods/payroll/vm/serial.log");
   ASSERT_EQ(c->channels.size(), 1u);
   EXPECT_EQ(c->channels[0].name, "org.confpod.agent.0");
-  EXPECT_EQ(c->channels[0].socket_path, "/run/confpod/pods/payroll/agent.sock");
+  EXPECT_EQ(c->channels[0].socket_path, "/run/confpod/pods/payroll/vm/agent.sock");
   ASSERT_EQ(c->disks.size(), 1u);
   EXPECT_EQ(c->disks[0].path, "/srv/images/app.tar");
   EXPECT_TRUE(c->disks[0].read_only);

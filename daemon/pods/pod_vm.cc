@@ -1,0 +1,103 @@
+#include "daemon/pods/pod_vm.h"
+
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace confpod::pods {
+
+std::string libvirt_domain_name(std::string_view pod_name) {
+  return "confpod-" + std::string(pod_name);
+}
+
+Result<PodVm> PodVm::start_qemu(const vmm::SupervisorOptions& options) {
+  CONFPOD_ASSIGN_OR_RETURN(vmm::Supervisor sup, vmm::Supervisor::start(options));
+  return PodVm(std::move(sup));
+}
+
+Result<PodVm> PodVm::start_libvirt(const std::string& uri, std::string_view pod_name,
+                                   vmm::VmConfig config) {
+  config.name = libvirt_domain_name(pod_name);
+  CONFPOD_ASSIGN_OR_RETURN(vmm::LibvirtVm vm, vmm::LibvirtVm::start(uri, config));
+  return PodVm(std::move(vm));
+}
+
+Result<PodVm> PodVm::attach_qemu(const std::string& pidfile, const std::string& qmp_socket,
+                                 std::chrono::milliseconds timeout) {
+  CONFPOD_ASSIGN_OR_RETURN(vmm::Supervisor sup,
+                           vmm::Supervisor::attach(pidfile, qmp_socket, timeout));
+  return PodVm(std::move(sup));
+}
+
+Result<PodVm> PodVm::attach_libvirt(const std::string& uri, std::string_view pod_name) {
+  CONFPOD_ASSIGN_OR_RETURN(vmm::LibvirtVm vm,
+                           vmm::LibvirtVm::attach(uri, libvirt_domain_name(pod_name)));
+  return PodVm(std::move(vm));
+}
+
+std::optional<pid_t> PodVm::pid() const {
+  if (const auto* sup = std::get_if<vmm::Supervisor>(&vm_)) return sup->pid();
+  return std::nullopt;
+}
+
+std::string PodVm::describe() const {
+  if (const auto* sup = std::get_if<vmm::Supervisor>(&vm_))
+    return "pid " + std::to_string(sup->pid());
+  return "libvirt domain " + std::get<vmm::LibvirtVm>(vm_).name();
+}
+
+std::vector<vmm::QmpEvent> PodVm::take_new_events() {
+  if (auto* sup = std::get_if<vmm::Supervisor>(&vm_)) return sup->take_new_events();
+  return {};
+}
+
+int PodVm::qmp_fd() const {
+  if (const auto* sup = std::get_if<vmm::Supervisor>(&vm_)) return sup->qmp_fd();
+  return -1;
+}
+
+bool PodVm::qmp_closed() const {
+  if (const auto* sup = std::get_if<vmm::Supervisor>(&vm_)) return sup->qmp_closed();
+  return true;
+}
+
+Result<std::optional<vmm::ExitInfo>> PodVm::poll_exit() {
+  return std::visit([](auto& vm) { return vm.poll_exit(); }, vm_);
+}
+
+Result<vmm::ExitInfo> PodVm::stop(std::chrono::milliseconds grace) {
+  return std::visit([grace](auto& vm) { return vm.stop(grace); }, vm_);
+}
+
+Result<vmm::ExitInfo> PodVm::kill() {
+  return std::visit([](auto& vm) { return vm.kill(); }, vm_);
+}
+
+Status PodVm::send_kill(int pidfd) {
+  if (auto* libvirt = std::get_if<vmm::LibvirtVm>(&vm_)) {
+    // virDomainDestroy returns once QEMU is gone; the exit poll then reports it.
+    auto killed = libvirt->kill();
+    if (!killed.ok()) return killed.error();
+    return ok_status();
+  }
+  const pid_t pid = std::get<vmm::Supervisor>(vm_).pid();
+  // QEMU leads its own process group (Supervisor::start): kill its helpers too. The pidfd
+  // names QEMU itself even if the pid were reused.
+  if (pid > 0 && ::getpgid(pid) == pid) ::kill(-pid, SIGKILL);
+  if (::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0u) != 0 && errno != ESRCH)
+    return make_error(
+        "pods.kill", "cannot signal QEMU pid " + std::to_string(pid) + ": " + std::strerror(errno));
+  return ok_status();
+}
+
+Status forget_libvirt_domain(const std::string& uri, std::string_view pod_name) {
+  auto vm = vmm::LibvirtVm::attach(uri, libvirt_domain_name(pod_name));
+  // Never defined (the pod never started), or undefined already.
+  if (!vm.ok()) return vm.error().code == "vmm.libvirt.lookup" ? ok_status() : Status(vm.error());
+  return vm->remove();
+}
+
+}  // namespace confpod::pods
