@@ -338,7 +338,7 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
   if (vmm != nullptr) {
     CONFPOD_TRY(get_string(*vmm, "vmm", "libvirt_qemu_user", c.libvirt_qemu_user, 32));
     if (const toml::node* n = vmm->get("libvirt_qemu_user");
-        n && !is_user_name(c.libvirt_qemu_user))
+        n && !c.libvirt_qemu_user.empty() && !is_user_name(c.libvirt_qemu_user))
       return invalid(
           line_of(*n), "vmm.libvirt_qemu_user",
           "must be a user name of [a-z_][a-z0-9_-]*, got \"" + c.libvirt_qemu_user + "\"");

@@ -335,7 +335,7 @@ TEST_F(ContainersTest, AGuestKernelPanicEndsThePodAtOnceWithItsReason) {
   EXPECT_NE(daemon_->log().find("guest kernel panicked pod=crash"), std::string::npos)
       << daemon_->log();
   // The console shows the panic the pvpanic device reported.
-  EXPECT_NE(testing::read_file(daemon_->runtime_dir() + "/pods/crash/serial.log")
+  EXPECT_NE(testing::read_file(daemon_->runtime_dir() + "/pods/crash/vm/serial.log")
                 .find("sysrq triggered crash"),
             std::string::npos);
 }

@@ -232,7 +232,7 @@ TEST_F(HelloPodTest, InitDataAlteredByTheHostIsRefusedByTheAgentAndTheKbs) {
 
   auto vm = spec::vm_config_from_spec(*spec, host, genuine);
   ASSERT_TRUE(vm.ok()) << vm.error().describe();
-  std::filesystem::create_directories(spec::pod_paths(dir.path(), "altered").dir);
+  std::filesystem::create_directories(spec::pod_paths(dir.path(), "altered").vm_dir);
   auto argv = vmm::qemu_argv(*vm);
   ASSERT_TRUE(argv.ok()) << argv.error().describe();
   vmm::SupervisorOptions options;
