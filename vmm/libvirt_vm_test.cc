@@ -151,8 +151,8 @@ TEST(ExitFromDomainState, EveryStateAndReason) {
 class RealLibvirtd : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (auto why = confpod::testing::SessionLibvirtd::unavailable()) GTEST_SKIP() << *why;
-    libvirtd_ = std::make_unique<confpod::testing::SessionLibvirtd>();
+    if (auto why = confpod::testing::TestLibvirtd::unavailable()) GTEST_SKIP() << *why;
+    libvirtd_ = std::make_unique<confpod::testing::TestLibvirtd>();
     ASSERT_TRUE(libvirtd_->started()) << "libvirtd did not start:\n" << libvirtd_->log();
     // The guest kernel, readable by the QEMU libvirt runs as nobody.
     const std::string kernel = libvirtd_->dir() + "/vm/vmlinuz";
@@ -170,7 +170,7 @@ class RealLibvirtd : public ::testing::Test {
   }
   pid_t qemu_pid(const std::string& name) const { return libvirtd_->qemu_pid(name); }
 
-  std::unique_ptr<confpod::testing::SessionLibvirtd> libvirtd_;
+  std::unique_ptr<confpod::testing::TestLibvirtd> libvirtd_;
 };
 
 TEST_F(RealLibvirtd, StartReattachStopAndAnOutsideKill) {

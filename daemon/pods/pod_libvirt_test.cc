@@ -137,10 +137,16 @@ TEST_F(LibvirtPodsTest, AnUnreachableLibvirtFailsTheStartAndTheDaemonGoesOn) {
 // --- a real libvirtd ---------------------------------------------------------------------------
 // The real guest under TCG, started by libvirt's QEMU as nobody: the agent says hello over the
 // channel libvirt created in the pod's vm/ directory, the container runs, its output reaches
-// the pod's log; the pod stops through libvirt and its domain goes with it.
-TEST_F(LibvirtPodsTest, ARealGuestRunsItsContainerUnderLibvirtd) {
-  if (auto why = testing::SessionLibvirtd::unavailable()) GTEST_SKIP() << *why;
-  testing::SessionLibvirtd libvirtd;
+// the pod's log; the pod stops through libvirt and its domain goes with it. Against a session
+// libvirtd (as nobody) and a system one (root, as on a host: qemu:///system, DAC labelling).
+class RealLibvirtdPodsTest : public LibvirtPodsTest,
+                             public ::testing::WithParamInterface<testing::TestLibvirtd::Mode> {};
+
+TEST_P(RealLibvirtdPodsTest, ARealGuestRunsItsContainerUnderLibvirtd) {
+  if (auto why = testing::TestLibvirtd::unavailable()) GTEST_SKIP() << *why;
+  testing::TestLibvirtd libvirtd(GetParam());
+  if (libvirtd.cannot_mount())
+    GTEST_SKIP() << "no private mount namespace here:\n" << libvirtd.log();
   ASSERT_TRUE(libvirtd.started()) << libvirtd.log();
   // What its QEMU (nobody) opens: the guest image and the container image, readable, and the
   // runtime directory, traversable.
@@ -153,10 +159,16 @@ TEST_F(LibvirtPodsTest, ARealGuestRunsItsContainerUnderLibvirtd) {
   }
   testing::OciImage hello = testing::hello_image(vm_files + "/hello.tar");
   ASSERT_EQ(::chmod(hello.archive.c_str(), 0644), 0);
-  ASSERT_EQ(::chmod(dir_.path().c_str(), 0711), 0);
+  if (GetParam() == testing::TestLibvirtd::Mode::kSession) {
+    ASSERT_EQ(::chmod(dir_.path().c_str(), 0711), 0);
+  }
 
   ManagerOptions o = libvirt_options(libvirtd.uri());
-  o.config.libvirt_qemu_user = "nobody";
+  // A session libvirtd is nobody itself: it needs the pod's vm/ directory. A system one (root)
+  // creates the channel socket and the console log and hands QEMU their descriptors, so the
+  // pod's directories stay root's.
+  const bool session = GetParam() == testing::TestLibvirtd::Mode::kSession;
+  if (session) o.config.libvirt_qemu_user = "nobody";
   o.config.host.kernel = vm_files + "/vmlinuz";
   o.config.host.initrd = vm_files + "/initrd.img";
   auto m = make_manager(o);
@@ -174,7 +186,11 @@ TEST_F(LibvirtPodsTest, ARealGuestRunsItsContainerUnderLibvirtd) {
   ASSERT_GT(qemu, 0);
   struct stat st {};
   ASSERT_EQ(::stat(("/proc/" + std::to_string(qemu)).c_str(), &st), 0);
-  EXPECT_EQ(st.st_uid, testing::SessionLibvirtd::kUid) << "libvirt's QEMU, not confpodd's";
+  EXPECT_EQ(st.st_uid, testing::TestLibvirtd::kUid) << "libvirt's QEMU, not confpodd's";
+  struct stat vm_dir {};
+  ASSERT_EQ(::stat((dir_.path() + "/run/pods/lv-real/vm").c_str(), &vm_dir), 0);
+  EXPECT_EQ(vm_dir.st_uid, session ? testing::TestLibvirtd::kUid : 0u);
+  EXPECT_EQ(vm_dir.st_mode & 07777, 0700u);
 
   const std::string ready = "==> containers.log <==\n" + std::string(testing::kServingReady);
   std::string log;
@@ -196,6 +212,14 @@ TEST_F(LibvirtPodsTest, ARealGuestRunsItsContainerUnderLibvirtd) {
   ASSERT_TRUE(call([&](Manager::Done d) { m->remove_pod("lv-real", false, d); }).ok());
   EXPECT_FALSE(domain_state(libvirtd.uri(), "lv-real"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Libvirtd, RealLibvirtdPodsTest,
+                         ::testing::Values(testing::TestLibvirtd::Mode::kSession,
+                                           testing::TestLibvirtd::Mode::kSystem),
+                         [](const auto& info) {
+                           return info.param == testing::TestLibvirtd::Mode::kSystem ? "System"
+                                                                                     : "Session";
+                         });
 
 }  // namespace
 }  // namespace confpod::pods

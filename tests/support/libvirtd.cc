@@ -15,9 +15,42 @@ namespace confpod::testing {
 
 namespace fs = std::filesystem;
 
-std::optional<std::string> SessionLibvirtd::unavailable() {
+namespace {
+
+// Run by unshare(1) in a private mount namespace: libvirt's directories become fresh tmpfs,
+// libvirt-qemu exists, QEMU runs as nobody; then it becomes libvirtd (same pid).
+constexpr const char* kSystemScript = R"(set -e
+dir=$1
+for d in /etc/libvirt /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do
+  mkdir -p "$d" 2>/dev/null || true
+  mount -t tmpfs tmpfs "$d"
+done
+cp /etc/passwd "$dir/passwd"
+cp /etc/group "$dir/group"
+grep -q '^libvirt-qemu:' "$dir/passwd" || echo 'libvirt-qemu:x:64055:64055::/nonexistent:/usr/sbin/nologin' >> "$dir/passwd"
+grep -q '^libvirt-qemu:' "$dir/group" || echo 'libvirt-qemu:x:64055:' >> "$dir/group"
+mount --bind "$dir/passwd" /etc/passwd
+mount --bind "$dir/group" /etc/group
+touch "$dir/mounted"
+printf 'user = "nobody"
+group = "nogroup"
+cgroup_controllers = [ ]
+namespaces = [ ]
+stdio_handler = "file"
+' > /etc/libvirt/qemu.conf
+printf 'auth_unix_rw = "none"
+auth_unix_ro = "none"
+unix_sock_rw_perms = "0700"
+' > /etc/libvirt/libvirtd.conf
+exec /usr/sbin/libvirtd --timeout 300
+)";
+
+}  // namespace
+
+std::optional<std::string> TestLibvirtd::unavailable() {
   if (::geteuid() != 0) return "needs root to run libvirtd as nobody";
-  for (const char* tool : {"/usr/sbin/libvirtd", "/usr/bin/setpriv", "/usr/bin/qemu-system-x86_64"})
+  for (const char* tool : {"/usr/sbin/libvirtd", "/usr/bin/setpriv", "/usr/bin/unshare",
+                           "/usr/bin/qemu-system-x86_64"})
     if (::access(tool, X_OK) != 0) return std::string(tool) + " is missing";
   // libvirt-daemon-driver-qemu (a dependency of libvirt-daemon, which scripts/bootstrap
   // installs).
@@ -26,12 +59,14 @@ std::optional<std::string> SessionLibvirtd::unavailable() {
   return std::nullopt;
 }
 
-SessionLibvirtd::SessionLibvirtd() : dir_(std::make_unique<TempDir>()) {
+TestLibvirtd::TestLibvirtd(Mode mode) : mode_(mode), dir_(std::make_unique<TempDir>()) {
   for (const char* sub : {"home", "run", "vm"}) fs::create_directories(dir_->path() + "/" + sub);
   if (::chown(dir_->path().c_str(), kUid, kGid) != 0) return;
   for (const char* sub : {"home", "run", "vm"})
     if (::chown((dir_->path() + "/" + sub).c_str(), kUid, kGid) != 0) return;
   ::chmod(dir_->path().c_str(), 0755);
+  const std::string script = dir_->path() + "/libvirtd-system.sh";
+  if (mode_ == Mode::kSystem) std::ofstream(script) << kSystemScript;
   pid_ = ::fork();
   if (pid_ == 0) {
     // Its own log, not the test's output (it complains about what a CI machine lacks).
@@ -41,6 +76,11 @@ SessionLibvirtd::SessionLibvirtd() : dir_(std::make_unique<TempDir>()) {
       ::dup2(fd, STDOUT_FILENO);
       ::dup2(fd, STDERR_FILENO);
     }
+    if (mode_ == Mode::kSystem) {
+      ::execl("/usr/bin/unshare", "unshare", "--mount", "--propagation", "private", "/bin/sh",
+              script.c_str(), dir_->path().c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
     const std::string home = "HOME=" + dir_->path() + "/home";
     const std::string run = "XDG_RUNTIME_DIR=" + dir_->path() + "/run";
     ::execl("/usr/bin/setpriv", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
@@ -48,29 +88,46 @@ SessionLibvirtd::SessionLibvirtd() : dir_(std::make_unique<TempDir>()) {
             "/usr/sbin/libvirtd", "--timeout", "300", static_cast<char*>(nullptr));
     ::_exit(127);
   }
-  socket_ = dir_->path() + "/run/libvirt/libvirt-sock";
-  for (int i = 0; i < 100 && !fs::exists(socket_); ++i) ::usleep(50'000);
+  // unshare and the script exec in place: the child's pid is libvirtd's, and its /run/libvirt
+  // is reached through /proc/<pid>/root.
+  run_dir_ = mode_ == Mode::kSystem ? "/proc/" + std::to_string(pid_) + "/root/run/libvirt"
+                                    : dir_->path() + "/run/libvirt";
+  socket_ = run_dir_ + "/libvirt-sock";
+  for (int i = 0; i < 200 && !fs::exists(socket_) && !reap_if_exited(); ++i) ::usleep(50'000);
 }
 
-SessionLibvirtd::~SessionLibvirtd() {
+TestLibvirtd::~TestLibvirtd() {
   if (pid_ > 0) {
     ::kill(pid_, SIGTERM);
     ::waitpid(pid_, nullptr, 0);
   }
 }
 
-bool SessionLibvirtd::started() const { return pid_ > 0 && fs::exists(socket_); }
+bool TestLibvirtd::reap_if_exited() {
+  if (pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) != 0) pid_ = -1;
+  return pid_ <= 0;
+}
 
-std::string SessionLibvirtd::uri() const { return "qemu+unix:///session?socket=" + socket_; }
+bool TestLibvirtd::started() const { return pid_ > 0 && fs::exists(socket_); }
 
-pid_t SessionLibvirtd::qemu_pid(const std::string& name) const {
-  std::ifstream in(dir_->path() + "/run/libvirt/qemu/run/" + name + ".pid");
+bool TestLibvirtd::cannot_mount() const {
+  return mode_ == Mode::kSystem && !fs::exists(dir_->path() + "/mounted");
+}
+
+std::string TestLibvirtd::uri() const {
+  return std::string(mode_ == Mode::kSystem ? "qemu+unix:///system" : "qemu+unix:///session") +
+         "?socket=" + socket_;
+}
+
+pid_t TestLibvirtd::qemu_pid(const std::string& name) const {
+  // Session: <run>/qemu/run/<name>.pid; system: /run/libvirt/qemu/<name>.pid.
+  std::ifstream in(run_dir_ + (mode_ == Mode::kSystem ? "/qemu/" : "/qemu/run/") + name + ".pid");
   pid_t pid = -1;
   in >> pid;
   return pid;
 }
 
-std::string SessionLibvirtd::log() const {
+std::string TestLibvirtd::log() const {
   std::ifstream in(dir_->path() + "/libvirtd.log");
   std::ostringstream out;
   out << in.rdbuf();
