@@ -5,6 +5,10 @@
 
 #include <string>
 
+#include "attest/base/bytes.h"
+#include "attest/crypto/crypto.h"
+#include "daemon/spec/init_data.h"
+#include "vmm/libvirt_xml.h"
 #include "vmm/qemu_argv.h"
 
 namespace confpod::pods {
@@ -63,6 +67,34 @@ TEST(LaunchPlan, AnUnmeasurableLaunchNamesThePodAndWhat) {
   EXPECT_NE(plan.error().message.find("pod web: cannot compute the expected SEV-SNP launch digest"),
             std::string::npos)
       << plan.error().message;
+}
+
+// On the libvirt backend the domain is made from the plan's VmConfig: every input of the SEV-SNP
+// launch digest (firmware, kernel, initrd, command line, vCPUs and their model, policy, the
+// init-data digest as HOST_DATA, kernel hashes on) is in the XML libvirt launches.
+TEST(LaunchPlan, TheLibvirtDomainCarriesEveryMeasuredInput) {
+  spec::HostDefaults h = host();
+  h.accel = "kvm";
+  h.allow_insecure_tee = false;
+  h.cpu_model = "EPYC-v4";
+  h.firmware_snp = "/usr/share/ovmf/AMDSEV.fd";
+  h.kernel_cmdline = "console=ttyS0 quiet";
+  h.snp_policy = 0x30000;
+  const spec::PodSpec spec = parse("snp");
+  auto vm = plan_vm(spec, h);
+  ASSERT_TRUE(vm.ok()) << vm.error().describe();
+  auto xml = vmm::libvirt_domain_xml(*vm);
+  ASSERT_TRUE(xml.ok()) << xml.error().describe();
+  const std::string host_data = to_base64(crypto::sha256(as_bytes(spec::init_data_text(spec, h))));
+  for (const std::string& expected :
+       {std::string("<loader type='rom' readonly='yes'>/usr/share/ovmf/AMDSEV.fd</loader>"),
+        std::string("<kernel>/boot/vmlinuz-test</kernel>"),
+        std::string("<initrd>/boot/initrd-test</initrd>"),
+        "<cmdline>" + vm->kernel_cmdline + "</cmdline>",
+        std::string("<vcpu placement='static'>1</vcpu>"), std::string("<model>EPYC-v4</model>"),
+        std::string("<launchSecurity type='sev-snp' kernelHashes='yes'>"),
+        std::string("<policy>0x30000</policy>"), "<hostData>" + host_data + "</hostData>"})
+    EXPECT_NE(xml->find(expected), std::string::npos) << expected << "\n" << *xml;
 }
 
 }  // namespace
