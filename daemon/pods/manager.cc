@@ -137,10 +137,16 @@ Result<std::unique_ptr<Manager>> Manager::create(sd_event* event, ManagerOptions
   std::filesystem::create_directories(pods_dir, ec);
   if (ec) return make_error("pods.io", "cannot create " + pods_dir + ": " + ec.message());
   // The runtime directory holds every pod's QMP socket: full control of its VM. Libvirt's
-  // QEMU user, when there is one, may pass through to its pod's vm/ directory, list nothing.
-  const bool vm_user =
-      options.config.backend == "libvirt" && !options.config.libvirt_qemu_user.empty();
-  ::chmod(pods_dir.c_str(), vm_user ? 0711 : 0700);
+  // QEMU user, when there is one, may pass through (its group) to its pod's vm/ directory
+  // and list nothing; a user the host lacks fails each start instead (pods.libvirt_user).
+  std::optional<VmOwner> vm_owner;
+  if (options.config.backend == "libvirt" && !options.config.libvirt_qemu_user.empty()) {
+    if (auto owner = lookup_vm_owner(options.config.libvirt_qemu_user); owner.ok())
+      vm_owner = *owner;
+  }
+  if (::chown(pods_dir.c_str(), ::geteuid(), vm_owner ? vm_owner->gid : ::getegid()) != 0 ||
+      ::chmod(pods_dir.c_str(), vm_owner ? 0710 : 0700) != 0)
+    return make_error("pods.io", "cannot restrict " + pods_dir + ": " + std::strerror(errno));
   CONFPOD_ASSIGN_OR_RETURN(store::Store store,
                            store::Store::open(options.config.state_dir + "/confpod.db"));
   auto impl = std::make_unique<Impl>(event, std::move(options), std::move(store));
@@ -191,7 +197,9 @@ Status Manager::recover() {
                   {{"pod", pod->record.name}, {"error", attached.error().describe()}});
       // A QEMU that is there but does not answer (QMP hung) would run on unaccounted for:
       // the pod ends here, so its VM does too.
-      if (!impl_->on_libvirt() && kill_stray_qemu(paths))
+      // (A QEMU of confpodd's own too on the libvirt backend: one started before the backend
+      // changed.)
+      if (kill_stray_qemu(paths))
         log_warning("killed the QEMU that did not answer", {{"pod", pod->record.name}});
       // Its VM ended while confpodd was not there: a stop that was under way ended as asked
       // (how, nobody saw: status -1), anything else failed.
@@ -209,6 +217,9 @@ Status Manager::recover() {
                                  {"vm", attached->describe()},
                                  {"message_id", kMessagePodReattached}});
     pod->vm.emplace(std::move(*attached));
+    // A stop was under way: however the VM turns out to have ended (a libvirt domain may
+    // have stopped meanwhile), it ended as asked.
+    pod->stop_requested = was_stopping;
     std::uint64_t id = pod->id;
     std::string name = pod->record.name;
     impl_->running(*pod, false);

@@ -64,6 +64,8 @@ struct Pod {
   // QEMU only) and the exit watch (that pidfd, or a timer polling libvirt).
   std::optional<PodVm> vm;
   UniqueFd pidfd;
+  pid_t qemu_pid = -1;          // what pidfd was opened on (its process group is QEMU's)
+  bool vm_unreachable = false;  // libvirt did not answer the last exit poll
   EventSourcePtr exit_watch;
   EventSourcePtr qmp_watch;  // QMP events as they come (watch_qmp)
   EventSourcePtr restart_timer;
@@ -198,6 +200,7 @@ struct Manager::Impl {
   void watch_exit(Pod& pod);
   static int on_exit_poll(sd_event_source* source, std::uint64_t, void* userdata);
   bool exit_seen(Pod& pod);
+  void resume_exit_watch(Pod& pod);
 
   void send_sigkill(Pod& pod);
 

@@ -38,8 +38,9 @@ std::string quote_name(std::string_view name) {
 
 namespace {
 
-// A log file opened for reading: a regular file, never through a symbolic link and never a
-// FIFO or device (the VM's files are in a directory the VM's user may write, docs/vmm.md).
+// A log file opened for reading: a regular file with one link, never through a symbolic link
+// and never a FIFO or device (the VM's files are in a directory the VM's user may write,
+// docs/vmm.md).
 struct LogFile {
   UniqueFd fd;
   std::uint64_t size = 0;
@@ -49,7 +50,9 @@ LogFile open_log(const std::string& path) {
   LogFile log;
   log.fd.reset(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   struct stat st {};
-  if (!log.fd || ::fstat(log.fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
+  // One link only: a hard link to someone else's file is not this pod's log.
+  if (!log.fd || ::fstat(log.fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+    return {};
   log.size = static_cast<std::uint64_t>(st.st_size);
   return log;
 }

@@ -27,8 +27,8 @@ TEST(ReadPodLog, ShowsEachFileUnderItsHeader) {
       << *log;
 }
 
-// A link planted as serial.log is not followed (the log would show root's file to whoever
-// may read logs), and a FIFO does not block the daemon's loop: both read as empty.
+// A link planted as serial.log is not followed, nor a hard link read (the log would show root's
+// file to whoever may read logs), and a FIFO does not block the daemon's loop: both read as empty.
 TEST(ReadPodLog, NeverFollowsALinkNorBlocksOnAFifo) {
   testing::TempDir dir;
   spec::PodPaths paths = spec::pod_paths(dir.path(), "web");
@@ -39,6 +39,16 @@ TEST(ReadPodLog, NeverFollowsALinkNorBlocksOnAFifo) {
   ASSERT_TRUE(linked.ok());
   EXPECT_EQ(linked->find("root only"), std::string::npos) << *linked;
   EXPECT_NE(linked->find("==> serial.log <==\n"), std::string::npos);
+
+  // A hard link to it (where the file system allows one) is not shown either.
+  fs::remove(paths.serial_log);
+  std::error_code ec;
+  fs::create_hard_link(secret, paths.serial_log, ec);
+  if (!ec) {
+    auto hard = read_pod_log(paths, 1 << 20);
+    ASSERT_TRUE(hard.ok());
+    EXPECT_EQ(hard->find("root only"), std::string::npos) << *hard;
+  }
 
   fs::remove(paths.serial_log);
   ASSERT_EQ(::mkfifo(paths.serial_log.c_str(), 0600), 0);

@@ -116,6 +116,34 @@ TEST_F(LibvirtPodsTest, ADomainThatEndedWhileConfpoddWasDownIsAccountedFor) {
   EXPECT_FALSE(domain_state(kTestUri, "lv-down"));
 }
 
+// confpodd died while stopping the pod, and the domain was shut off before it came back: the
+// stop ended as asked ("exited", not restarted), however libvirt says it ended.
+TEST_F(LibvirtPodsTest, AStopThatFinishedWhileConfpoddWasDownEndsExited) {
+  auto m = make_manager(libvirt_options(kTestUri));
+  ASSERT_TRUE(m);
+  ASSERT_TRUE(m->create_pod(spec("lv-stopping", "always")).ok());
+  ASSERT_TRUE(call([&](Manager::Done d) { m->start_pod("lv-stopping", d); }).ok());
+  m.reset();
+  {
+    auto store = store::Store::open(dir_.path() + "/state/confpod.db");
+    ASSERT_TRUE(store.ok()) << store.error().describe();
+    auto found = store->get_pod("lv-stopping");
+    ASSERT_TRUE(found.ok() && found->has_value());
+    store::PodRecord record = **found;
+    record.state = PodState::kStopping;
+    ASSERT_TRUE(store->update_pod(record).ok());
+    auto conn = vmm::LibvirtConnection::connect(kTestUri);
+    ASSERT_TRUE(conn->lookup(libvirt_domain_name("lv-stopping"))->destroy().ok());
+  }
+  m = make_manager(libvirt_options(kTestUri));
+  ASSERT_TRUE(m);
+  ASSERT_TRUE(run_until([&] { return state(*m, "lv-stopping") == PodState::kExited; }, 5s))
+      << store::to_string(state(*m, "lv-stopping"));
+  run_until([] { return false; }, 500ms);  // a restart (policy "always") would start by now
+  EXPECT_EQ(state(*m, "lv-stopping"), PodState::kExited);
+  ASSERT_TRUE(call([&](Manager::Done d) { m->remove_pod("lv-stopping", false, d); }).ok());
+}
+
 TEST_F(LibvirtPodsTest, AnUnreachableLibvirtFailsTheStartAndTheDaemonGoesOn) {
   auto m = make_manager(libvirt_options("qemu+unix:///session?socket=/nonexistent/libvirt-sock"));
   ASSERT_TRUE(m);

@@ -246,6 +246,7 @@ void Manager::Impl::watch_exit(Pod& pod) {
     int fd = open_pidfd(*pid);
     if (fd < 0) return;
     pod.pidfd.reset(fd);
+    pod.qemu_pid = *pid;
     if (sd_event_add_io(event, &source, fd, EPOLLIN, &Impl::on_pidfd, &pod) >= 0)
       pod.exit_watch.reset(source);
     return;
@@ -255,6 +256,20 @@ void Manager::Impl::watch_exit(Pod& pod) {
   if (sd_event_add_time_relative(event, &source, CLOCK_MONOTONIC, usec, 0, &Impl::on_exit_poll,
                                  &pod) >= 0)
     pod.exit_watch.reset(source);
+}
+
+// After a stop that failed: the watch begin_stop paused goes on (the same pidfd, or the
+// libvirt poll).
+void Manager::Impl::resume_exit_watch(Pod& pod) {
+  if (!pod.exit_watch) return watch_exit(pod);
+  if (pod.pidfd) {
+    sd_event_source_set_enabled(pod.exit_watch.get(), SD_EVENT_ON);
+    return;
+  }
+  const auto usec = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(kExitPollInterval).count());
+  sd_event_source_set_time_relative(pod.exit_watch.get(), usec);
+  sd_event_source_set_enabled(pod.exit_watch.get(), SD_EVENT_ONESHOT);
 }
 
 int Manager::Impl::on_exit_poll(sd_event_source* source, std::uint64_t, void* userdata) {
@@ -274,6 +289,18 @@ int Manager::Impl::on_exit_poll(sd_event_source* source, std::uint64_t, void* us
 // true while it still runs.
 bool Manager::Impl::exit_seen(Pod& pod) {
   auto exited = pod.vm->poll_exit();
+  if (!exited.ok() && pod.vm->is_libvirt()) {
+    // libvirtd unreachable (restarting?) is not the VM's end: keep asking; say so once.
+    if (!pod.vm_unreachable)
+      log_warning("cannot ask libvirt about the VM; asking again",
+                  {{"pod", pod.record.name}, {"error", exited.error().describe()}});
+    pod.vm_unreachable = true;
+    return true;
+  }
+  if (pod.vm_unreachable) {
+    log_info("libvirt answers about the VM again", {{"pod", pod.record.name}});
+    pod.vm_unreachable = false;
+  }
   if (!exited.ok()) {
     log_warning("VM exit not classified",
                 {{"pod", pod.record.name}, {"error", exited.error().describe()}});
@@ -346,10 +373,30 @@ int Manager::Impl::on_pidfd(sd_event_source* source, int, std::uint32_t, void* u
 
 void Manager::Impl::send_sigkill(Pod& pod) {
   // Only a kill actually sent makes the exit a kill (not one asked for after the VM had
-  // already gone, during the drain).
-  if (!pod.vm || (!pod.pidfd && !pod.vm->is_libvirt())) return;
+  // already gone, during the drain). While a stop runs on a worker the VM is the worker's,
+  // but the kill still goes out: through our pidfd, or to the domain by name.
+  if (on_libvirt()) {
+    if (!pod.exit_watch) return;  // nothing runs (or its exit is being handled)
+    pod.sigkill_sent = true;
+    // virDomainDestroy waits for QEMU to go (SIGTERM, SIGKILL seconds later if need be): on a
+    // worker with a connection of its own, never on the loop. The exit poll (or the stop in
+    // progress) then sees the domain shut off.
+    Status queued = jobs->run([this, uri = options.config.libvirt_uri,
+                               name = pod.record.name]() -> std::function<void()> {
+      auto destroyed = destroy_libvirt_domain(uri, name);
+      return [name, destroyed]() {
+        if (!destroyed.ok())
+          log_error("cannot kill the VM", {{"pod", name}, {"error", destroyed.error().describe()}});
+      };
+    });
+    if (!queued.ok())
+      log_error("cannot kill the VM",
+                {{"pod", pod.record.name}, {"error", queued.error().describe()}});
+    return;
+  }
+  if (!pod.pidfd) return;
   pod.sigkill_sent = true;
-  Status sent = pod.vm->send_kill(pod.pidfd.get());
+  Status sent = kill_qemu(pod.qemu_pid, pod.pidfd.get());
   if (!sent.ok())
     log_error("cannot kill the VM", {{"pod", pod.record.name}, {"error", sent.error().describe()}});
 }
@@ -504,10 +551,11 @@ void Manager::Impl::finish_stop(const std::string& name, std::uint64_t id,
     handle_exit(*pod, *result);
     return;
   }
-  // The supervisor could neither power it down nor kill it: keep watching and kill again.
+  // The VM could neither be powered down nor killed: keep watching it and kill again. The
+  // pidfd opened at the start still names our QEMU (a reopened one might not).
   log_error("pod stop failed", {{"pod", name}, {"error", result.error().describe()}});
   pod->vm.emplace(std::move(*vm));
-  watch_exit(*pod);
+  resume_exit_watch(*pod);
   watch_qmp(*pod);
   send_sigkill(*pod);
 }

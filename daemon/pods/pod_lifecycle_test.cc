@@ -73,6 +73,27 @@ TEST_F(PodsTest, KillAndRestartPolicyAndForceRemove) {
   EXPECT_EQ(m->find("job"), nullptr);
 }
 
+// A Kill during a graceful stop ends the pod at once, not after the stop's grace period (the
+// stop runs on a worker that owns the VM; the kill still reaches QEMU through the pidfd).
+TEST_F(PodsTest, AKillDuringAStopEndsThePodAtOnce) {
+  ManagerOptions o = options();
+  o.config.stop_timeout_seconds = 120;  // the guest is still booting: it would wait all of it
+  auto m = make_manager(o);
+  ASSERT_TRUE(m);
+  ASSERT_TRUE(m->create_pod(spec("slow")).ok());
+  ASSERT_TRUE(call([&](Manager::Done d) { m->start_pod("slow", d); }).ok());
+  std::optional<Status> stopped;
+  m->stop_pod("slow", [&](Status s) { stopped = std::move(s); });
+  ASSERT_TRUE(run_until([&] { return state(*m, "slow") == PodState::kStopping; }, 10s));
+  auto asked = std::chrono::steady_clock::now();
+  Status killed = call([&](Manager::Done d) { m->kill_pod("slow", d); });
+  ASSERT_TRUE(killed.ok()) << killed.error().describe();
+  ASSERT_TRUE(run_until([&] { return stopped.has_value(); }, 30s));
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 60s);
+  EXPECT_EQ(state(*m, "slow"), PodState::kExited);
+  EXPECT_EQ(m->find("slow")->exit_status, 137);
+}
+
 // The agent channel drops a guest that breaks it (here: no hello in time): the Manager kills
 // the VM, the pod fails with the reason in its agent.log, and its restart policy applies.
 TEST_F(PodsTest, AGuestDroppedByTheChannelFailsThePod) {

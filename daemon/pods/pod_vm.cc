@@ -22,7 +22,7 @@ Result<PodVm> PodVm::start_libvirt(const std::string& uri, std::string_view pod_
                                    vmm::VmConfig config) {
   config.name = libvirt_domain_name(pod_name);
   CONFPOD_ASSIGN_OR_RETURN(vmm::LibvirtVm vm, vmm::LibvirtVm::start(uri, config));
-  return PodVm(std::move(vm));
+  return PodVm(std::move(vm), uri);
 }
 
 Result<PodVm> PodVm::attach_qemu(const std::string& pidfile, const std::string& qmp_socket,
@@ -35,7 +35,7 @@ Result<PodVm> PodVm::attach_qemu(const std::string& pidfile, const std::string& 
 Result<PodVm> PodVm::attach_libvirt(const std::string& uri, std::string_view pod_name) {
   CONFPOD_ASSIGN_OR_RETURN(vmm::LibvirtVm vm,
                            vmm::LibvirtVm::attach(uri, libvirt_domain_name(pod_name)));
-  return PodVm(std::move(vm));
+  return PodVm(std::move(vm), uri);
 }
 
 std::optional<pid_t> PodVm::pid() const {
@@ -65,7 +65,18 @@ bool PodVm::qmp_closed() const {
 }
 
 Result<std::optional<vmm::ExitInfo>> PodVm::poll_exit() {
-  return std::visit([](auto& vm) { return vm.poll_exit(); }, vm_);
+  auto* libvirt = std::get_if<vmm::LibvirtVm>(&vm_);
+  if (libvirt == nullptr) return std::get<vmm::Supervisor>(vm_).poll_exit();
+  auto polled = libvirt->poll_exit();
+  if (polled.ok()) return polled;
+  auto again = vmm::LibvirtVm::attach(uri_, libvirt->name());
+  if (!again.ok()) {
+    // Connected, and libvirt no longer knows the domain: it ended (and was undefined).
+    if (again.error().code == "vmm.libvirt.lookup") return std::optional(vmm::ExitInfo{});
+    return again.error();
+  }
+  *libvirt = std::move(*again);
+  return libvirt->poll_exit();
 }
 
 Result<vmm::ExitInfo> PodVm::stop(std::chrono::milliseconds grace) {
@@ -83,14 +94,31 @@ Status PodVm::send_kill(int pidfd) {
     if (!killed.ok()) return killed.error();
     return ok_status();
   }
-  const pid_t pid = std::get<vmm::Supervisor>(vm_).pid();
-  // QEMU leads its own process group (Supervisor::start): kill its helpers too. The pidfd
-  // names QEMU itself even if the pid were reused.
-  if (pid > 0 && ::getpgid(pid) == pid) ::kill(-pid, SIGKILL);
-  if (::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0u) != 0 && errno != ESRCH)
+  return kill_qemu(std::get<vmm::Supervisor>(vm_).pid(), pidfd);
+}
+
+Status kill_qemu(pid_t pid, int pidfd) {
+  auto failed = [pid] {
     return make_error(
         "pods.kill", "cannot signal QEMU pid " + std::to_string(pid) + ": " + std::strerror(errno));
+  };
+  // QEMU leads its own process group (Supervisor::start): its helpers go too. The group is
+  // signalled only while the pidfd's process is alive, so a reused pid's group is never hit.
+  if (::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0u) != 0)
+    return errno == ESRCH ? ok_status() : Status(failed());
+  if (pid > 0 && ::getpgid(pid) == pid) ::kill(-pid, SIGKILL);
+  if (::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0u) != 0 && errno != ESRCH)
+    return failed();
   return ok_status();
+}
+
+Result<bool> destroy_libvirt_domain(const std::string& uri, std::string_view pod_name) {
+  CONFPOD_ASSIGN_OR_RETURN(vmm::LibvirtVm vm,
+                           vmm::LibvirtVm::attach(uri, libvirt_domain_name(pod_name)));
+  CONFPOD_ASSIGN_OR_RETURN(auto before, vm.poll_exit());
+  if (before) return false;
+  CONFPOD_ASSIGN_OR_RETURN(vmm::ExitInfo ended, vm.kill());
+  return ended.cause == vmm::ExitCause::kKilledBySupervisor;
 }
 
 Status forget_libvirt_domain(const std::string& uri, std::string_view pod_name) {

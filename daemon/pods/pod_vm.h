@@ -58,20 +58,34 @@ class PodVm {
   int qmp_fd() const;
   bool qmp_closed() const;
 
+  // Under libvirt a failed query looks the domain up again on a new connection (libvirtd may
+  // have restarted): a domain that is no longer defined has ended; a libvirtd that cannot be
+  // reached is an error, not an exit.
   Result<std::optional<vmm::ExitInfo>> poll_exit();
   Result<vmm::ExitInfo> stop(std::chrono::milliseconds grace);
   // Kill now and wait for the exit.
   Result<vmm::ExitInfo> kill();
   // Kill now without waiting for the exit, which the exit watch then sees. confpodd's QEMU:
-  // SIGKILL to its process group and through `pidfd`; libvirt: virDomainDestroy.
+  // SIGKILL to its process group and through `pidfd` (kill_qemu); libvirt: virDomainDestroy,
+  // which itself waits for QEMU to go (the Manager calls destroy_libvirt_domain on a worker
+  // instead).
   Status send_kill(int pidfd);
 
  private:
   explicit PodVm(vmm::Supervisor sup) : vm_(std::move(sup)) {}
-  explicit PodVm(vmm::LibvirtVm vm) : vm_(std::move(vm)) {}
+  PodVm(vmm::LibvirtVm vm, std::string uri) : vm_(std::move(vm)), uri_(std::move(uri)) {}
 
   std::variant<vmm::Supervisor, vmm::LibvirtVm> vm_;
+  std::string uri_;  // libvirt's
 };
+
+// SIGKILL to confpodd's QEMU `pid` and its process group (its helpers), and through `pidfd`,
+// which names QEMU itself even if the pid were reused. Already gone is no error.
+Status kill_qemu(pid_t pid, int pidfd);
+
+// virDomainDestroy of the pod's domain on a connection of its own (callable from any thread);
+// true when it was running and was destroyed, false when it had already stopped.
+Result<bool> destroy_libvirt_domain(const std::string& uri, std::string_view pod_name);
 
 // The pod is removed: its libvirt domain definition goes too (a stopped domain; none is
 // fine). Nothing to do for confpodd's own QEMU, whose files go with the pod's directory.

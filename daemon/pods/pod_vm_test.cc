@@ -4,6 +4,10 @@
 #include "daemon/pods/pod_vm.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace confpod::pods {
 namespace {
@@ -70,6 +74,41 @@ TEST(PodVm, AGracefulStopOfALibvirtPod) {
   EXPECT_EQ(forgotten.error().code, "vmm.libvirt.running");
   ASSERT_TRUE(second->kill().ok());
   EXPECT_TRUE(forget_libvirt_domain(kUri, "pv-stop").ok());
+}
+
+// The Manager's kill of a libvirt pod, from a worker on a connection of its own: true only when
+// it destroyed a running domain.
+TEST(PodVm, DestroyingAPodsDomainByName) {
+  auto vm = PodVm::start_libvirt(kUri, "pv-destroy", pod_vm("pv-destroy"));
+  ASSERT_TRUE(vm.ok()) << vm.error().describe();
+  auto destroyed = destroy_libvirt_domain(kUri, "pv-destroy");
+  ASSERT_TRUE(destroyed.ok()) << destroyed.error().describe();
+  EXPECT_TRUE(*destroyed);
+  auto seen = vm->poll_exit();
+  ASSERT_TRUE(seen.ok() && seen->has_value());
+  EXPECT_EQ((*seen)->signal, SIGKILL) << "another connection's destroy: a kill from outside";
+  EXPECT_FALSE(*destroy_libvirt_domain(kUri, "pv-destroy")) << "already stopped";
+  EXPECT_TRUE(forget_libvirt_domain(kUri, "pv-destroy").ok());
+  EXPECT_FALSE(destroy_libvirt_domain(kUri, "pv-destroy").ok()) << "no such domain";
+}
+
+// confpodd's own QEMU: the kill goes through the pidfd, and a process already gone is no error.
+TEST(PodVm, KillQemuThroughItsPidfd) {
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::setpgid(0, 0);
+    ::pause();
+    ::_exit(0);
+  }
+  ASSERT_GT(child, 0);
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0u));
+  ASSERT_GE(pidfd, 0);
+  ASSERT_TRUE(kill_qemu(child, pidfd).ok());
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  EXPECT_TRUE(kill_qemu(child, pidfd).ok()) << "reaped: nothing to kill";
+  ::close(pidfd);
 }
 
 TEST(PodVm, AnUnreachableLibvirtIsAnError) {

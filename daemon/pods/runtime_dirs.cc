@@ -1,5 +1,6 @@
 #include "daemon/pods/runtime_dirs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
@@ -9,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <string_view>
 
 #include "attest/base/unique_fd.h"
 #include "daemon/pods/log.h"
@@ -64,13 +67,46 @@ Error io_error(const std::string& what, const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// Removes everything under the open directory `dir`, never following a link (a subdirectory
+// is opened O_NOFOLLOW and emptied the same way). `depth` bounds a hostile tree.
+bool empty_dir_at(int dir, int depth = 0) {
+  UniqueFd listing(::dup(dir));
+  if (!listing) return false;
+  DIR* stream = ::fdopendir(listing.get());
+  if (stream == nullptr) return false;
+  (void)listing.release();  // the DIR owns it now
+  std::unique_ptr<DIR, int (*)(DIR*)> closer(stream, ::closedir);
+  ::rewinddir(stream);
+  std::vector<std::string> names;
+  while (dirent* entry = ::readdir(stream)) {
+    std::string_view name = entry->d_name;
+    if (name != "." && name != "..") names.emplace_back(name);
+  }
+  for (const std::string& name : names) {
+    if (::unlinkat(dir, name.c_str(), 0) == 0 || errno == ENOENT) continue;
+    if (errno != EISDIR || depth >= 16) return false;
+    UniqueFd sub(::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!sub || !empty_dir_at(sub.get(), depth + 1)) return false;
+    if (::unlinkat(dir, name.c_str(), AT_REMOVEDIR) != 0) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 Status prepare_pod_dirs(const spec::PodPaths& paths, std::optional<VmOwner> vm_owner) {
   std::error_code ec;
   std::filesystem::create_directories(paths.dir, ec);
   if (ec) return make_error("pods.io", "cannot create " + paths.dir + ": " + ec.message());
   UniqueFd dir(::open(paths.dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir) return io_error("open", paths.dir);
-  if (::fchmod(dir.get(), vm_owner ? 0711 : 0700) != 0) return io_error("chmod", paths.dir);
+  // With a VM user: its group may pass through to vm/, nobody else may enter (the logs here
+  // are the pod's).
+  if (::fchown(dir.get(), ::geteuid(), vm_owner ? vm_owner->gid : ::getegid()) != 0)
+    return io_error("chown", paths.dir);
+  if (::fchmod(dir.get(), vm_owner ? 0710 : 0700) != 0) return io_error("chmod", paths.dir);
   const char* vm = "vm";
   UniqueFd vm_dir(::openat(dir.get(), vm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!vm_dir && errno != ENOENT) {
@@ -82,6 +118,9 @@ Status prepare_pod_dirs(const spec::PodPaths& paths, std::optional<VmOwner> vm_o
     vm_dir.reset(::openat(dir.get(), vm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!vm_dir) return io_error("open", paths.vm_dir);
   }
+  // What a previous run left (the VM's user may have planted links where QEMU or libvirt will
+  // open the console log): every start begins with an empty vm/.
+  if (!empty_dir_at(vm_dir.get())) return io_error("empty", paths.vm_dir);
   // Without an owner it is ours again (the backend or its user may have changed).
   const uid_t uid = vm_owner ? vm_owner->uid : ::geteuid();
   const gid_t gid = vm_owner ? vm_owner->gid : ::getegid();

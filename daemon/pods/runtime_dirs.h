@@ -32,10 +32,11 @@ struct VmOwner {
 };
 Result<VmOwner> lookup_vm_owner(const std::string& user);
 
-// The pod's directory (root's, 0700) and its vm/ directory, before a start. With `vm_owner`,
-// vm/ belongs to that user (0700) and the pod directory is 0711 so that it can reach vm/ but
-// list nothing. A vm/ that the VM's user replaced by a symbolic link or a file is replaced by a
-// directory again (never followed). "pods.io" names the path that failed.
+// The pod's directory (root's, 0700) and its empty vm/ directory, before a start. With
+// `vm_owner`, vm/ belongs to that user (0700) and the pod directory is 0710 with its group, so
+// that it can reach vm/ but list or read nothing else. What a previous run left in vm/ is
+// removed without following links; a vm/ that is not a directory is replaced. "pods.io" names
+// the path that failed.
 Status prepare_pod_dirs(const spec::PodPaths& paths, std::optional<VmOwner> vm_owner);
 
 }  // namespace confpod::pods

@@ -101,7 +101,20 @@ TEST(PreparePodDirs, RootsDirectoriesAndAVmDirForLibvirtsUser) {
   EXPECT_EQ(st.st_mode & 07777, 0700u);
   ASSERT_EQ(::stat(paths.dir.c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 0u);
-  EXPECT_EQ(st.st_mode & 07777, 0711u) << "reachable, not listable";
+  EXPECT_EQ(st.st_gid, nobody->gid);
+  EXPECT_EQ(st.st_mode & 07777, 0710u) << "reachable by its group, not listable, not by others";
+
+  // What the VM's user left in vm/ for the next start (a link where the console log goes, a
+  // tree with a link to root's directory in it) is gone, and nothing was followed.
+  const std::string precious = rt.dir + "/precious";
+  fs::create_directories(precious);
+  std::ofstream(precious + "/keep") << "x";
+  fs::create_symlink(precious + "/keep", paths.serial_log);
+  fs::create_directories(paths.vm_dir + "/a/b");
+  fs::create_directory_symlink(precious, paths.vm_dir + "/a/b/link");
+  ASSERT_TRUE(prepare_pod_dirs(paths, *nobody).ok());
+  EXPECT_TRUE(fs::is_empty(paths.vm_dir));
+  EXPECT_TRUE(fs::exists(precious + "/keep")) << "a link's target is never removed";
 
   // The VM's user swapped vm/ for a link to a directory of root's: the link goes, unfollowed.
   const std::string target = rt.dir + "/roots";

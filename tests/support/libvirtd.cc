@@ -21,27 +21,21 @@ namespace {
 // libvirt-qemu exists, QEMU runs as nobody; then it becomes libvirtd (same pid).
 constexpr const char* kSystemScript = R"(set -e
 dir=$1
-for d in /etc/libvirt /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do
-  mkdir -p "$d" 2>/dev/null || true
-  mount -t tmpfs tmpfs "$d"
-done
-cp /etc/passwd "$dir/passwd"
-cp /etc/group "$dir/group"
-grep -q '^libvirt-qemu:' "$dir/passwd" || echo 'libvirt-qemu:x:64055:64055::/nonexistent:/usr/sbin/nologin' >> "$dir/passwd"
-grep -q '^libvirt-qemu:' "$dir/group" || echo 'libvirt-qemu:x:64055:' >> "$dir/group"
-mount --bind "$dir/passwd" /etc/passwd
-mount --bind "$dir/group" /etc/group
+# Only in this namespace: a copy of /etc with libvirt's configuration and the libvirt-qemu
+# user Debian's libvirt resolves before reading qemu.conf, and fresh /run, /var/lib,
+# /var/cache, /var/log. Nothing is created on the machine's own filesystems.
+mkdir "$dir/etc"
+mount -t tmpfs tmpfs "$dir/etc"
+cp -a /etc/. "$dir/etc/"
+mkdir -p "$dir/etc/libvirt"
+grep -q '^libvirt-qemu:' "$dir/etc/passwd" || echo 'libvirt-qemu:x:64055:64055::/nonexistent:/usr/sbin/nologin' >> "$dir/etc/passwd"
+grep -q '^libvirt-qemu:' "$dir/etc/group" || echo 'libvirt-qemu:x:64055:' >> "$dir/etc/group"
+printf 'user = "nobody"\ngroup = "nogroup"\ncgroup_controllers = [ ]\nnamespaces = [ ]\nstdio_handler = "file"\n' > "$dir/etc/libvirt/qemu.conf"
+printf 'auth_unix_rw = "none"\nauth_unix_ro = "none"\nunix_sock_rw_perms = "0700"\n' > "$dir/etc/libvirt/libvirtd.conf"
+mount --bind "$dir/etc" /etc
+for d in /run /var/lib /var/cache /var/log; do mount -t tmpfs tmpfs "$d"; done
+mkdir -p /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt
 touch "$dir/mounted"
-printf 'user = "nobody"
-group = "nogroup"
-cgroup_controllers = [ ]
-namespaces = [ ]
-stdio_handler = "file"
-' > /etc/libvirt/qemu.conf
-printf 'auth_unix_rw = "none"
-auth_unix_ro = "none"
-unix_sock_rw_perms = "0700"
-' > /etc/libvirt/libvirtd.conf
 exec /usr/sbin/libvirtd --timeout 300
 )";
 
@@ -97,10 +91,24 @@ TestLibvirtd::TestLibvirtd(Mode mode) : mode_(mode), dir_(std::make_unique<TempD
 }
 
 TestLibvirtd::~TestLibvirtd() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
+  if (pid_ <= 0) return;
+  // The QEMUs it still runs (a test that failed half-way) go first: libvirtd leaves its
+  // domains running when it exits.
+  const std::string pids = run_dir_ + (mode_ == Mode::kSystem ? "/qemu" : "/qemu/run");
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(pids, ec)) {
+    if (entry.path().extension() != ".pid") continue;
+    std::ifstream in(entry.path());
+    pid_t qemu = -1;
+    if (in >> qemu && qemu > 1) ::kill(qemu, SIGKILL);
   }
+  ::kill(pid_, SIGTERM);
+  for (int i = 0; i < 100; ++i) {
+    if (::waitpid(pid_, nullptr, WNOHANG) != 0) return;
+    ::usleep(50'000);
+  }
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
 }
 
 bool TestLibvirtd::reap_if_exited() {
