@@ -144,9 +144,12 @@ Result<std::unique_ptr<Manager>> Manager::create(sd_event* event, ManagerOptions
     if (auto owner = lookup_vm_owner(options.config.libvirt_qemu_user); owner.ok())
       vm_owner = *owner;
   }
-  if (::chown(pods_dir.c_str(), ::geteuid(), vm_owner ? vm_owner->gid : ::getegid()) != 0 ||
-      ::chmod(pods_dir.c_str(), vm_owner ? 0710 : 0700) != 0)
-    return make_error("pods.io", "cannot restrict " + pods_dir + ": " + std::strerror(errno));
+  if (vm_owner && ::chown(pods_dir.c_str(), ::geteuid(), vm_owner->gid) != 0)
+    return make_error("pods.io", "cannot give " + pods_dir + " to group " +
+                                     std::to_string(vm_owner->gid) + ": " + std::strerror(errno));
+  // (Best effort without a VM user, as before: a --kbs-only confpodd with fewer privileges
+  // may share the directory.)
+  ::chmod(pods_dir.c_str(), vm_owner ? 0710 : 0700);
   CONFPOD_ASSIGN_OR_RETURN(store::Store store,
                            store::Store::open(options.config.state_dir + "/confpod.db"));
   auto impl = std::make_unique<Impl>(event, std::move(options), std::move(store));

@@ -104,7 +104,11 @@ Status prepare_pod_dirs(const spec::PodPaths& paths, std::optional<VmOwner> vm_o
   if (!dir) return io_error("open", paths.dir);
   // With a VM user: its group may pass through to vm/, nobody else may enter (the logs here
   // are the pod's).
-  if (::fchown(dir.get(), ::geteuid(), vm_owner ? vm_owner->gid : ::getegid()) != 0)
+  struct stat st {};
+  if (::fstat(dir.get(), &st) != 0) return io_error("stat", paths.dir);
+  const gid_t dir_group = vm_owner ? vm_owner->gid : ::getegid();
+  if ((st.st_uid != ::geteuid() || st.st_gid != dir_group) &&
+      ::fchown(dir.get(), ::geteuid(), dir_group) != 0)
     return io_error("chown", paths.dir);
   if (::fchmod(dir.get(), vm_owner ? 0710 : 0700) != 0) return io_error("chmod", paths.dir);
   const char* vm = "vm";
@@ -124,7 +128,9 @@ Status prepare_pod_dirs(const spec::PodPaths& paths, std::optional<VmOwner> vm_o
   // Without an owner it is ours again (the backend or its user may have changed).
   const uid_t uid = vm_owner ? vm_owner->uid : ::geteuid();
   const gid_t gid = vm_owner ? vm_owner->gid : ::getegid();
-  if (::fchown(vm_dir.get(), uid, gid) != 0) return io_error("chown", paths.vm_dir);
+  if (::fstat(vm_dir.get(), &st) != 0) return io_error("stat", paths.vm_dir);
+  if ((st.st_uid != uid || st.st_gid != gid) && ::fchown(vm_dir.get(), uid, gid) != 0)
+    return io_error("chown", paths.vm_dir);
   if (::fchmod(vm_dir.get(), 0700) != 0) return io_error("chmod", paths.vm_dir);
   return ok_status();
 }
