@@ -167,7 +167,7 @@ int run(int runs) {
     host.runtime_dir = dir.path() + "/bare-" + std::to_string(i);
     auto vm = confpod::spec::vm_config_from_spec(*spec, host);
     if (!vm.ok()) throw std::runtime_error(vm.error().describe());
-    std::filesystem::create_directories(confpod::spec::pod_paths(host.runtime_dir, name).dir);
+    std::filesystem::create_directories(confpod::spec::pod_paths(host.runtime_dir, name).vm_dir);
     auto argv = confpod::vmm::qemu_argv(*vm);
     if (!argv.ok()) throw std::runtime_error(argv.error().describe());
 

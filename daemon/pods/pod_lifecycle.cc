@@ -381,7 +381,7 @@ void Manager::Impl::send_sigkill(Pod& pod) {
     // virDomainDestroy waits for QEMU to go (SIGTERM, SIGKILL seconds later if need be): on a
     // worker with a connection of its own, never on the loop. The exit poll (or the stop in
     // progress) then sees the domain shut off.
-    Status queued = jobs->run([this, uri = options.config.libvirt_uri,
+    Status queued = jobs->run([uri = options.config.libvirt_uri,
                                name = pod.record.name]() -> std::function<void()> {
       auto destroyed = destroy_libvirt_domain(uri, name);
       return [name, destroyed]() {
