@@ -131,6 +131,10 @@ int run(const Options& opts) {
     log_warning("QEMU does not run", {{"binary", config->host.qemu_binary},
                                       {"error", manager_options.probe.qemu.error}});
 
+  // A peer that goes away is an error on the write, never the end of the daemon: libvirt's
+  // client writes to libvirtd's socket without MSG_NOSIGNAL, so a restarting libvirtd would
+  // otherwise kill confpodd with SIGPIPE (found by the libvirtd-restart test).
+  ::signal(SIGPIPE, SIG_IGN);
   // Signals go to the loop (signalfd), and worker threads inherit the blocked mask.
   sigset_t mask;
   sigemptyset(&mask);

@@ -65,26 +65,39 @@ bool PodVm::qmp_closed() const {
 }
 
 Result<std::optional<vmm::ExitInfo>> PodVm::poll_exit() {
-  auto* libvirt = std::get_if<vmm::LibvirtVm>(&vm_);
-  if (libvirt == nullptr) return std::get<vmm::Supervisor>(vm_).poll_exit();
-  auto polled = libvirt->poll_exit();
+  if (auto* libvirt = std::get_if<vmm::LibvirtVm>(&vm_)) return poll_libvirt(*libvirt);
+  return std::get<vmm::Supervisor>(vm_).poll_exit();
+}
+
+Result<std::optional<vmm::ExitInfo>> PodVm::poll_libvirt(vmm::LibvirtVm& vm) {
+  auto polled = vm.poll_exit();
   if (polled.ok()) return polled;
-  auto again = vmm::LibvirtVm::attach(uri_, libvirt->name());
+  auto again = vmm::LibvirtVm::attach(uri_, vm.name());
   if (!again.ok()) {
     // Connected, and libvirt no longer knows the domain: it ended (and was undefined).
     if (again.error().code == "vmm.libvirt.lookup") return std::optional(vmm::ExitInfo{});
     return again.error();
   }
-  *libvirt = std::move(*again);
-  return libvirt->poll_exit();
+  vm = std::move(*again);
+  return vm.poll_exit();
 }
 
 Result<vmm::ExitInfo> PodVm::stop(std::chrono::milliseconds grace) {
-  return std::visit([grace](auto& vm) { return vm.stop(grace); }, vm_);
+  if (auto* libvirt = std::get_if<vmm::LibvirtVm>(&vm_)) {
+    CONFPOD_ASSIGN_OR_RETURN(auto exited, poll_libvirt(*libvirt));
+    if (exited) return *exited;
+    return libvirt->stop(grace);
+  }
+  return std::get<vmm::Supervisor>(vm_).stop(grace);
 }
 
 Result<vmm::ExitInfo> PodVm::kill() {
-  return std::visit([](auto& vm) { return vm.kill(); }, vm_);
+  if (auto* libvirt = std::get_if<vmm::LibvirtVm>(&vm_)) {
+    CONFPOD_ASSIGN_OR_RETURN(auto exited, poll_libvirt(*libvirt));
+    if (exited) return *exited;
+    return libvirt->kill();
+  }
+  return std::get<vmm::Supervisor>(vm_).kill();
 }
 
 Status PodVm::send_kill(int pidfd) {

@@ -59,13 +59,17 @@ TestLibvirtd::TestLibvirtd(Mode mode) : mode_(mode), dir_(std::make_unique<TempD
   for (const char* sub : {"home", "run", "vm"})
     if (::chown((dir_->path() + "/" + sub).c_str(), kUid, kGid) != 0) return;
   ::chmod(dir_->path().c_str(), 0755);
+  if (mode_ == Mode::kSystem) std::ofstream(dir_->path() + "/libvirtd-system.sh") << kSystemScript;
+  spawn();
+}
+
+void TestLibvirtd::spawn() {
   const std::string script = dir_->path() + "/libvirtd-system.sh";
-  if (mode_ == Mode::kSystem) std::ofstream(script) << kSystemScript;
   pid_ = ::fork();
   if (pid_ == 0) {
     // Its own log, not the test's output (it complains about what a CI machine lacks).
     const std::string log = dir_->path() + "/libvirtd.log";
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0) {
       ::dup2(fd, STDOUT_FILENO);
       ::dup2(fd, STDERR_FILENO);
@@ -90,6 +94,30 @@ TestLibvirtd::TestLibvirtd(Mode mode) : mode_(mode), dir_(std::make_unique<TempD
   for (int i = 0; i < 200 && !fs::exists(socket_) && !reap_if_exited(); ++i) ::usleep(50'000);
 }
 
+void TestLibvirtd::stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  for (int i = 0; i < 100; ++i) {
+    if (::waitpid(pid_, nullptr, WNOHANG) != 0) {
+      pid_ = -1;
+      return;
+    }
+    ::usleep(50'000);
+  }
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+bool TestLibvirtd::start_again() {
+  if (mode_ != Mode::kSession || pid_ > 0) return false;
+  // It removes its socket when it exits cleanly; a stale one would look like a start.
+  std::error_code ec;
+  fs::remove(socket_, ec);
+  spawn();
+  return started();
+}
+
 TestLibvirtd::~TestLibvirtd() {
   if (pid_ <= 0) return;
   // The QEMUs it still runs (a test that failed half-way) go first: libvirtd leaves its
@@ -102,13 +130,7 @@ TestLibvirtd::~TestLibvirtd() {
     pid_t qemu = -1;
     if (in >> qemu && qemu > 1) ::kill(qemu, SIGKILL);
   }
-  ::kill(pid_, SIGTERM);
-  for (int i = 0; i < 100; ++i) {
-    if (::waitpid(pid_, nullptr, WNOHANG) != 0) return;
-    ::usleep(50'000);
-  }
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
+  stop();
 }
 
 bool TestLibvirtd::reap_if_exited() {

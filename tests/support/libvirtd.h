@@ -43,6 +43,11 @@ class TestLibvirtd {
   bool cannot_mount() const;
   const std::string& dir() const { return dir_->path(); }
   std::string uri() const;
+  // Session mode, as in a libvirt upgrade: stop() ends libvirtd (SIGTERM) and leaves its
+  // QEMUs running; start_again() brings it back on the same directories, where it finds
+  // them again. True once it answers.
+  void stop();
+  bool start_again();
   // The QEMU it runs for domain `name` (its pidfile), or -1.
   pid_t qemu_pid(const std::string& name) const;
   // Its log (for a failing test's output).
@@ -50,6 +55,7 @@ class TestLibvirtd {
 
  private:
   Mode mode_;
+  void spawn();
   bool reap_if_exited();  // a start that failed
 
   std::unique_ptr<TempDir> dir_;
