@@ -24,6 +24,17 @@
 namespace confpod::pods {
 namespace {
 
+std::uint64_t exit_poll_usec() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(kExitPollInterval).count());
+}
+
+// The libvirt exit poll's timer fires once more, kExitPollInterval from now.
+void arm_exit_poll(sd_event_source* timer) {
+  sd_event_source_set_time_relative(timer, exit_poll_usec());
+  sd_event_source_set_enabled(timer, SD_EVENT_ONESHOT);
+}
+
 void append_to_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::app);
   out << text;
@@ -251,10 +262,8 @@ void Manager::Impl::watch_exit(Pod& pod) {
       pod.exit_watch.reset(source);
     return;
   }
-  const auto usec = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(kExitPollInterval).count());
-  if (sd_event_add_time_relative(event, &source, CLOCK_MONOTONIC, usec, 0, &Impl::on_exit_poll,
-                                 &pod) >= 0)
+  if (sd_event_add_time_relative(event, &source, CLOCK_MONOTONIC, exit_poll_usec(), 0,
+                                 &Impl::on_exit_poll, &pod) >= 0)
     pod.exit_watch.reset(source);
 }
 
@@ -266,22 +275,14 @@ void Manager::Impl::resume_exit_watch(Pod& pod) {
     sd_event_source_set_enabled(pod.exit_watch.get(), SD_EVENT_ON);
     return;
   }
-  const auto usec = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(kExitPollInterval).count());
-  sd_event_source_set_time_relative(pod.exit_watch.get(), usec);
-  sd_event_source_set_enabled(pod.exit_watch.get(), SD_EVENT_ONESHOT);
+  arm_exit_poll(pod.exit_watch.get());
 }
 
 int Manager::Impl::on_exit_poll(sd_event_source* source, std::uint64_t, void* userdata) {
   auto* pod = static_cast<Pod*>(userdata);
   if (pod->job || !pod->vm) return 0;  // a worker owns the VM: its completion reports the exit
   // Once it ended, `pod` may be gone (removed after its exit): touch it only while it runs.
-  if (pod->impl->exit_seen(*pod)) {
-    const auto usec = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(kExitPollInterval).count());
-    sd_event_source_set_time_relative(source, usec);
-    sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
-  }
+  if (pod->impl->exit_seen(*pod)) arm_exit_poll(source);
   return 0;
 }
 

@@ -100,16 +100,6 @@ Result<vmm::ExitInfo> PodVm::kill() {
   return std::get<vmm::Supervisor>(vm_).kill();
 }
 
-Status PodVm::send_kill(int pidfd) {
-  if (auto* libvirt = std::get_if<vmm::LibvirtVm>(&vm_)) {
-    // virDomainDestroy returns once QEMU is gone; the exit poll then reports it.
-    auto killed = libvirt->kill();
-    if (!killed.ok()) return killed.error();
-    return ok_status();
-  }
-  return kill_qemu(std::get<vmm::Supervisor>(vm_).pid(), pidfd);
-}
-
 Status kill_qemu(pid_t pid, int pidfd) {
   auto failed = [pid] {
     return make_error(

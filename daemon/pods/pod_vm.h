@@ -66,11 +66,6 @@ class PodVm {
   Result<vmm::ExitInfo> stop(std::chrono::milliseconds grace);
   // Kill now and wait for the exit.
   Result<vmm::ExitInfo> kill();
-  // Kill now without waiting for the exit, which the exit watch then sees. confpodd's QEMU:
-  // SIGKILL to its process group and through `pidfd` (kill_qemu); libvirt: virDomainDestroy,
-  // which itself waits for QEMU to go (the Manager calls destroy_libvirt_domain on a worker
-  // instead).
-  Status send_kill(int pidfd);
 
  private:
   explicit PodVm(vmm::Supervisor sup) : vm_(std::move(sup)) {}
