@@ -9,6 +9,10 @@
 //               (CONFPOD_KBS_WORKERS changes that, for experiments). Clients run on the
 //               same CPUs as the server, so on a small machine the ratio includes the
 //               clients' own cost.
+//   server CPU: the process's CPU time during an HTTP run minus what the client threads used
+//               themselves (CLOCK_THREAD_CPUTIME_ID), per handshake, against the in-process
+//               handshake's CPU time: what the server would do with the CPUs to itself, where
+//               the wall-clock ratio also pays for the clients.
 //   load:       64 clients for CONFPOD_KBS_LOAD_SECONDS (default 60): no handshake may fail;
 //               p50/p99 handshake latency and the rate against the in-process one.
 //   soak:       CONFPOD_KBS_SOAK_HANDSHAKES (default 20,000) more handshakes from 8 clients;
@@ -21,6 +25,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <thread>
@@ -72,19 +77,35 @@ bool api_handshake(kbs::Kbs& k, const nlohmann::json& jwk) {
   return k.handle_resource_with_session(a.session_id, kResource, now).ok();
 }
 
-double api_rate(kbs::Kbs& k, const nlohmann::json& jwk, double seconds) {
+double cpu_seconds(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+struct ApiRun {
+  double rate = 0;                   // handshakes per wall-clock second
+  double cpu_per_handshake_s = 0;    // this thread's CPU time per handshake
+};
+
+ApiRun api_run(kbs::Kbs& k, const nlohmann::json& jwk, double seconds) {
   long n = 0;
   auto start = Clock::now();
+  const double cpu_start = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
   auto deadline = start + std::chrono::duration<double>(seconds);
   while (Clock::now() < deadline) {
     if (!api_handshake(k, jwk)) die("in-process handshake failed");
     ++n;
   }
-  return n / std::chrono::duration<double>(Clock::now() - start).count();
+  ApiRun run;
+  run.rate = n / std::chrono::duration<double>(Clock::now() - start).count();
+  run.cpu_per_handshake_s = (cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - cpu_start) / n;
+  return run;
 }
 
 struct HttpRun {
   double rate = 0;                // handshakes per second
+  double server_cpu_per_handshake_s = 0;  // process CPU minus the clients' own, per handshake
   std::vector<double> latency_s;  // each handshake's time, sorted
   double percentile(double p) const {
     if (latency_s.empty()) return 0;
@@ -101,9 +122,12 @@ HttpRun http_run(int port, int clients, const std::vector<nlohmann::json>& keys,
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
   std::vector<std::vector<double>> latencies(static_cast<std::size_t>(clients));
+  std::vector<double> client_cpu_s(static_cast<std::size_t>(clients));
   auto start = Clock::now();
+  const double process_cpu_start = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
   for (int i = 0; i < clients; ++i) {
     threads.emplace_back([&, i] {
+      const double cpu_start = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
       const nlohmann::json& jwk = keys[static_cast<std::size_t>(i) % keys.size()];
       auto& mine = latencies[static_cast<std::size_t>(i)];
       while (!stop.load(std::memory_order_relaxed)) {
@@ -122,6 +146,7 @@ HttpRun http_run(int port, int clients, const std::vector<nlohmann::json>& keys,
                        h.resource, h.error.c_str());
         }
       }
+      client_cpu_s[static_cast<std::size_t>(i)] = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - cpu_start;
     });
   }
   if (total == 0) {
@@ -129,17 +154,17 @@ HttpRun http_run(int port, int clients, const std::vector<nlohmann::json>& keys,
     stop = true;
   }
   for (auto& t : threads) t.join();
+  // The main thread only slept meanwhile; the rest of the process is the server.
+  double server_cpu_s = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - process_cpu_start;
+  for (double c : client_cpu_s) server_cpu_s -= c;
   if (failed.load() != 0) die(std::to_string(failed.load()) + " HTTP handshakes failed");
   HttpRun run;
   run.rate = static_cast<double>(done.load()) /
              std::chrono::duration<double>(Clock::now() - start).count();
+  run.server_cpu_per_handshake_s = server_cpu_s / static_cast<double>(std::max(done.load(), 1L));
   for (auto& l : latencies) run.latency_s.insert(run.latency_s.end(), l.begin(), l.end());
   std::sort(run.latency_s.begin(), run.latency_s.end());
   return run;
-}
-
-double http_rate(int port, int clients, const std::vector<nlohmann::json>& keys, double seconds) {
-  return http_run(port, clients, keys, seconds).rate;
 }
 
 // This process's resident set, in KiB (/proc/self/status VmRSS).
@@ -169,36 +194,46 @@ int main() {
   // averaged: this machine's speed drifts (shared hosts), and a baseline taken once at the
   // start would make the ratio follow the drift rather than the transport.
   auto api_kbs = make_kbs(false);
-  api_rate(*api_kbs.kbs, keys[0], 0.3);  // warm up
-  auto baseline = [&] { return api_rate(*api_kbs.kbs, keys[0], 1.0); };
+  api_run(*api_kbs.kbs, keys[0], 0.3);  // warm up
+  auto baseline = [&] { return api_run(*api_kbs.kbs, keys[0], 1.0); };
+  auto mean = [](const ApiRun& a, const ApiRun& b) {
+    return ApiRun{(a.rate + b.rate) / 2, (a.cpu_per_handshake_s + b.cpu_per_handshake_s) / 2};
+  };
+  // One line per HTTP run: the wall-clock ratio (clients included) and the server's CPU time
+  // per handshake against the in-process one (what the transport costs the server itself).
+  auto report = [](const char* label, const HttpRun& http, const ApiRun& api) {
+    std::printf(
+        "%-19s %8.0f handshakes/s   in-process %8.0f/s   ratio %.3f   server CPU %4.0f us "
+        "vs in-process %4.0f us: ratio %.3f\n",
+        label, http.rate, api.rate, http.rate / api.rate, http.server_cpu_per_handshake_s * 1e6,
+        api.cpu_per_handshake_s * 1e6, api.cpu_per_handshake_s / http.server_cpu_per_handshake_s);
+  };
 
   auto http_kbs = make_kbs(true);
   kbs_http::ServerOptions server_options;
   server_options.workers = static_cast<std::size_t>(env_number("CONFPOD_KBS_WORKERS", 16));
   auto server = http_kbs.serve(server_options);
   if (!server.ok()) die(server.error().describe());
-  http_rate((*server)->port(), 1, keys, 0.3);  // warm up
+  http_run((*server)->port(), 1, keys, 0.3);  // warm up
   for (int clients : {1, 8}) {
-    const double before = baseline();
-    const double http = http_rate((*server)->port(), clients, keys, 3.0);
-    const double api = (before + baseline()) / 2;
-    std::printf("HTTP %2d client%s     %8.0f handshakes/s   in-process %8.0f/s   ratio %.3f\n",
-                clients, clients == 1 ? " " : "s", http, api, http / api);
+    const ApiRun before = baseline();
+    const HttpRun http = http_run((*server)->port(), clients, keys, 3.0);
+    const ApiRun api = mean(before, baseline());
+    report(clients == 1 ? "HTTP  1 client" : "HTTP  8 clients", http, api);
   }
 
   // Load: 64 clients, no error allowed.
   const double load_seconds = env_number("CONFPOD_KBS_LOAD_SECONDS", 60);
-  const double before = baseline();
+  const ApiRun before = baseline();
   HttpRun load = http_run((*server)->port(), 64, keys, load_seconds);
-  const double api = (before + baseline()) / 2;
+  const ApiRun api = mean(before, baseline());
   std::printf("in-process Kbs API  %8.0f handshakes/s (auth + attest + resource, sample; "
               "before %.0f, after the load %.0f)\n",
-              api, before, 2 * api - before);
-  std::printf(
-      "HTTP 64 clients     %8.0f handshakes/s   in-process %8.0f/s   ratio %.3f   "
-      "(%.0f s, %zu handshakes, 0 errors; p50 %.1f ms, p99 %.1f ms)\n",
-      load.rate, api, load.rate / api, load_seconds, load.latency_s.size(),
-      load.percentile(0.50) * 1e3, load.percentile(0.99) * 1e3);
+              api.rate, before.rate, 2 * api.rate - before.rate);
+  report("HTTP 64 clients", load, api);
+  std::printf("HTTP 64 clients     %.0f s, %zu handshakes, 0 errors; p50 %.1f ms, p99 %.1f ms\n",
+              load_seconds, load.latency_s.size(), load.percentile(0.50) * 1e3,
+              load.percentile(0.99) * 1e3);
 
   // Soak: RSS after many more handshakes against RSS once the load has warmed everything up.
   const auto soak_total = static_cast<long>(env_number("CONFPOD_KBS_SOAK_HANDSHAKES", 20000));
