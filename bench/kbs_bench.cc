@@ -84,8 +84,8 @@ double cpu_seconds(clockid_t clock) {
 }
 
 struct ApiRun {
-  double rate = 0;                   // handshakes per wall-clock second
-  double cpu_per_handshake_s = 0;    // this thread's CPU time per handshake
+  double rate = 0;                 // handshakes per wall-clock second
+  double cpu_per_handshake_s = 0;  // this thread's CPU time per handshake
 };
 
 ApiRun api_run(kbs::Kbs& k, const nlohmann::json& jwk, double seconds) {
@@ -104,9 +104,9 @@ ApiRun api_run(kbs::Kbs& k, const nlohmann::json& jwk, double seconds) {
 }
 
 struct HttpRun {
-  double rate = 0;                // handshakes per second
+  double rate = 0;                        // handshakes per second
   double server_cpu_per_handshake_s = 0;  // process CPU minus the clients' own, per handshake
-  std::vector<double> latency_s;  // each handshake's time, sorted
+  std::vector<double> latency_s;          // each handshake's time, sorted
   double percentile(double p) const {
     if (latency_s.empty()) return 0;
     auto i = static_cast<std::size_t>(p * static_cast<double>(latency_s.size() - 1));
@@ -227,9 +227,10 @@ int main() {
   const ApiRun before = baseline();
   HttpRun load = http_run((*server)->port(), 64, keys, load_seconds);
   const ApiRun api = mean(before, baseline());
-  std::printf("in-process Kbs API  %8.0f handshakes/s (auth + attest + resource, sample; "
-              "before %.0f, after the load %.0f)\n",
-              api.rate, before.rate, 2 * api.rate - before.rate);
+  std::printf(
+      "in-process Kbs API  %8.0f handshakes/s (auth + attest + resource, sample; "
+      "before %.0f, after the load %.0f)\n",
+      api.rate, before.rate, 2 * api.rate - before.rate);
   report("HTTP 64 clients", load, api);
   std::printf("HTTP 64 clients     %.0f s, %zu handshakes, 0 errors; p50 %.1f ms, p99 %.1f ms\n",
               load_seconds, load.latency_s.size(), load.percentile(0.50) * 1e3,

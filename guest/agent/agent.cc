@@ -502,12 +502,17 @@ void Agent::Impl::loop() {
   }
 }
 
-int Agent::Impl::run() {
+GuestMessage agent_hello() {
   GuestMessage hello;
   hello.kind = GuestMessage::Kind::kHello;
   hello.version = kProtocolVersion;
   hello.agent = kAgentName;
-  send(hello);
+  return hello;
+}
+
+int Agent::Impl::run() {
+  // Listening, no host is connected yet: the channel greets the host when it comes.
+  send(agent_hello());
 
   sigset_t set;
   sigemptyset(&set);
@@ -571,6 +576,9 @@ int Agent::Impl::run() {
 }
 
 Agent::Agent(UniqueFd channel, AgentOptions options)
+    : Agent(HostChannel(std::move(channel)), std::move(options)) {}
+
+Agent::Agent(HostChannel channel, AgentOptions options)
     : impl_(std::make_unique<Impl>(std::move(channel), std::move(options))) {}
 
 Agent::~Agent() = default;

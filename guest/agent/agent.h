@@ -30,11 +30,14 @@
 #include "attest/base/bytes.h"
 #include "attest/base/result.h"
 #include "attest/base/unique_fd.h"
+#include "guest/agent/host_channel.h"
 #include "guest/evidence/evidence.h"
 
 namespace confpod::guest::agent {
 
 inline constexpr const char* kAgentName = "confpod-agent 0.1";
+// The agent's first frame on every stream: its name and protocol version.
+GuestMessage agent_hello();
 // The pod's status when it never got its containers running.
 inline constexpr int kPodSetupFailed = 125;
 
@@ -75,6 +78,9 @@ class Agent {
  public:
   // `channel`: the connected host channel (virtio port, or a socket in tests).
   Agent(UniqueFd channel, AgentOptions options);
+  // Any host channel, e.g. HostChannel::listening (vsock): its EOF is then a pause as with a
+  // virtio port, so options.channel_reconnects should be set.
+  Agent(HostChannel channel, AgentOptions options);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;

@@ -60,8 +60,8 @@ struct Child {
 };
 
 struct Agent::Impl {
-  explicit Impl(UniqueFd fd, AgentOptions options)
-      : channel(std::move(fd)), opts(std::move(options)) {}
+  Impl(HostChannel host_channel, AgentOptions options)
+      : channel(std::move(host_channel)), opts(std::move(options)) {}
 
   HostChannel channel;
   AgentOptions opts;

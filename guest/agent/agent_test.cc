@@ -379,6 +379,34 @@ TEST_F(GuestAgent, ChannelEndIsAShutdown) {
   EXPECT_EQ(agent.wait(), 0);
 }
 
+// The vsock channel's behaviour (a unix socket stands in for vsock): the agent listens, greets
+// each host with its hello, and a host that goes away before init-data (confpodd restarting)
+// is a pause, not the end of the pod.
+TEST_F(GuestAgent, AListeningAgentTakesTheHostAgainAfterItWentAway) {
+  NEED_HELLO_IMAGE();
+  std::string raw = to_json(init_data({"/bin/sh", "-c", "echo hi; exit 7"}));
+  bind_digest(raw);
+  testing::TempDir dir;
+  AgentProcess agent(options(), dir.path() + "/agent.sock");
+  auto is_hello = [](const GuestMessage& m) { return m.kind == GuestMessage::Kind::kHello; };
+  auto first = agent.read_until(is_hello);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].version, kProtocolVersion);
+  agent.reconnect();
+  auto second = agent.read_until(is_hello);
+  ASSERT_EQ(second.size(), 1u) << "the next host is greeted from the start of its stream";
+  agent.send_init_data(raw);
+  auto frames = agent.read_to_end();
+  EXPECT_EQ(find_error(frames), nullptr)
+      << find_error(frames)->code << ": " << find_error(frames)->detail;
+  EXPECT_TRUE(has_status(frames, "init-data-verified"));
+  EXPECT_EQ(stdout_of(frames, "app"), "hi\n");
+  ASSERT_FALSE(frames.empty());
+  EXPECT_EQ(frames.back().kind, GuestMessage::Kind::kPodExit);
+  EXPECT_EQ(frames.back().status, 7);
+  EXPECT_EQ(agent.wait(), 7);
+}
+
 TEST_F(GuestAgent, PowerButtonIsAShutdown) {
   NEED_HELLO_IMAGE();
   std::string raw = to_json(init_data({"/bin/sh", "-c", "sleep 100"}));

@@ -11,11 +11,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -98,6 +101,38 @@ class AgentProcess {
     ::close(sv[1]);
     host_ = UniqueFd(sv[0]);
   }
+  // The agent listens on a unix socket at `listen_path`, as it listens on vsock in a VM, and
+  // the host connects to it; reconnect() is confpodd restarting.
+  AgentProcess(AgentOptions options, const std::string& listen_path) : listen_path_(listen_path) {
+    auto listener = listen_unix(listen_path);
+    if (!listener.ok()) throw std::runtime_error(listener.error().describe());
+    options.channel_reconnects = true;
+    options.channel_retry = std::chrono::milliseconds(50);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int status = 1;
+      {
+        Agent agent(HostChannel::listening(std::move(*listener), agent_hello()),
+                    std::move(options));
+        status = agent.run();
+      }
+      ::_exit(status);
+    }
+    listener->reset();
+    reconnect();
+  }
+  // A new connection to the listening agent (the old one, if any, is closed first).
+  void reconnect() {
+    host_.reset();
+    decoder_ = FrameDecoder();
+    host_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, listen_path_.data(), listen_path_.size());
+    if (::connect(host_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      throw std::runtime_error("connect " + listen_path_ + ": " + std::strerror(errno));
+  }
+
   ~AgentProcess() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
@@ -168,6 +203,7 @@ class AgentProcess {
 
  private:
   pid_t pid_ = -1;
+  std::string listen_path_;
   UniqueFd host_;
   FrameDecoder decoder_;
 };

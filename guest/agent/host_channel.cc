@@ -1,17 +1,57 @@
 #include "guest/agent/host_channel.h"
 
+#include <fcntl.h>
+#include <linux/vm_sockets.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
+#include "attest/base/bytes.h"
 #include "guest/agent/log.h"
 
 namespace confpod::guest::agent {
 
+HostChannel HostChannel::listening(UniqueFd listener, GuestMessage greeting) {
+  HostChannel channel{UniqueFd()};
+  const int flags = ::fcntl(listener.get(), F_GETFL);
+  if (flags >= 0) ::fcntl(listener.get(), F_SETFL, flags | O_NONBLOCK);
+  channel.listener_ = std::move(listener);
+  channel.greeting_ = std::move(greeting);
+  return channel;
+}
+
+bool HostChannel::accept_host() {
+  sockaddr_storage peer{};
+  socklen_t len = sizeof peer;
+  UniqueFd conn(::accept4(listener_.get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC));
+  if (!conn) {
+    // Gone before we took it, or woken for nothing: keep listening.
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+      return true;
+    log(std::string("channel accept failed: ") + std::strerror(errno));
+    return false;
+  }
+  if (peer.ss_family == AF_VSOCK) {
+    const auto& vm = reinterpret_cast<const sockaddr_vm&>(peer);
+    if (vm.svm_cid != VMADDR_CID_HOST) {
+      log("channel: refused a vsock connection from CID " + std::to_string(vm.svm_cid) +
+          "; only the host (CID 2) may connect");
+      return true;
+    }
+  }
+  fd_ = std::move(conn);
+  restart();
+  broken_ = false;
+  send(*greeting_);
+  return true;
+}
+
 void HostChannel::send(const GuestMessage& message) {
-  if (broken_) return;
+  if (broken_ || !fd_) return;
   std::string frame = encode_frame(to_payload(message));
   std::size_t off = 0;
   while (off < frame.size()) {
@@ -28,11 +68,15 @@ void HostChannel::send(const GuestMessage& message) {
 }
 
 bool HostChannel::read() {
+  if (!fd_) return listener_ ? accept_host() : false;
   char buf[64 << 10];
   for (;;) {
     ssize_t n = ::read(fd_.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
+    if (n <= 0) {
+      if (listener_) fd_.reset();  // this host is gone; the next one is accepted
+      return false;
+    }
     if (!failed_) decoder_.feed(std::string_view(buf, static_cast<std::size_t>(n)));
     return true;
   }
@@ -48,6 +92,47 @@ Result<std::optional<std::string>> HostChannel::next() {
 void HostChannel::restart() {
   decoder_ = FrameDecoder();
   failed_ = false;
+}
+
+namespace {
+
+Result<UniqueFd> listen_on(int family, const sockaddr* addr, socklen_t len,
+                           const std::string& what) {
+  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd || ::bind(fd.get(), addr, len) != 0 || ::listen(fd.get(), 4) != 0)
+    return make_error("agent.channel", "cannot listen on " + what + ": " + std::strerror(errno));
+  return fd;
+}
+
+}  // namespace
+
+Result<UniqueFd> listen_vsock(unsigned port) {
+  sockaddr_vm addr{};
+  addr.svm_family = AF_VSOCK;
+  addr.svm_cid = VMADDR_CID_ANY;
+  addr.svm_port = port;
+  return listen_on(AF_VSOCK, reinterpret_cast<const sockaddr*>(&addr), sizeof addr,
+                   "vsock port " + std::to_string(port));
+}
+
+Result<UniqueFd> listen_unix(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    return make_error("agent.channel", "socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  return listen_on(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr), sizeof addr, path);
+}
+
+bool has_virtio_vsock(const std::string& root) {
+  std::error_code ec;
+  const std::filesystem::path devices = std::filesystem::path(root) / "sys/bus/virtio/devices";
+  for (const auto& entry : std::filesystem::directory_iterator(devices, ec)) {
+    auto id = read_text_file((entry.path() / "device").string(), 64);
+    // The kernel prints the virtio device id as 0x%04x; vsock is 19.
+    if (id.ok() && id->rfind("0x0013", 0) == 0) return true;
+  }
+  return false;
 }
 
 }  // namespace confpod::guest::agent

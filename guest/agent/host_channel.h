@@ -1,7 +1,13 @@
-// The agent's end of the host channel (a virtio-serial port in the VM, a socket in tests):
-// whole frames out, one at a time, and the frame stream in. Everything that arrives is
-// hostile: frames are bounded by the decoder, and after a frame whose length cannot be right
-// the stream cannot be resynchronised, so the rest is discarded until the host reconnects.
+// The agent's end of the host channel (a virtio-serial port or a vsock listener in the VM, a
+// socket in tests): whole frames out, one at a time, and the frame stream in. Everything that
+// arrives is hostile: frames are bounded by the decoder, and after a frame whose length cannot
+// be right the stream cannot be resynchronised, so the rest is discarded until the host
+// reconnects.
+//
+// Listening (vsock): the agent listens and the host connects, again after confpodd restarted.
+// Each accepted connection gets the greeting (the agent's hello) as its first frame, so the
+// host reads the same stream start as on a virtio port. While no host is connected, frames
+// are dropped: nobody would read them. On vsock only the host (CID 2) is accepted.
 #pragma once
 
 #include <optional>
@@ -16,8 +22,12 @@ namespace confpod::guest::agent {
 class HostChannel {
  public:
   explicit HostChannel(UniqueFd fd) : fd_(std::move(fd)) {}
+  // `listener`: a listening stream socket (listen_vsock, listen_unix), made non-blocking here.
+  static HostChannel listening(UniqueFd listener, GuestMessage greeting);
 
-  int fd() const { return fd_.get(); }
+  // What to poll for input: the connection, or the listener while no host is connected.
+  int fd() const { return fd_ ? fd_.get() : listener_.get(); }
+  bool connected() const { return static_cast<bool>(fd_); }
 
   // Writes the message as one whole frame (blocking; no SIGPIPE). After a failed write no
   // more frames are written (a torn frame would desynchronise the host's reader): broken().
@@ -25,6 +35,8 @@ class HostChannel {
   bool broken() const { return broken_; }
 
   // Reads what the channel has (one read) into the decoder; false on end-of-file or error.
+  // Listening: accepts a waiting host instead (true; its stream starts fresh), and the end of
+  // a connection (false) closes it and listens again.
   bool read();
   // The next complete host frame's payload, std::nullopt when more bytes are needed. An
   // error ("guest.frame.too_large") fails the stream: from then on nothing is returned.
@@ -36,10 +48,25 @@ class HostChannel {
   void restart();
 
  private:
+  bool accept_host();
+
   UniqueFd fd_;
+  UniqueFd listener_;
+  std::optional<GuestMessage> greeting_;
   FrameDecoder decoder_;
   bool failed_ = false;
   bool broken_ = false;
 };
+
+// The agent's port on vsock (the host connects to the guest's CID on it).
+inline constexpr unsigned kAgentVsockPort = 1024;
+
+// A listening AF_VSOCK socket on `port`, any local CID. "agent.channel" on failure.
+Result<UniqueFd> listen_vsock(unsigned port);
+// A listening unix socket at `path` (tests). "agent.channel" on failure.
+Result<UniqueFd> listen_unix(const std::string& path);
+// The VM has a virtio vsock device (virtio device id 19 under <root>/sys/bus/virtio/devices):
+// the host chose vsock over a virtio-serial port for the channel.
+bool has_virtio_vsock(const std::string& root);
 
 }  // namespace confpod::guest::agent

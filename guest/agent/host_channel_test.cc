@@ -2,10 +2,20 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/vm_sockets.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "guest/agent/test_rootfs.h"
 
 namespace confpod::guest::agent {
 namespace {
@@ -136,6 +146,162 @@ TEST(HostChannel, EndOfFileInsideAFrameIsNamed) {
   auto s = channel.finish();
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, "guest.frame.truncated");
+}
+
+// --- listening (the vsock channel; a unix socket stands in for vsock here) ---
+
+UniqueFd connect_unix(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  return fd;
+}
+
+bool readable(int fd, int timeout_ms = 2000) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, timeout_ms) == 1;
+}
+
+// Every frame the host can read within a short while.
+std::vector<GuestMessage> host_reads(int fd) {
+  FrameDecoder decoder;
+  std::vector<GuestMessage> got;
+  char buf[4096];
+  while (readable(fd, 200)) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    decoder.feed(std::string_view(buf, static_cast<std::size_t>(n)));
+  }
+  for (;;) {
+    auto next = decoder.next();
+    if (!next.ok() || !next->has_value()) break;
+    auto m = parse_guest_message(**next);
+    if (m.ok()) got.push_back(*m);
+  }
+  return got;
+}
+
+GuestMessage greeting() {
+  GuestMessage hello;
+  hello.kind = GuestMessage::Kind::kHello;
+  hello.agent = "test agent";
+  hello.version = kProtocolVersion;
+  return hello;
+}
+
+TEST(HostChannelListening, GreetsEachHostAndStartsAFreshStreamForIt) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/agent.sock";
+  auto listener = listen_unix(path);
+  ASSERT_TRUE(listener.ok()) << listener.error().describe();
+  const int listener_fd = listener->get();
+  HostChannel channel = HostChannel::listening(std::move(*listener), greeting());
+  EXPECT_FALSE(channel.connected());
+  EXPECT_EQ(channel.fd(), listener_fd) << "no host yet: poll the listener";
+
+  UniqueFd first = connect_unix(path);
+  ASSERT_TRUE(readable(channel.fd()));
+  ASSERT_TRUE(channel.read()) << "a waiting host is accepted";
+  ASSERT_TRUE(channel.connected());
+  EXPECT_NE(channel.fd(), listener_fd);
+  auto greeted = host_reads(first.get());
+  ASSERT_EQ(greeted.size(), 1u);
+  EXPECT_EQ(greeted[0].kind, GuestMessage::Kind::kHello);
+  EXPECT_EQ(greeted[0].agent, "test agent");
+
+  // Half a frame, then the host goes away (confpodd restarting).
+  HostMessage shutdown;
+  shutdown.kind = HostMessage::Kind::kShutdown;
+  write_all(first.get(), host_frame(shutdown).substr(0, 5));
+  first.reset();
+  ASSERT_TRUE(channel.read());
+  EXPECT_FALSE(channel.read()) << "the end of the connection is the host going away";
+  EXPECT_FALSE(channel.connected());
+  EXPECT_EQ(channel.fd(), listener_fd) << "listening again";
+
+  UniqueFd second = connect_unix(path);
+  ASSERT_TRUE(readable(channel.fd()));
+  ASSERT_TRUE(channel.read());
+  ASSERT_EQ(host_reads(second.get()).size(), 1u) << "the next host is greeted too";
+  write_all(second.get(), host_frame(shutdown));
+  ASSERT_TRUE(readable(channel.fd()));
+  ASSERT_TRUE(channel.read());
+  auto got = channel.next();
+  ASSERT_TRUE(got.ok()) << got.error().describe() << ": the first host's half frame was kept";
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(parse_host_message(**got)->kind, HostMessage::Kind::kShutdown);
+}
+
+TEST(HostChannelListening, FramesWithoutAHostAreDroppedNotBlocked) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/agent.sock";
+  auto listener = listen_unix(path);
+  ASSERT_TRUE(listener.ok()) << listener.error().describe();
+  HostChannel channel = HostChannel::listening(std::move(*listener), greeting());
+  GuestMessage status;
+  status.kind = GuestMessage::Kind::kStatus;
+  status.state = "nobody-listens";
+  for (int i = 0; i < 1000; ++i) channel.send(status);  // would block or fill a buffer
+  EXPECT_FALSE(channel.broken());
+
+  UniqueFd host = connect_unix(path);
+  ASSERT_TRUE(readable(channel.fd()));
+  ASSERT_TRUE(channel.read());
+  channel.send(status);
+  auto got = host_reads(host.get());
+  ASSERT_EQ(got.size(), 2u) << "the greeting, then only what was sent while connected";
+  EXPECT_EQ(got[0].kind, GuestMessage::Kind::kHello);
+  EXPECT_EQ(got[1].state, "nobody-listens");
+}
+
+// Binding only (no traffic): a port the kernel picks, so that nothing else on the machine
+// holding one port can make this fail.
+TEST(HostChannelListening, AVsockListenerListensOnItsPort) {
+  auto listener = listen_vsock(VMADDR_PORT_ANY);
+  if (!listener.ok()) {
+    UniqueFd probe(::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!probe) GTEST_SKIP() << "this kernel has no AF_VSOCK: " << listener.error().describe();
+    FAIL() << listener.error().describe();
+  }
+  sockaddr_vm addr{};
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(listener->get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  EXPECT_EQ(addr.svm_family, AF_VSOCK);
+  EXPECT_EQ(addr.svm_cid, VMADDR_CID_ANY);
+  ASSERT_NE(addr.svm_port, VMADDR_PORT_ANY);
+  int accepting = 0;
+  len = sizeof accepting;
+  ASSERT_EQ(::getsockopt(listener->get(), SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len), 0);
+  EXPECT_EQ(accepting, 1);
+  auto again = listen_vsock(addr.svm_port);
+  ASSERT_FALSE(again.ok()) << "the port is taken";
+  EXPECT_NE(again.error().message.find("vsock port " + std::to_string(addr.svm_port)),
+            std::string::npos)
+      << again.error().message;
+}
+
+TEST(HostChannelListening, ListeningOnAnUnusablePathIsNamed) {
+  auto listener = listen_unix("/nonexistent-dir/agent.sock");
+  ASSERT_FALSE(listener.ok());
+  EXPECT_EQ(listener.error().code, "agent.channel");
+  EXPECT_NE(listener.error().message.find("/nonexistent-dir/agent.sock"), std::string::npos);
+}
+
+TEST(HostChannelListening, TheChannelIsVsockWhenTheVmHasAVirtioVsockDevice) {
+  testing::TempDir root;
+  const auto devices = std::filesystem::path(root.path()) / "sys/bus/virtio/devices";
+  EXPECT_FALSE(has_virtio_vsock(root.path())) << "no virtio bus at all";
+  auto add_device = [&](const std::string& name, const std::string& id) {
+    std::filesystem::create_directories(devices / name);
+    std::ofstream(devices / name / "device") << id << "\n";
+  };
+  add_device("virtio0", "0x0003");  // console (virtio-serial)
+  add_device("virtio1", "0x0002");  // block
+  EXPECT_FALSE(has_virtio_vsock(root.path()));
+  add_device("virtio2", "0x0013");  // vsock
+  EXPECT_TRUE(has_virtio_vsock(root.path()));
 }
 
 }  // namespace

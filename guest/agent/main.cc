@@ -1,11 +1,16 @@
 // confpod-agent: PID 1 of the pod VM (guest/image/init execs it), or a test process.
 //
 //   confpod-agent [--port-name org.confpod.agent.0] [--channel-socket PATH]
-//                 [--power-button DEV] [--state-dir DIR] [--root DIR] [--disk SERIAL=PATH]...
+//                 [--listen-socket PATH] [--vsock-port 1024] [--power-button DEV] [--state-dir DIR]
+//                 [--root DIR] [--disk SERIAL=PATH]...
 //                 [--no-network] [--no-poweroff]
 //
 // As PID 1 it must never exit (the kernel would panic, and the host would learn nothing
 // useful): anything fatal is printed, the disks synced, and the VM powered off.
+//
+// The channel to the host: the virtio-serial port named --port-name, unless the VM has a
+// virtio vsock device (the host chose vsock): then the agent listens on --vsock-port and the
+// host connects. --channel-socket and --listen-socket are the tests' unix-socket stand-ins.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/reboot.h>
@@ -83,6 +88,8 @@ int main(int argc, char** argv) {
   CLI::App app{"confpod-agent: the in-guest agent of a confpod pod VM"};
   std::string port_name = "org.confpod.agent.0";
   std::string channel_socket;
+  std::string listen_socket;
+  unsigned vsock_port = confpod::guest::agent::kAgentVsockPort;
   std::string power_button;
   std::string state_dir = "/run/confpod";
   std::string root = "/";
@@ -91,6 +98,10 @@ int main(int argc, char** argv) {
   bool no_poweroff = false;
   app.add_option("--port-name", port_name, "virtio-serial port name of the host channel");
   app.add_option("--channel-socket", channel_socket, "connect to this unix socket instead (tests)");
+  app.add_option("--listen-socket", listen_socket,
+                 "listen on this unix socket for the host instead (tests)");
+  app.add_option("--vsock-port", vsock_port, "vsock port to listen on when the VM has vsock")
+      ->check(CLI::Range(1u, 0xFFFFFFFEu));
   app.add_option("--power-button", power_button, "evdev device of the ACPI power button");
   app.add_option("--state-dir", state_dir, "where container root filesystems are unpacked");
   app.add_option("--root", root, "prefix of /sys, /dev, /proc for the evidence provider");
@@ -130,18 +141,38 @@ int main(int argc, char** argv) {
                    std::strerror(errno));
   }
 
-  // A virtio port reads EOF while the host is away (confpodd restarting); a socket does not
-  // come back.
+  using confpod::guest::agent::HostChannel;
+  // A virtio port reads EOF while the host is away (confpodd restarting), and a listener takes
+  // the host again; a connected socket does not come back.
   options.channel_reconnects = channel_socket.empty();
-  auto channel =
-      channel_socket.empty() ? open_virtio_port(port_name) : connect_socket(channel_socket);
+  std::string channel_name;
+  auto open_channel = [&]() -> Result<HostChannel> {
+    if (!channel_socket.empty()) {
+      channel_name = channel_socket;
+      CONFPOD_ASSIGN_OR_RETURN(UniqueFd fd, connect_socket(channel_socket));
+      return HostChannel(std::move(fd));
+    }
+    if (!listen_socket.empty()) {
+      channel_name = "listening on " + listen_socket;
+      CONFPOD_ASSIGN_OR_RETURN(UniqueFd fd, confpod::guest::agent::listen_unix(listen_socket));
+      return HostChannel::listening(std::move(fd), confpod::guest::agent::agent_hello());
+    }
+    if (confpod::guest::agent::has_virtio_vsock(root)) {
+      channel_name = "listening on vsock port " + std::to_string(vsock_port);
+      CONFPOD_ASSIGN_OR_RETURN(UniqueFd fd, confpod::guest::agent::listen_vsock(vsock_port));
+      return HostChannel::listening(std::move(fd), confpod::guest::agent::agent_hello());
+    }
+    channel_name = port_name;
+    CONFPOD_ASSIGN_OR_RETURN(UniqueFd fd, open_virtio_port(port_name));
+    return HostChannel(std::move(fd));
+  };
+  auto channel = open_channel();
   if (!channel.ok()) {
     if (pid1) power_off_forever(channel.error().describe());
     std::fprintf(stderr, "confpod-agent: %s\n", channel.error().describe().c_str());
     return 1;
   }
-  std::fprintf(stderr, "confpod-agent: channel open (%s)\n",
-               channel_socket.empty() ? port_name.c_str() : channel_socket.c_str());
+  std::fprintf(stderr, "confpod-agent: channel open (%s)\n", channel_name.c_str());
 
   int status = 0;
   try {
