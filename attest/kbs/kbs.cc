@@ -110,8 +110,8 @@ Bytes runtime_data_digest(const std::string& nonce, const TeeKey& key,
 }
 
 Kbs::Kbs(Options options, TokenKey token_key, std::shared_ptr<ResourceStore> store)
-    : options_(std::move(options)),
-      verifier_(options_),
+    : settings_(std::move(static_cast<SessionSettings&>(options))),
+      verifier_(std::move(static_cast<EvidencePolicy&>(options))),
       token_key_(std::move(token_key)),
       store_(std::move(store)) {}
 
@@ -191,7 +191,7 @@ bool Kbs::evict_oldest_attested_locked() {
   // A batch, 1/16 of the table, soonest to expire first: one scan buys room for many new
   // clients instead of one (a full table is the normal state of a busy KBS).
   const std::size_t batch =
-      std::min(attested.size(), std::max<std::size_t>(1, options_.max_sessions / 16));
+      std::min(attested.size(), std::max<std::size_t>(1, settings_.max_sessions / 16));
   std::nth_element(attested.begin(), attested.begin() + static_cast<std::ptrdiff_t>(batch - 1),
                    attested.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (std::size_t i = 0; i < batch; ++i) sessions_.erase(attested[i].second);
@@ -270,7 +270,7 @@ Reply Kbs::auth_impl(std::string_view body, UnixSeconds now) {
   if (*tee != "snp" && *tee != "tdx" && *tee != "sample")
     return error_reply(401, kAttestationError,
                        make_error("kbs.tee.unsupported", "tee '" + *tee + "' is not supported"));
-  if (*tee == "sample" && !options_.allow_insecure)
+  if (*tee == "sample" && !verifier_.policy().allow_insecure)
     return error_reply(401, kAttestationError,
                        make_error("kbs.tee.insecure",
                                   "tee 'sample' has no hardware evidence and insecure pods are "
@@ -279,18 +279,18 @@ Reply Kbs::auth_impl(std::string_view body, UnixSeconds now) {
   Session s;
   s.tee = *tee;
   s.nonce = random_text(32, false);
-  s.expires = now + options_.session_ttl;
+  s.expires = now + settings_.session_ttl;
   std::string id = random_text(16, true);
   if (s.nonce.empty() || id.empty())
     return error_reply(500, kAttestationError, make_error("kbs.random", "no randomness"));
   std::lock_guard lock(mu_);
-  if (sessions_.size() >= options_.max_sessions) purge_expired_locked(now);
+  if (sessions_.size() >= settings_.max_sessions) purge_expired_locked(now);
   // Full of live sessions: an attested one can go (its client has a token); a table full of
   // unfinished challenges is a flood, and new clients wait for those to expire.
-  if (sessions_.size() >= options_.max_sessions && !evict_oldest_attested_locked())
+  if (sessions_.size() >= settings_.max_sessions && !evict_oldest_attested_locked())
     return error_reply(503, kAttestationError,
                        make_error("kbs.session.limit", "too many open sessions (" +
-                                                           std::to_string(options_.max_sessions) +
+                                                           std::to_string(settings_.max_sessions) +
                                                            ") waiting for attestation"));
   Reply r;
   r.body = nlohmann::json{{"nonce", s.nonce}, {"extra-params", ""}}.dump();
@@ -405,9 +405,9 @@ Reply Kbs::attest_impl(std::string_view session_id, std::string_view body, UnixS
   who.measurement = facts->measurement;
   who.init_data_digest = facts->init_data_digest;
   nlohmann::json claims = {
-      {"iss", options_.issuer},
+      {"iss", settings_.issuer},
       {"iat", now},
-      {"exp", now + options_.token_ttl},
+      {"exp", now + settings_.token_ttl},
       {"eat_profile", "tag:github.com,2023:veraison/ear"},
       {"ear.status", facts->insecure ? "warning" : "affirming"},
       {"tee", facts->tee},
@@ -429,7 +429,7 @@ Reply Kbs::attest_impl(std::string_view session_id, std::string_view body, UnixS
   }
   who.key = std::make_shared<const TeeKey>(std::move(key).value());
   it->second.state = Session::State::kAttested;
-  it->second.expires = now + options_.token_ttl;
+  it->second.expires = now + settings_.token_ttl;
   it->second.attested = std::move(who);
   Reply r;
   r.body = nlohmann::json{{"token", *token}}.dump();
@@ -512,7 +512,7 @@ Reply Kbs::token_resource_impl(std::string_view bearer_token, std::string_view p
   };
   const auto& c = *claims;
   auto iss = c.find("iss");
-  if (iss == c.end() || !iss->is_string() || *iss != options_.issuer)
+  if (iss == c.end() || !iss->is_string() || *iss != settings_.issuer)
     return bad("token issuer is not this KBS");
   Attested who;
   auto pod = c.find("pod");

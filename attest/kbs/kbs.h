@@ -61,13 +61,16 @@ struct ReferenceValues {
   std::vector<std::string> resources;  // "<repository>/<type>/<tag>"
 };
 
-// The evidence policy (evidence.h) and the session and token settings.
-struct Options : EvidencePolicy {
+// The session and token settings.
+struct SessionSettings {
   std::size_t max_sessions = 4096;
   UnixSeconds session_ttl = 300;  // auth -> attest window
   UnixSeconds token_ttl = 600;    // attested session and token lifetime
   std::string issuer = "confpod-kbs";
 };
+
+// The evidence policy (evidence.h) and the session and token settings.
+struct Options : EvidencePolicy, SessionSettings {};
 
 class Kbs {
  public:
@@ -131,8 +134,8 @@ class Kbs {
   // no session is attested.
   bool evict_oldest_attested_locked();
 
-  Options options_;
-  EvidenceVerifier verifier_;  // a copy of options_'s EvidencePolicy
+  SessionSettings settings_;
+  EvidenceVerifier verifier_;  // holds the EvidencePolicy
   TokenKey token_key_;
   std::shared_ptr<ResourceStore> store_;
   mutable std::mutex mu_;
