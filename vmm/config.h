@@ -82,6 +82,9 @@ struct VmConfig {
   TdxLaunch tdx;
   std::vector<Disk> disks;
   std::vector<Channel> channels;
+  // A vhost-vsock device with this guest CID (3..0xFFFFFFFE, unique on the host; needs
+  // /dev/vhost-vsock): the agent's channel over vsock instead of a virtio-serial port.
+  std::optional<std::uint32_t> vsock_cid;
   std::vector<Nic> nics;
   // Control plane, owned by the supervisor.
   std::string qmp_socket;  // unix socket QEMU serves QMP on

@@ -74,6 +74,26 @@ TEST(LibvirtVm, AGracefulStopIsAGuestShutdown) {
 
 // The daemon restarts: a new connection finds the pod's domain by name, and a destroy by
 // someone else (virsh destroy) is an outside kill, not ours.
+// libvirt itself parses the vsock device and keeps its CID (an element it did not know would
+// be dropped from the live XML).
+TEST(LibvirtVm, AVsockChannelIsADeviceLibvirtKnows) {
+  VmConfig c = pod_vm("lv-vsock");
+  c.channels.clear();
+  c.vsock_cid = 777;
+  auto vm = LibvirtVm::start(kUri, c);
+  ASSERT_TRUE(vm.ok()) << vm.error().describe();
+  auto conn = LibvirtConnection::connect(kUri);
+  ASSERT_TRUE(conn.ok());
+  auto domain = conn->lookup("lv-vsock");
+  ASSERT_TRUE(domain.ok());
+  auto xml = domain->xml();
+  ASSERT_TRUE(xml.ok()) << xml.error().describe();
+  EXPECT_NE(xml->find("<vsock model='virtio'>"), std::string::npos) << *xml;
+  EXPECT_NE(xml->find("address='777'"), std::string::npos) << *xml;
+  ASSERT_TRUE(vm->kill().ok());
+  ASSERT_TRUE(vm->remove().ok());
+}
+
 TEST(LibvirtVm, ReattachByNameSeesAnOutsideDestroy) {
   auto first = LibvirtVm::start(kUri, pod_vm("lv-attach"));
   ASSERT_TRUE(first.ok()) << first.error().describe();

@@ -137,6 +137,12 @@ Result<std::string> libvirt_domain_xml(const VmConfig& c) {
     w.empty("target", attr("type", "virtio") + attr("name", ch.name));
     w.close("channel");
   }
+  if (c.vsock_cid) {
+    w.open("vsock", attr("model", "virtio"));
+    w.empty("cid", attr("auto", "no") + attr("address", std::to_string(*c.vsock_cid)));
+    if (confidential) w.empty("driver", attr("iommu", "on"));
+    w.close("vsock");
+  }
   for (const Nic& n : c.nics) {
     const bool user = n.kind == Nic::Kind::kUser;
     w.open("interface", attr("type", user ? "user" : "ethernet"));

@@ -195,6 +195,27 @@ TEST(LibvirtXml, PortForwardsUsePasstAndTapIsEthernet) {
   EXPECT_TRUE(contains(xml, "<mac address='52:54:00:00:00:01'/>"));
 }
 
+TEST(LibvirtXml, VsockChannelIsAVsockDeviceWithTheCid) {
+  VmConfig c = base(Tee::kSnp);
+  c.channels.clear();
+  c.vsock_cid = 4242;
+  std::string xml = xml_ok(c);
+  EXPECT_TRUE(contains(xml, "<vsock model='virtio'>")) << xml;
+  EXPECT_TRUE(contains(xml, "<cid auto='no' address='4242'/>")) << xml;
+  EXPECT_FALSE(contains(xml, "<channel")) << xml;
+#ifdef CONFPOD_HAVE_LIBXML2
+  ParsedXml doc(xml);
+  ASSERT_TRUE(doc.ok()) << xml;
+  EXPECT_EQ(doc.eval("/domain/devices/vsock/cid/@address"), "4242");
+  EXPECT_EQ(doc.eval("/domain/devices/vsock/driver/@iommu"), "on");
+#endif
+  EXPECT_FALSE(contains(xml_ok(base(Tee::kNone)), "vsock"));
+  c.vsock_cid = 2;
+  auto refused = libvirt_domain_xml(c);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, "vmm.config.device");
+}
+
 TEST(LibvirtXml, SharesValidationWithTheArgvBuilder) {
   VmConfig c = base(Tee::kSnp);
   c.accel = "tcg";

@@ -99,6 +99,10 @@ Status check_devices(const VmConfig& c) {
       return config_error("device", where + ".name must be 1..127 of [A-Za-z0-9._-]");
     CONFPOD_TRY(check_path(where + ".socket_path", ch.socket_path, true));
   }
+  // 0-2 are the hypervisor, the local loopback and the host; -1 is VMADDR_CID_ANY.
+  if (c.vsock_cid && (*c.vsock_cid < 3 || *c.vsock_cid == 0xFFFFFFFFu))
+    return config_error("device",
+                        "vsock_cid must be 3..4294967294, got " + std::to_string(*c.vsock_cid));
   for (std::size_t i = 0; i < c.nics.size(); ++i) {
     const Nic& n = c.nics[i];
     std::string where = "nics[" + std::to_string(i) + "]";
@@ -298,6 +302,9 @@ Result<std::vector<std::string>> qemu_argv(const VmConfig& c) {
            "virtserialport,bus=virtio-serial0.0,chardev=" + id + ",name=" + c.channels[i].name});
     }
   }
+
+  if (c.vsock_cid)
+    add({"-device", "vhost-vsock-pci,id=vsock0,guest-cid=" + std::to_string(*c.vsock_cid) + vopts});
 
   for (std::size_t i = 0; i < c.disks.size(); ++i) {
     const Disk& d = c.disks[i];

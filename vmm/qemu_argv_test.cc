@@ -228,6 +228,41 @@ TEST(QemuArgv, TapAndMacAndUdp) {
   EXPECT_TRUE(has("user,id=net1,hostfwd=udp:127.0.0.1:5353-:53"));
 }
 
+// The agent's channel over vsock: a vhost-vsock device with the pod's CID instead of the
+// virtio-serial port, with the confidential guests' virtio options.
+TEST(QemuArgv, VsockChannelInsteadOfTheVirtioSerialPort) {
+  VmConfig c = base(Tee::kSnp);
+  c.channels.clear();
+  c.vsock_cid = 1000;
+  Argv a = argv_ok(c);
+  auto at = std::find(a.begin(), a.end(),
+                      "vhost-vsock-pci,id=vsock0,guest-cid=1000,"
+                      "disable-legacy=on,iommu_platform=on");
+  ASSERT_NE(at, a.end());
+  EXPECT_EQ(*(at - 1), "-device");
+  for (const auto& arg : a) EXPECT_EQ(arg.find("virtserialport"), std::string::npos) << arg;
+  c = base(Tee::kNone);
+  c.vsock_cid = 3;
+  a = argv_ok(c);
+  EXPECT_NE(std::find(a.begin(), a.end(), "vhost-vsock-pci,id=vsock0,guest-cid=3"), a.end());
+  // No CID: no vsock device.
+  a = argv_ok(base(Tee::kNone));
+  for (const auto& arg : a) EXPECT_EQ(arg.find("vsock"), std::string::npos) << arg;
+}
+
+TEST(QemuArgv, VsockCidsOfTheHypervisorHostOrAnyAreRefused) {
+  for (std::uint32_t cid : {0u, 1u, 2u, 0xFFFFFFFFu}) {
+    VmConfig c = base(Tee::kNone);
+    c.vsock_cid = cid;
+    auto r = qemu_argv(c);
+    ASSERT_FALSE(r.ok()) << cid;
+    EXPECT_EQ(r.error().code, "vmm.config.device");
+    EXPECT_NE(r.error().message.find("vsock_cid must be 3..4294967294, got " + std::to_string(cid)),
+              std::string::npos)
+        << r.error().message;
+  }
+}
+
 TEST(QemuArgv, CommasInPathsAreEscaped) {
   VmConfig c = base(Tee::kNone);
   c.disks[0].path = "/srv/a,b.tar";
