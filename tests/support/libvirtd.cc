@@ -119,16 +119,17 @@ bool TestLibvirtd::start_again() {
 }
 
 TestLibvirtd::~TestLibvirtd() {
-  if (pid_ <= 0) return;
-  // The QEMUs it still runs (a test that failed half-way) go first: libvirtd leaves its
-  // domains running when it exits.
-  const std::string pids = run_dir_ + (mode_ == Mode::kSystem ? "/qemu" : "/qemu/run");
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(pids, ec)) {
-    if (entry.path().extension() != ".pid") continue;
-    std::ifstream in(entry.path());
-    pid_t qemu = -1;
-    if (in >> qemu && qemu > 1) ::kill(qemu, SIGKILL);
+  // The QEMUs it still runs (a test that failed half-way, also one that failed while libvirtd
+  // was stopped) go first: libvirtd leaves its domains running when it exits.
+  if (!run_dir_.empty()) {
+    const std::string pids = run_dir_ + (mode_ == Mode::kSystem ? "/qemu" : "/qemu/run");
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(pids, ec)) {
+      if (entry.path().extension() != ".pid") continue;
+      std::ifstream in(entry.path());
+      pid_t qemu = -1;
+      if (in >> qemu && qemu > 1) ::kill(qemu, SIGKILL);
+    }
   }
   stop();
 }
