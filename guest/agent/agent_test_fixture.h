@@ -11,14 +11,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -125,12 +122,9 @@ class AgentProcess {
   void reconnect() {
     host_.reset();
     decoder_ = FrameDecoder();
-    host_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, listen_path_.data(), listen_path_.size());
-    if (::connect(host_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-      throw std::runtime_error("connect " + listen_path_ + ": " + std::strerror(errno));
+    auto connected = connect_unix(listen_path_);
+    if (!connected.ok()) throw std::runtime_error(connected.error().describe());
+    host_ = std::move(*connected);
   }
 
   ~AgentProcess() {

@@ -96,6 +96,16 @@ void HostChannel::restart() {
 
 namespace {
 
+// The address of the unix socket at `path`; agent.channel when it does not fit.
+Result<sockaddr_un> unix_address(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    return make_error("agent.channel", "socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  return addr;
+}
+
 Result<UniqueFd> listen_on(int family, const sockaddr* addr, socklen_t len,
                            const std::string& what) {
   UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -116,12 +126,17 @@ Result<UniqueFd> listen_vsock(unsigned port) {
 }
 
 Result<UniqueFd> listen_unix(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path)
-    return make_error("agent.channel", "socket path too long: " + path);
-  std::memcpy(addr.sun_path, path.data(), path.size());
+  CONFPOD_ASSIGN_OR_RETURN(sockaddr_un addr, unix_address(path));
   return listen_on(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr), sizeof addr, path);
+}
+
+Result<UniqueFd> connect_unix(const std::string& path) {
+  CONFPOD_ASSIGN_OR_RETURN(sockaddr_un addr, unix_address(path));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return make_error("agent.channel", std::string("socket: ") + std::strerror(errno));
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
+    return make_error("agent.channel", "connect " + path + ": " + std::strerror(errno));
+  return fd;
 }
 
 bool has_virtio_vsock(const std::string& root) {

@@ -65,6 +65,9 @@ inline constexpr unsigned kAgentVsockPort = 1024;
 Result<UniqueFd> listen_vsock(unsigned port);
 // A listening unix socket at `path` (tests). "agent.channel" on failure.
 Result<UniqueFd> listen_unix(const std::string& path);
+// A blocking stream connected to the unix socket at `path` (tests: the agent's
+// --channel-socket, and the host's end). "agent.channel" on failure.
+Result<UniqueFd> connect_unix(const std::string& path);
 // The VM has a virtio vsock device (virtio device id 19 under <root>/sys/bus/virtio/devices):
 // the host chose vsock over a virtio-serial port for the channel.
 bool has_virtio_vsock(const std::string& root);

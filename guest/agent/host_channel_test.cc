@@ -6,11 +6,9 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -150,13 +148,10 @@ TEST(HostChannel, EndOfFileInsideAFrameIsNamed) {
 
 // --- listening (the vsock channel; a unix socket stands in for vsock here) ---
 
-UniqueFd connect_unix(const std::string& path) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  return fd;
+UniqueFd host_connects(const std::string& path) {
+  auto fd = connect_unix(path);
+  EXPECT_TRUE(fd.ok()) << fd.error().describe();
+  return fd.ok() ? std::move(*fd) : UniqueFd();
 }
 
 bool readable(int fd, int timeout_ms = 2000) {
@@ -201,7 +196,7 @@ TEST(HostChannelListening, GreetsEachHostAndStartsAFreshStreamForIt) {
   EXPECT_FALSE(channel.connected());
   EXPECT_EQ(channel.fd(), listener_fd) << "no host yet: poll the listener";
 
-  UniqueFd first = connect_unix(path);
+  UniqueFd first = host_connects(path);
   ASSERT_TRUE(readable(channel.fd()));
   ASSERT_TRUE(channel.read()) << "a waiting host is accepted";
   ASSERT_TRUE(channel.connected());
@@ -221,7 +216,7 @@ TEST(HostChannelListening, GreetsEachHostAndStartsAFreshStreamForIt) {
   EXPECT_FALSE(channel.connected());
   EXPECT_EQ(channel.fd(), listener_fd) << "listening again";
 
-  UniqueFd second = connect_unix(path);
+  UniqueFd second = host_connects(path);
   ASSERT_TRUE(readable(channel.fd()));
   ASSERT_TRUE(channel.read());
   ASSERT_EQ(host_reads(second.get()).size(), 1u) << "the next host is greeted too";
@@ -246,7 +241,7 @@ TEST(HostChannelListening, FramesWithoutAHostAreDroppedNotBlocked) {
   for (int i = 0; i < 1000; ++i) channel.send(status);  // would block or fill a buffer
   EXPECT_FALSE(channel.broken());
 
-  UniqueFd host = connect_unix(path);
+  UniqueFd host = host_connects(path);
   ASSERT_TRUE(readable(channel.fd()));
   ASSERT_TRUE(channel.read());
   channel.send(status);

@@ -14,8 +14,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/reboot.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -43,19 +41,6 @@ namespace fs = std::filesystem;
   ::sync();
   ::reboot(RB_POWER_OFF);
   for (;;) ::pause();  // reboot failed: PID 1 still must not exit
-}
-
-Result<UniqueFd> connect_socket(const std::string& path) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return make_error("agent.channel", std::string("socket: ") + std::strerror(errno));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path)
-    return make_error("agent.channel", "socket path too long: " + path);
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return make_error("agent.channel", "connect " + path + ": " + std::strerror(errno));
-  return fd;
 }
 
 // /sys/class/virtio-ports/vportNpM/name == name -> /dev/vportNpM. The port appears once the
@@ -149,7 +134,7 @@ int main(int argc, char** argv) {
   auto open_channel = [&]() -> Result<HostChannel> {
     if (!channel_socket.empty()) {
       channel_name = channel_socket;
-      CONFPOD_ASSIGN_OR_RETURN(UniqueFd fd, connect_socket(channel_socket));
+      CONFPOD_ASSIGN_OR_RETURN(UniqueFd fd, confpod::guest::agent::connect_unix(channel_socket));
       return HostChannel(std::move(fd));
     }
     if (!listen_socket.empty()) {
