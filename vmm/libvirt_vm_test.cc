@@ -72,8 +72,6 @@ TEST(LibvirtVm, AGracefulStopIsAGuestShutdown) {
   ASSERT_TRUE(vm->remove().ok());
 }
 
-// The daemon restarts: a new connection finds the pod's domain by name, and a destroy by
-// someone else (virsh destroy) is an outside kill, not ours.
 // libvirt itself parses the vsock device and keeps its CID (an element it did not know would
 // be dropped from the live XML).
 TEST(LibvirtVm, AVsockChannelIsADeviceLibvirtKnows) {
@@ -94,6 +92,8 @@ TEST(LibvirtVm, AVsockChannelIsADeviceLibvirtKnows) {
   ASSERT_TRUE(vm->remove().ok());
 }
 
+// The daemon restarts: a new connection finds the pod's domain by name, and a destroy by
+// someone else (virsh destroy) is an outside kill, not ours.
 TEST(LibvirtVm, ReattachByNameSeesAnOutsideDestroy) {
   auto first = LibvirtVm::start(kUri, pod_vm("lv-attach"));
   ASSERT_TRUE(first.ok()) << first.error().describe();

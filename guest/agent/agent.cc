@@ -511,7 +511,7 @@ GuestMessage agent_hello() {
 }
 
 int Agent::Impl::run() {
-  // Listening, no host is connected yet: the channel greets the host when it comes.
+  // A listening channel has no host yet and drops this; it greets each host that connects.
   send(agent_hello());
 
   sigset_t set;
