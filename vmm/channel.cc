@@ -1,11 +1,13 @@
 #include "vmm/channel.h"
 
 #include <fcntl.h>
+#include <linux/vm_sockets.h>
 #include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "vmm/qmp.h"
 
@@ -22,6 +24,67 @@ Result<GuestChannel> GuestChannel::connect(const std::string& socket_path,
   CONFPOD_ASSIGN_OR_RETURN(
       UniqueFd fd, detail::connect_unix(socket_path, Clock::now() + timeout, "vmm.channel"));
   return GuestChannel(std::move(fd));
+}
+
+std::string ChannelAddress::describe() const {
+  if (kind == Kind::kUnix) return path;
+  return "vsock " + std::to_string(cid) + ":" + std::to_string(port);
+}
+
+namespace {
+
+// One non-blocking AF_VSOCK connect, waited for until `deadline`: the connected socket, or
+// the errno of the attempt (ETIMEDOUT when the deadline passed first).
+Result<UniqueFd> try_connect_vsock(std::uint32_t cid, std::uint32_t port,
+                                   GuestChannel::Clock::time_point deadline, int& err) {
+  err = 0;
+  UniqueFd fd(::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) {
+    err = errno;
+    return channel_error("connect", std::string("socket(AF_VSOCK): ") + std::strerror(err));
+  }
+  sockaddr_vm address{};
+  address.svm_family = AF_VSOCK;
+  address.svm_cid = cid;
+  address.svm_port = port;
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0)
+    return fd;
+  err = errno;
+  if (err == EINPROGRESS || err == EINTR) {
+    pollfd pfd{fd.get(), POLLOUT, 0};
+    int ready;
+    do ready = ::poll(&pfd, 1, detail::poll_timeout_ms(deadline));
+    while (ready < 0 && errno == EINTR);
+    socklen_t length = sizeof err;
+    if (ready == 0)
+      err = ETIMEDOUT;
+    else if (ready < 0 || ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &length) < 0)
+      err = errno;
+    if (ready > 0 && err == 0) return fd;
+  }
+  return channel_error("connect", std::strerror(err));
+}
+
+}  // namespace
+
+Result<GuestChannel> GuestChannel::connect(const ChannelAddress& address,
+                                           std::chrono::milliseconds timeout) {
+  if (address.kind == ChannelAddress::Kind::kUnix) return connect(address.path, timeout);
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    int err = 0;
+    auto fd = try_connect_vsock(address.cid, address.port, deadline, err);
+    if (fd.ok()) return GuestChannel(std::move(*fd));
+    // Nothing listens yet (the guest is booting: reset or refused), the CID is not running
+    // yet (no such device), or this attempt timed out: again, until the deadline.
+    bool retryable = err == ECONNRESET || err == ECONNREFUSED || err == ENODEV ||
+                     err == EHOSTUNREACH || err == ETIMEDOUT || err == EAGAIN;
+    if (!retryable || Clock::now() >= deadline)
+      return channel_error("connect", "connect " + address.describe() + ": " + fd.error().message);
+    // The guest boots for seconds: no need to ask more often than this.
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(std::chrono::milliseconds(100), deadline - Clock::now()));
+  }
 }
 
 Result<GuestChannel> GuestChannel::from_fd(UniqueFd fd) {

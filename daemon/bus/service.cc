@@ -212,6 +212,7 @@ struct BusService::Handlers {
       return sd_bus_message_append(reply, "s", reason.c_str());
     }
     if (p == "Measurement") return sd_bus_message_append(reply, "s", pod->measurement.c_str());
+    if (p == "VsockCid") return sd_bus_message_append(reply, "u", pod->vsock_cid);
     return NetworkHandlers::append_pod_property(reply, self(userdata)->manager_, *pod, p);
   }
 
@@ -357,6 +358,7 @@ const sd_bus_vtable BusService::Handlers::pod_vtable[] = {
     SD_BUS_PROPERTY("ExitStatus", "i", get_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("ExitReason", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Measurement", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("VsockCid", "u", get_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("Network", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("Address", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("Address6", "s", get_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),

@@ -303,7 +303,9 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
   // (an equal value in both places is fine, two different ones are refused).
   CONFPOD_ASSIGN_OR_RETURN(const toml::table* vmm, sub_table(root, "vmm"));
   if (vmm != nullptr)
-    CONFPOD_TRY(check_keys(*vmm, "vmm", {"backend", "libvirt_uri", "libvirt_qemu_user"}));
+    CONFPOD_TRY(
+        check_keys(*vmm, "vmm",
+                   {"backend", "libvirt_uri", "libvirt_qemu_user", "channel", "vsock_cid_first"}));
   // `read` reads and checks `key` of one table (the top level, or [vmm] under prefix "vmm").
   auto read_vmm_key = [&](std::string_view key, std::string& value, const auto& read) -> Status {
     CONFPOD_TRY(read(root, std::string(), value));
@@ -342,6 +344,9 @@ Result<DaemonConfig> Parser::parse_root(const toml::table& root) const {
       return invalid(
           line_of(*n), "vmm.libvirt_qemu_user",
           "must be a user name of [a-z_][a-z0-9_-]*, got \"" + c.libvirt_qemu_user + "\"");
+    CONFPOD_TRY(get_enum(*vmm, "vmm", "channel", {"auto", "virtio-serial", "vsock"}, c.channel));
+    // 0-2 are the hypervisor, loopback and host; leave room above the first for every pod.
+    CONFPOD_TRY(get_int(*vmm, "vmm", "vsock_cid_first", 3, 0xFFFF0000ll, c.vsock_cid_first));
   }
   CONFPOD_TRY(get_path(root, "", "qemu", h.qemu_binary, false));
   CONFPOD_TRY(get_enum(root, "", "accel", {"auto", "kvm", "tcg"}, h.accel));

@@ -60,6 +60,14 @@ struct DaemonConfig {
   // directories (a session libvirtd; a system one with DAC and no descriptor passing): the
   // pod's vm/ directory is given to this user. Empty: nothing is handed over.
   std::string libvirt_qemu_user;
+  // [vmm] channel: how confpodd reaches a pod's agent (docs/vmm.md): "virtio-serial", "vsock"
+  // (vhost-vsock-pci, needs /dev/vhost-vsock) or "auto" (vsock where /dev/vhost-vsock exists,
+  // virtio-serial elsewhere). Decided per pod at CreatePod and kept with it.
+  std::string channel = "auto";
+  // [vmm] vsock_cid_first: pods on vsock get guest CIDs from here up, one per pod, kept in
+  // SQLite. CIDs are host-wide: keep the range clear of other VMs' (libvirt's automatic
+  // CIDs start at 3).
+  std::uint32_t vsock_cid_first = 10000;
   // qemu binary, firmware per TEE, guest kernel/initrd, accel, runtime_dir,
   // allow_insecure_tee, cbitpos/reduced_phys_bits, tdx qgs socket: what vm_config_from_spec
   // needs. runtime_dir is host.runtime_dir.

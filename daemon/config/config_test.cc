@@ -30,7 +30,8 @@ std::string dump(const DaemonConfig& c) {
   const spec::HostDefaults& h = c.host;
   std::ostringstream o;
   o << "state_dir=" << c.state_dir << "\nbackend=" << c.backend << "\nlibvirt_uri=" << c.libvirt_uri
-    << "\nlibvirt_qemu_user=" << c.libvirt_qemu_user
+    << "\nlibvirt_qemu_user=" << c.libvirt_qemu_user << "\nchannel=" << c.channel
+    << "\nvsock_cid_first=" << c.vsock_cid_first
     << "\nstop_timeout_seconds=" << c.stop_timeout_seconds
     << "\nagent_hello_timeout_seconds=" << c.agent_hello_timeout_seconds
     << "\nqemu_binary=" << h.qemu_binary << "\naccel=" << h.accel << "\ncpu_model=" << h.cpu_model
@@ -66,6 +67,8 @@ const std::vector<std::string> kAllKeys = {"state_dir",
                                            "vmm.backend",
                                            "vmm.libvirt_uri",
                                            "vmm.libvirt_qemu_user",
+                                           "vmm.channel",
+                                           "vmm.vsock_cid_first",
                                            "qemu",
                                            "accel",
                                            "cpu_model",
@@ -195,6 +198,8 @@ listen = "[::1]:9464"
 backend = "libvirt"
 libvirt_uri = "qemu+ssh://root@host/system"
 libvirt_qemu_user = "libvirt-qemu"
+channel = "vsock"
+vsock_cid_first = 70000
 
 [network]
 bridge = "br-pods"
@@ -216,6 +221,8 @@ subnet = "172.21.0.0/24"
   e.backend = "libvirt";
   e.libvirt_uri = "qemu+ssh://root@host/system";
   e.libvirt_qemu_user = "libvirt-qemu";
+  e.channel = "vsock";
+  e.vsock_cid_first = 70000;
   e.host.qemu_binary = "/opt/qemu/bin/qemu-system-x86_64";
   e.host.accel = "tcg";
   e.host.cpu_model = "EPYC-v4";
@@ -359,6 +366,13 @@ const BadCase kBadCases[] = {
      "must be a libvirt URI"},
     {"vmm qemu user not a user name", "[vmm]\nlibvirt_qemu_user = \"../root\"\n", 2,
      "vmm.libvirt_qemu_user", "must be a user name"},
+    {"bad vmm channel", "[vmm]\nchannel = \"virtio\"\n", 2, "vmm.channel",
+     "must be auto or virtio-serial or vsock, got \"virtio\""},
+    {"vsock cid of the host", "[vmm]\nvsock_cid_first = 2\n", 2, "vmm.vsock_cid_first",
+     "must be 3..4294901760, got 2"},
+    {"vsock cid past the range", "[vmm]\nvsock_cid_first = 4294967295\n", 2, "vmm.vsock_cid_first",
+     "must be 3..4294901760"},
+    {"channel only in [vmm]", "channel = \"vsock\"\n", 1, "channel", "unknown key"},
     {"qemu user only in [vmm]", "libvirt_qemu_user = \"nobody\"\n", 1, "libvirt_qemu_user",
      "unknown key"},
     {"bad accel", "accel = \"hvf\"\n", 1, "accel", "must be auto or kvm or tcg, got \"hvf\""},

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -332,18 +333,27 @@ void GuestLink::run() {
     }
   } finished{this};
 
-  // Connect (QEMU created the socket before its QMP greeting, so this is quick).
+  // Connect. QEMU created its chardev socket before its QMP greeting, so that is quick; a
+  // listening agent is there only once the guest has booted, which is the hello's budget.
   std::optional<vmm::GuestChannel> channel;
-  auto connect_deadline = std::chrono::steady_clock::now() + options_.connect_timeout;
+  const auto connect_started = std::chrono::steady_clock::now();
+  const Millis connect_budget =
+      options_.agent_listens ? options_.hello_timeout : options_.connect_timeout;
   while (!stop_) {
-    auto connected = vmm::GuestChannel::connect(options_.socket_path, kPollSlice * 5);
+    auto connected = vmm::GuestChannel::connect(options_.address, kPollSlice * 5);
     if (connected.ok()) {
       channel.emplace(std::move(*connected));
       connected_ = true;
       break;
     }
-    if (std::chrono::steady_clock::now() >= connect_deadline) {
-      note("confpodd: cannot connect to the agent channel: " + connected.error().describe());
+    if (std::chrono::steady_clock::now() >= connect_started + connect_budget) {
+      if (options_.agent_listens)
+        // Like a guest that never says hello: nobody can talk to this VM.
+        drop("the agent did not accept a connection at " + options_.address.describe() +
+             " within " + std::to_string(connect_budget.count()) + " ms (" +
+             connected.error().message + ")");
+      else
+        note("confpodd: cannot connect to the agent channel: " + connected.error().describe());
       return;
     }
   }
@@ -418,7 +428,14 @@ void GuestLink::run() {
     Status sent = channel->write_frame(guest::to_payload(init), Millis(10000));
     if (!sent.ok()) note("confpodd: cannot send init-data again: " + sent.error().describe());
   } else {
-    auto hello = next_message(options_.hello_timeout);
+    // Connecting to a listening agent already spent part of the boot's budget.
+    const Millis hello_budget =
+        options_.agent_listens
+            ? std::max(Millis(1), options_.hello_timeout -
+                                      std::chrono::duration_cast<Millis>(
+                                          std::chrono::steady_clock::now() - connect_started))
+            : options_.hello_timeout;
+    auto hello = next_message(hello_budget);
     if (!hello) return;
     if (hello->kind != guest::GuestMessage::Kind::kHello) {
       drop("the agent's first message is not hello");
@@ -489,7 +506,8 @@ void GuestLink::run() {
         route_exec_response(*message);
         break;
       case Kind::kHello:
-        // After a re-attach, the hello the agent wrote while no daemon was connected.
+        // After a re-attach, the hello the agent wrote while no daemon was connected (a
+        // listening agent's greeting of this connection).
         note("agent: hello (" + message->agent + ")");
         break;
     }

@@ -1,11 +1,12 @@
 // The host end of a pod's agent channel (guest/protocol/messages.h, docs/guest-protocol.md).
 //
-// One thread per running pod: it connects to QEMU's chardev socket for the virtio-serial
-// port, waits for the agent's hello, sends the pod's init-data, then files what the agent
-// reports: container output into <pod dir>/containers.log, agent events (status, errors,
-// container exits) into <pod dir>/agent.log, and the pod's exit status for the Manager.
-// Everything the guest sends is checked (frame size, message shape) and a malformed frame
-// ends the link with a line in agent.log; it never brings down the daemon.
+// One thread per running pod: it connects to the agent's channel (QEMU's chardev socket for
+// the virtio-serial port, or the agent's vsock listener), waits for the agent's hello, sends
+// the pod's init-data, then files what the agent reports: container output into
+// <pod dir>/containers.log, agent events (status, errors, container exits) into
+// <pod dir>/agent.log, and the pod's exit status for the Manager. Everything the guest sends
+// is checked (frame size, message shape) and a malformed frame ends the link with a line in
+// agent.log; it never brings down the daemon.
 //
 // A guest that breaks the protocol (an oversize or malformed frame, a wrong first message,
 // another protocol version), floods the channel (more than max_bytes_per_window in a window),
@@ -39,10 +40,16 @@
 namespace confpod::pods {
 
 struct GuestLinkOptions {
-  std::string socket_path;  // QEMU's chardev socket (PodPaths::agent_socket)
-  std::string dir;          // the pod's runtime directory (log files)
-  std::string init_data;    // the canonical init-data bytes (bound at launch)
-  bool reattach = false;    // daemon restart: no hello expected, nothing sent
+  // QEMU's chardev socket (PodPaths::agent_socket), or the guest's vsock CID and the agent's
+  // port (guest::kAgentVsockPort).
+  vmm::ChannelAddress address;
+  // The agent listens (vsock) rather than QEMU (virtio-serial): the link keeps trying to
+  // connect while the guest boots (up to hello_timeout, then the guest is dropped), and the
+  // agent greets every connection with hello, a re-attach's too.
+  bool agent_listens = false;
+  std::string dir;        // the pod's runtime directory (log files)
+  std::string init_data;  // the canonical init-data bytes (bound at launch)
+  bool reattach = false;  // daemon restart: no hello expected, nothing sent
   std::chrono::milliseconds connect_timeout{10000};
   std::chrono::milliseconds hello_timeout{120000};  // TCG boots are slow
   // Flood limit: at most this many payload bytes in any rate window (64 MiB per 4 s, far above

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "attest/base/unique_fd.h"
 #include "guest/protocol/messages.h"
@@ -100,7 +101,7 @@ class GuestLinkTest : public ::testing::Test {
  protected:
   GuestLinkOptions options() {
     GuestLinkOptions o;
-    o.socket_path = dir_.path() + "/agent.sock";
+    o.address = vmm::ChannelAddress::unix_socket(dir_.path() + "/agent.sock");
     o.dir = dir_.path();
     o.init_data = "version = \"0.1.0\"\n";
     o.on_violation = violations_.callback();
@@ -117,7 +118,7 @@ class GuestLinkTest : public ::testing::Test {
 
 TEST_F(GuestLinkTest, AHealthyAgentIsHeardAndNeverDropped) {
   auto o = options();
-  FakeGuest guest(o.socket_path);
+  FakeGuest guest(o.address.path);
   GuestLink link(o);
   guest.accept();
   guest.handshake();
@@ -135,7 +136,7 @@ TEST_F(GuestLinkTest, AHealthyAgentIsHeardAndNeverDropped) {
 
 TEST_F(GuestLinkTest, MalformedMessageDropsTheGuest) {
   auto o = options();
-  FakeGuest guest(o.socket_path);
+  FakeGuest guest(o.address.path);
   GuestLink link(o);
   auto& channel = guest.accept();
   guest.handshake();
@@ -148,7 +149,7 @@ TEST_F(GuestLinkTest, MalformedMessageDropsTheGuest) {
 
 TEST_F(GuestLinkTest, OversizeFrameIsRefusedBeforeItIsBuffered) {
   auto o = options();
-  FakeGuest guest(o.socket_path);
+  FakeGuest guest(o.address.path);
   GuestLink link(o);
   auto& channel = guest.accept();
   guest.handshake();
@@ -164,7 +165,7 @@ TEST_F(GuestLinkTest, AFloodDropsTheGuest) {
   auto o = options();
   o.max_bytes_per_window = 256u << 10;
   o.rate_window = 10s;
-  FakeGuest guest(o.socket_path);
+  FakeGuest guest(o.address.path);
   GuestLink link(o);
   guest.accept();
   guest.handshake();
@@ -180,7 +181,7 @@ TEST_F(GuestLinkTest, AFloodDropsTheGuest) {
 TEST_F(GuestLinkTest, AnAgentThatNeverSaysHelloIsDropped) {
   auto o = options();
   o.hello_timeout = 300ms;
-  FakeGuest guest(o.socket_path);
+  FakeGuest guest(o.address.path);
   GuestLink link(o);
   guest.accept();
   auto reason = violations_.wait(5s);
@@ -190,7 +191,7 @@ TEST_F(GuestLinkTest, AnAgentThatNeverSaysHelloIsDropped) {
 
 TEST_F(GuestLinkTest, AnotherFirstMessageThanHelloIsDropped) {
   auto o = options();
-  FakeGuest guest(o.socket_path);
+  FakeGuest guest(o.address.path);
   GuestLink link(o);
   guest.accept();
   ASSERT_TRUE(guest.send(output(1)).ok());
@@ -202,7 +203,7 @@ TEST_F(GuestLinkTest, AnotherFirstMessageThanHelloIsDropped) {
 TEST_F(GuestLinkTest, LogsStopAtTheirLimitWithoutFailingThePod) {
   auto o = options();
   o.max_log_bytes = 4096;
-  FakeGuest guest(o.socket_path);
+  FakeGuest guest(o.address.path);
   GuestLink link(o);
   guest.accept();
   guest.handshake();
@@ -223,8 +224,8 @@ TEST_F(GuestLinkTest, TheLogCapHoldsAcrossLinksOfOnePod) {
   auto o = options();
   o.max_log_bytes = 4096;
   for (int round = 0; round < 2; ++round) {
-    std::filesystem::remove(o.socket_path);
-    FakeGuest guest(o.socket_path);
+    std::filesystem::remove(o.address.path);
+    FakeGuest guest(o.address.path);
     GuestLink link(o);
     guest.accept();
     guest.handshake();
@@ -245,12 +246,62 @@ TEST_F(GuestLinkTest, TheLogCapHoldsAcrossLinksOfOnePod) {
 namespace confpod::pods {
 namespace {
 
+// vsock: the agent listens, so the link keeps connecting while the guest boots, and every
+// connection (a daemon restart's re-attach too) is greeted with hello. Over a unix socket
+// here, where the same code runs (this machine has no vsock peer a test may reach).
+TEST_F(GuestLinkTest, AListeningAgentIsReachedOnceItListensAndGreetsEachLink) {
+  auto o = options();
+  o.agent_listens = true;
+  o.connect_timeout = 100ms;  // QEMU's socket budget: not what bounds a booting guest
+  o.hello_timeout = 10s;
+  std::optional<FakeGuest> guest;
+  {
+    GuestLink link(o);
+    std::this_thread::sleep_for(600ms);  // "booting": nothing listens yet
+    guest.emplace(o.address.path);
+    guest->accept();
+    guest->handshake();  // hello, then the init-data
+    ASSERT_TRUE(guest->send(output(3)).ok());
+    ASSERT_TRUE(testing::wait_until([&] { return containers_log() == "xxx"; }, 5s));
+  }
+  // confpodd restarted: the new link re-attaches, the agent greets it again, and the
+  // init-data comes again without waiting for that hello.
+  o.reattach = true;
+  GuestLink again(o);
+  guest->accept();
+  guest->handshake();
+  guest::GuestMessage exit;
+  exit.kind = guest::GuestMessage::Kind::kPodExit;
+  exit.status = 4;
+  ASSERT_TRUE(guest->send(exit).ok());
+  ASSERT_TRUE(testing::wait_until([&] { return again.pod_exit_status().has_value(); }, 5s));
+  EXPECT_EQ(*again.pod_exit_status(), 4);
+  again.drain(1s);
+  EXPECT_EQ(violations_.count(), 0u);
+  EXPECT_NE(agent_log().find("agent: hello (fake-agent)"), std::string::npos) << agent_log();
+}
+
+// A guest whose agent never listens is one nobody can talk to: dropped like one that never
+// says hello, naming where the link tried.
+TEST_F(GuestLinkTest, AListeningAgentThatNeverListensIsDropped) {
+  auto o = options();
+  o.agent_listens = true;
+  o.hello_timeout = 400ms;
+  GuestLink link(o);
+  auto reason = violations_.wait(5s);
+  ASSERT_TRUE(reason.has_value());
+  EXPECT_NE(reason->find("did not accept a connection at " + o.address.path + " within 400 ms"),
+            std::string::npos)
+      << *reason;
+  EXPECT_NE(agent_log().find("did not accept a connection"), std::string::npos) << agent_log();
+}
+
 // Writes to the agent never block their caller (the D-Bus loop, a relay): they queue, up to a
 // bound, and an agent that stops reading is dropped once a frame cannot get into the channel.
 TEST_F(GuestLinkTest, AnAgentThatStopsReadingIsDroppedAndSendersNeverBlock) {
   auto o = options();
   o.write_timeout = 300ms;
-  FakeGuest guest(o.socket_path);
+  FakeGuest guest(o.address.path);
   GuestLink link(o);
   guest.accept();
   guest.handshake();

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <system_error>
 
 #include "attest/base/bytes.h"
@@ -77,7 +78,23 @@ Result<spec::HostDefaults> Manager::Impl::host_for(const store::PodRecord& recor
   const net::Lease lease = lease_of(record);
   CONFPOD_ASSIGN_OR_RETURN(host.network, networking->guest_network(lease));
   host.kbs_guest_url = networking->kbs_url(lease);
+  host.vsock_cid = record.vsock_cid;
   return host;
+}
+
+Result<std::uint32_t> Manager::Impl::free_vsock_cid() const {
+  std::set<std::uint32_t> taken;
+  for (const auto& [name, pod] : pods)
+    if (pod->record.vsock_cid != 0) taken.insert(pod->record.vsock_cid);
+  std::uint64_t cid = options.config.vsock_cid_first;
+  for (std::uint32_t held : taken)  // ascending: the first gap at or above cid
+    if (held == cid) ++cid;
+  // 0xFFFFFFFF is VMADDR_CID_ANY, never a guest's.
+  if (cid >= 0xFFFFFFFFull)
+    return make_error("pods.no_vsock", "no free vsock CID from " +
+                                           std::to_string(options.config.vsock_cid_first) +
+                                           " up ([vmm] vsock_cid_first)");
+  return static_cast<std::uint32_t>(cid);
 }
 
 // Every nftables change in the namespace (ours too) makes Networking check its tables, so
@@ -256,6 +273,9 @@ Result<store::PodRecord> Manager::create_pod(std::string_view spec_toml) {
   record.address = lease.address;
   record.address6 = lease.address6;
   record.mac = lease.mac;
+  if (impl_->new_pods_on_vsock()) {
+    CONFPOD_ASSIGN_OR_RETURN(record.vsock_cid, impl_->free_vsock_cid());
+  }
   std::string measurement;
   if (spec.tee != vmm::Tee::kNone) {
     // The VM it will be launched as: the launch plan begin_start hands QEMU (the same

@@ -122,6 +122,14 @@ struct Manager::Impl {
 
   const config::DaemonConfig& config() const { return options.config; }
   bool on_libvirt() const { return options.config.backend == "libvirt"; }
+  // New pods reach their agent over vsock ([vmm] channel: "vsock", or "auto" on a host with
+  // /dev/vhost-vsock); the choice is kept with each pod (its CID).
+  bool new_pods_on_vsock() const {
+    return options.config.channel == "vsock" ||
+           (options.config.channel == "auto" && options.probe.dev_vhost_vsock);
+  }
+  // The lowest guest CID from [vmm] vsock_cid_first up that no pod holds.
+  Result<std::uint32_t> free_vsock_cid() const;
   spec::PodPaths paths_of(const Pod& pod) const {
     return spec::pod_paths(options.config.host.runtime_dir, pod.record.name);
   }

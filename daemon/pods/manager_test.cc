@@ -121,6 +121,86 @@ TEST_F(PodsTest, InvalidStatesAndUnknownNames) {
   EXPECT_FALSE(m->pod_log(hostile, 100).ok());
 }
 
+// [vmm] channel is decided at CreatePod and kept with the pod: a vsock pod gets the lowest
+// CID from vsock_cid_first up that no pod holds, in SQLite (a new manager sees it), free
+// again once the pod is removed.
+TEST_F(PodsTest, VsockPodsGetTheLowestFreeCidKeptWithThePod) {
+  with_guest_ = false;
+  auto o = options();
+  o.config.channel = "vsock";
+  o.config.vsock_cid_first = 20000;
+  auto m = make_manager(o);
+  ASSERT_TRUE(m);
+  auto a = m->create_pod(spec("a"));
+  auto b = m->create_pod(spec("b"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->vsock_cid, 20000u);
+  EXPECT_EQ(b->vsock_cid, 20001u);
+  ASSERT_TRUE(call([&](Manager::Done d) { m->remove_pod("a", false, d); }).ok());
+  auto c = m->create_pod(spec("c"));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->vsock_cid, 20000u);
+  m.reset();
+
+  // After a restart with the channel changed, the pods keep theirs; new ones take the new.
+  o.config.channel = "virtio-serial";
+  auto again = make_manager(o);
+  ASSERT_TRUE(again);
+  ASSERT_NE(again->find("b"), nullptr);
+  EXPECT_EQ(again->find("b")->vsock_cid, 20001u);
+  EXPECT_EQ(again->find("c")->vsock_cid, 20000u);
+  auto d = again->create_pod(spec("d"));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->vsock_cid, 0u);
+}
+
+// "auto" takes vsock where the probe found /dev/vhost-vsock, virtio-serial elsewhere.
+TEST_F(PodsTest, AutoChannelFollowsWhatTheProbeFound) {
+  with_guest_ = false;
+  auto o = options();
+  o.config.channel = "auto";
+  o.config.vsock_cid_first = 30000;
+  o.probe.dev_vhost_vsock = false;
+  {
+    auto m = make_manager(o);
+    ASSERT_TRUE(m);
+    auto serial = m->create_pod(spec("serial"));
+    ASSERT_TRUE(serial.ok());
+    EXPECT_EQ(serial->vsock_cid, 0u);
+  }
+  o.probe.dev_vhost_vsock = true;
+  auto m = make_manager(o);
+  ASSERT_TRUE(m);
+  auto vsock = m->create_pod(spec("vsock"));
+  ASSERT_TRUE(vsock.ok());
+  EXPECT_EQ(vsock->vsock_cid, 30000u);
+  EXPECT_EQ(m->find("serial")->vsock_cid, 0u);
+}
+
+// A vsock pod on a host without /dev/vhost-vsock (the module unloaded since it was created,
+// or channel = "vsock" forced): the start fails before QEMU, saying what is missing.
+TEST_F(PodsTest, AVsockPodWithoutVhostVsockFailsToStartSayingWhy) {
+  with_guest_ = false;
+  auto o = options();
+  o.config.channel = "vsock";
+  o.config.vsock_cid_first = 40000;
+  o.config.host.kernel = dir_.path() + "/vmlinuz";  // never read: the start stops before
+  o.config.host.initrd = dir_.path() + "/initrd.img";
+  o.probe.dev_vhost_vsock = false;
+  auto m = make_manager(o);
+  ASSERT_TRUE(m);
+  ASSERT_TRUE(m->create_pod(spec("web")).ok());
+  Status started = call([&](Manager::Done d) { m->start_pod("web", d); });
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().code, "pods.no_vsock");
+  EXPECT_NE(started.error().message.find("over vsock (CID 40000)"), std::string::npos)
+      << started.error().message;
+  EXPECT_NE(started.error().message.find("no /dev/vhost-vsock"), std::string::npos)
+      << started.error().message;
+  EXPECT_EQ(state(*m, "web"), PodState::kCreated);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/run/pods/web/qemu.pid"));
+}
+
 TEST_F(PodsTest, NewManagerReattachesRunningVm) {
   auto m = make_manager(options());
   ASSERT_TRUE(m);

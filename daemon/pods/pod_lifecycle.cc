@@ -20,6 +20,7 @@
 #include "daemon/pods/pod_outcome.h"
 #include "daemon/pods/runtime_dirs.h"
 #include "daemon/spec/init_data.h"
+#include "guest/protocol/messages.h"
 
 namespace confpod::pods {
 namespace {
@@ -106,6 +107,14 @@ void Manager::Impl::begin_start(Pod& pod, Manager::Done done) {
                                        " cannot start: no guest image (guest_kernel and "
                                        "guest_initrd in confpod.toml, or both empty for "
                                        "confpodd to build one; see its log)"));
+  // QEMU would fail on it too, later and less clearly.
+  if (pod.record.vsock_cid != 0 && !options.probe.dev_vhost_vsock)
+    return finish(done,
+                  make_error("pods.no_vsock",
+                             "pod " + pod.record.name + " reaches its agent over vsock (CID " +
+                                 std::to_string(pod.record.vsock_cid) +
+                                 ") and this host has no /dev/vhost-vsock (modprobe vhost_vsock, "
+                                 "then restart confpodd)"));
   auto host = host_for(pod.record);
   if (!host.ok()) return finish(done, host.take_error());
   auto plan = plan_launch(*pod.spec, *host, measurer);
@@ -205,7 +214,13 @@ void Manager::Impl::running(Pod& pod, bool fresh_start) {
   if (pod.spec) {
     GuestLinkOptions link_options;
     spec::PodPaths paths = paths_of(pod);
-    link_options.socket_path = paths.agent_socket;
+    if (pod.record.vsock_cid != 0) {
+      link_options.address =
+          vmm::ChannelAddress::vsock(pod.record.vsock_cid, guest::kAgentVsockPort);
+      link_options.agent_listens = true;
+    } else {
+      link_options.address = vmm::ChannelAddress::unix_socket(paths.agent_socket);
+    }
     link_options.dir = paths.dir;
     auto host = host_for(pod.record);
     link_options.init_data = host.ok() ? spec::init_data_text(*pod.spec, *host) : std::string();

@@ -64,6 +64,7 @@ class PodsTest : public ::testing::Test {
     o.config.state_dir = dir_.path() + "/state";
     o.config.host.runtime_dir = dir_.path() + "/run";
     o.config.host.accel = "tcg";
+    o.config.channel = "virtio-serial";  // every machine has it; vsock tests say so
     o.config.host.allow_insecure_tee = allow_insecure;
     o.config.stop_timeout_seconds = 2;
     // QEMU user networking: this test runs in the machine's own network namespace.

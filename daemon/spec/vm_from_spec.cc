@@ -78,7 +78,11 @@ Result<vmm::VmConfig> vm_config_from_spec(const PodSpec& spec, const HostDefault
   c.qmp_socket = paths.qmp_socket;
   c.pidfile = paths.pidfile;
   c.serial_log = paths.serial_log;
-  c.channels.push_back({std::string(kAgentChannelName), paths.agent_socket});
+  // The agent's channel: one or the other, so the agent never has two hosts to choose from.
+  if (host.vsock_cid != 0)
+    c.vsock_cid = host.vsock_cid;
+  else
+    c.channels.push_back({std::string(kAgentChannelName), paths.agent_socket});
 
   // Image archives are handed to the guest as read-only disks; the agent finds each by its
   // serial and checks the digest bound in init-data before using it.

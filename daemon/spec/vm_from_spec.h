@@ -55,6 +55,9 @@ struct HostDefaults {
   // fills them in for each pod's network before building its VM and init-data.
   std::string kbs_guest_url;
   PodNetwork network;
+  // The pod's guest CID when its agent channel is vsock (store::PodRecord::vsock_cid, per
+  // pod like the network); 0: the virtio-serial port.
+  std::uint32_t vsock_cid = 0;
 };
 
 // The per-pod paths, all under <runtime_dir>/pods/<name>/ (daemon creates the directory).
@@ -66,7 +69,8 @@ struct PodPaths {
   std::string qmp_socket;    // qmp.sock
   std::string pidfile;       // qemu.pid
   std::string vm_dir;        // vm/
-  std::string agent_socket;  // vm/agent.sock  (virtio-serial port "org.confpod.agent.0")
+  std::string agent_socket;  // vm/agent.sock  (virtio-serial port "org.confpod.agent.0";
+                             // not used when the channel is vsock)
   std::string serial_log;    // vm/serial.log
 };
 PodPaths pod_paths(const std::string& runtime_dir, const std::string& pod_name);

@@ -110,6 +110,31 @@ TEST(VmFromSpec, AutoAccelIsKvmForTeesAndTheCheckedOneForTeeNone) {
   EXPECT_EQ(vm_config_from_spec(example(vmm::Tee::kNone), h)->accel, "tcg");
 }
 
+// A pod given a CID reaches its agent over vsock only: no virtio-serial port beside it (the
+// agent takes vsock when the VM has it), and the CID goes on the QEMU command line.
+TEST(VmFromSpec, AVsockCidReplacesTheVirtioSerialChannel) {
+  HostDefaults h = host();
+  h.vsock_cid = 10007;
+  auto c = vm_config_from_spec(example(vmm::Tee::kSnp), h);
+  ASSERT_TRUE(c.ok()) << c.error().describe();
+  EXPECT_EQ(c->vsock_cid, 10007u);
+  EXPECT_TRUE(c->channels.empty());
+  auto argv = vmm::qemu_argv(*c);
+  ASSERT_TRUE(argv.ok()) << argv.error().describe();
+  const std::string line = [&] {
+    std::string all;
+    for (const auto& a : *argv) all += a + " ";
+    return all;
+  }();
+  EXPECT_NE(line.find("vhost-vsock-pci,id=vsock0,guest-cid=10007"), std::string::npos) << line;
+  EXPECT_EQ(line.find("virtserialport"), std::string::npos) << line;
+  // Without one, the virtio-serial port as before and no vsock device.
+  auto serial = vm_config_from_spec(example(vmm::Tee::kSnp), host());
+  ASSERT_TRUE(serial.ok());
+  EXPECT_FALSE(serial->vsock_cid.has_value());
+  EXPECT_EQ(serial->channels.size(), 1u);
+}
+
 TEST(VmFromSpec, MissingFirmwareIsAHostError) {
   HostDefaults h = host();
   h.firmware_snp.clear();

@@ -151,6 +151,7 @@ TEST(SqliteResourceStore, MigratesVersionOneDatabaseKeepingPods) {
   EXPECT_EQ((*web)->tee, "snp");
   EXPECT_EQ((*web)->started_at_us, 1700000001000000);
   EXPECT_EQ((*web)->measurement, "ab");
+  EXPECT_EQ((*web)->vsock_cid, 0u);  // schema 6: pods from before vsock use virtio-serial
 }
 
 TEST(SqliteResourceStore, FilesAreOwnerOnlyWhateverTheUmask) {

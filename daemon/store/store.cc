@@ -84,6 +84,9 @@ constexpr Migration kMigrations[] = {
      "CREATE INDEX collateral_kind_key ON collateral (kind, key);"},
     // Why a pod last ended, beside its status (an OOM kill is 137 like any SIGKILL).
     {5, "ALTER TABLE pods ADD COLUMN exit_reason TEXT NOT NULL DEFAULT '';"},
+    {6,
+     "ALTER TABLE pods ADD COLUMN vsock_cid INTEGER NOT NULL DEFAULT 0;"
+     "CREATE UNIQUE INDEX pods_vsock_cid ON pods (vsock_cid) WHERE vsock_cid != 0;"},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 
@@ -329,6 +332,11 @@ struct Store::Impl {
     pod.address6 = column_text(stmt, 10);
     pod.mac = column_text(stmt, 11);
     pod.exit_reason = column_text(stmt, 12);
+    const std::int64_t cid = sqlite3_column_int64(stmt, 13);
+    if (cid < 0 || cid > 0xFFFFFFFFll)
+      return make_error("store.schema", path + ": " + quoted(pod.name) + " has vsock CID " +
+                                            std::to_string(cid) + ", not a 32-bit CID");
+    pod.vsock_cid = static_cast<std::uint32_t>(cid);
     return pod;
   }
 };
@@ -376,21 +384,23 @@ Result<Store> Store::open(const std::string& path) {
       impl->insert,
       prepare(db,
               "INSERT INTO pods (name, tee, spec_toml, state, created_at_us, started_at_us,"
-              " exit_status, measurement, network, address, address6, mac, exit_reason)"
-              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+              " exit_status, measurement, network, address, address6, mac, exit_reason,"
+              " vsock_cid)"
+              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
               "store.open", what));
   CONFPOD_ASSIGN_OR_RETURN(
       impl->select_one,
-      prepare(
-          db,
-          "SELECT name, tee, spec_toml, state, created_at_us, started_at_us, exit_status,"
-          " measurement, network, address, address6, mac, exit_reason FROM pods WHERE name = ?1",
-          "store.open", what));
+      prepare(db,
+              "SELECT name, tee, spec_toml, state, created_at_us, started_at_us, exit_status,"
+              " measurement, network, address, address6, mac, exit_reason, vsock_cid"
+              " FROM pods WHERE name = ?1",
+              "store.open", what));
   CONFPOD_ASSIGN_OR_RETURN(
       impl->select_all,
       prepare(db,
               "SELECT name, tee, spec_toml, state, created_at_us, started_at_us, exit_status,"
-              " measurement, network, address, address6, mac, exit_reason FROM pods ORDER BY name",
+              " measurement, network, address, address6, mac, exit_reason, vsock_cid"
+              " FROM pods ORDER BY name",
               "store.open", what));
   CONFPOD_ASSIGN_OR_RETURN(
       impl->update,
@@ -423,12 +433,19 @@ Status Store::insert_pod(const PodRecord& pod) {
     if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 11, pod.address6);
     if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 12, pod.mac);
     if (rc == SQLITE_OK) rc = bind_text(stmt.get(), 13, pod.exit_reason);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt.get(), 14, pod.vsock_cid);
     if (rc != SQLITE_OK) return impl_->io_error(rc, what);
     rc = sqlite3_step(stmt.get());
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
       return make_error("store.exists", quoted(pod.name) + " already exists");
-    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+      // Which unique index: SQLite names the column ("UNIQUE constraint failed: pods.x").
+      const std::string_view message = sqlite3_errmsg(db);
+      if (message.find("vsock_cid") != std::string_view::npos)
+        return make_error("store.exists",
+                          "vsock CID " + std::to_string(pod.vsock_cid) + " is already taken");
       return make_error("store.exists", "address " + pod.address + " is already leased");
+    }
     if (rc != SQLITE_DONE) return impl_->io_error(rc, what);
   }
   return tx.commit("store.io", impl_->path + ": " + what);

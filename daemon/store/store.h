@@ -45,6 +45,9 @@ struct PodRecord {
   std::string address;
   std::string address6;
   std::string mac;
+  // The guest CID of a pod whose agent channel is vsock, fixed at CreatePod (0: the channel
+  // is virtio-serial). No two pods hold the same CID (a unique index).
+  std::uint32_t vsock_cid = 0;
   bool operator==(const PodRecord&) const = default;
 };
 
@@ -61,8 +64,8 @@ struct NetworkRecord {
 
 // 1: pods. 2: resources (the KBS secrets, daemon/store/resource_store.h). 3: pod network
 // columns and networks. 4: attestation collateral (daemon/store/collateral_store.h).
-// 5: pods.exit_reason.
-inline constexpr int kSchemaVersion = 5;
+// 5: pods.exit_reason. 6: pods.vsock_cid.
+inline constexpr int kSchemaVersion = 6;
 
 class Store {
  public:

@@ -112,6 +112,7 @@ TEST(Store, InsertThenGetReturnsEveryField) {
   full.started_at_us = INT64_MAX;
   full.exit_status = 137;
   full.measurement = "00ff";
+  full.vsock_cid = 0xFFFFFFFEu;  // the largest a guest may have
   ASSERT_TRUE(store.insert_pod(full).ok());
   PodRecord bare = sample("db");  // optionals unset stay unset (NULL, not 0)
   ASSERT_TRUE(store.insert_pod(bare).ok());
@@ -228,6 +229,32 @@ TEST(Store, RemoveDeletesOnceThenNotFound) {
   EXPECT_EQ((*pods)[0].name, "b");
   // The name is re-usable after removal.
   EXPECT_TRUE(store.insert_pod(sample("a")).ok());
+}
+
+// A vsock CID belongs to one pod at a time (0, "virtio-serial", to any number of them), and
+// is free again once its pod is removed.
+TEST(Store, VsockCidsAreHeldByOnePodEach) {
+  TempDir dir;
+  Store store = open_ok(db_path(dir));
+  ASSERT_TRUE(store.insert_pod(sample("serial-a")).ok());
+  ASSERT_TRUE(store.insert_pod(sample("serial-b")).ok());
+  PodRecord first = sample("vsock-a");
+  first.vsock_cid = 10000;
+  ASSERT_TRUE(store.insert_pod(first).ok());
+  PodRecord second = sample("vsock-b");
+  second.vsock_cid = 10000;
+  Status taken = store.insert_pod(second);
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().code, "store.exists");
+  EXPECT_EQ(taken.error().message, "vsock CID 10000 is already taken");
+  auto absent = store.get_pod("vsock-b");
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->has_value());
+  ASSERT_TRUE(store.remove_pod("vsock-a").ok());
+  ASSERT_TRUE(store.insert_pod(second).ok());
+  auto got = store.get_pod("vsock-b");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->vsock_cid, 10000u);
 }
 
 TEST(Store, NamesAreBoundNeverSpliced) {

@@ -58,9 +58,6 @@ class HostChannel {
   bool broken_ = false;
 };
 
-// The agent's port on vsock (the host connects to the guest's CID on it).
-inline constexpr unsigned kAgentVsockPort = 1024;
-
 // A listening AF_VSOCK socket on `port`, any local CID. "agent.channel" on failure.
 Result<UniqueFd> listen_vsock(unsigned port);
 // A listening unix socket at `path` (tests). "agent.channel" on failure.

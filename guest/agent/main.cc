@@ -26,6 +26,7 @@
 
 #include "attest/base/bytes.h"
 #include "guest/agent/agent.h"
+#include "guest/protocol/messages.h"
 
 namespace {
 
@@ -74,7 +75,7 @@ int main(int argc, char** argv) {
   std::string port_name = "org.confpod.agent.0";
   std::string channel_socket;
   std::string listen_socket;
-  unsigned vsock_port = confpod::guest::agent::kAgentVsockPort;
+  unsigned vsock_port = confpod::guest::kAgentVsockPort;
   std::string power_button;
   std::string state_dir = "/run/confpod";
   std::string root = "/";

@@ -35,6 +35,9 @@ namespace confpod::guest {
 inline constexpr std::uint32_t kProtocolVersion = 2;
 // Largest frame payload either side accepts (init-data fits well inside).
 inline constexpr std::size_t kMaxFramePayload = 1u << 20;
+// The agent's vsock port: where the VM has a virtio vsock device the agent listens on it and
+// the host connects to the guest's CID (docs/guest-protocol.md).
+inline constexpr std::uint32_t kAgentVsockPort = 1024;
 // The agent splits container output into chunks of at most this many bytes.
 inline constexpr std::size_t kMaxOutputChunk = 32u << 10;
 // Longest "detail" (status, error, response) a reader accepts; to_payload cuts longer ones

@@ -358,7 +358,7 @@ TEST_F(DaemonTest, RejectionsNameTheProblem) {
 // with libvirt's reason and the daemon goes on.
 TEST_F(DaemonTest, TheLibvirtBackendRunsPodsAsDomains) {
   testing::DaemonOptions options;
-  options.extra_toml = "[vmm]\nbackend = \"libvirt\"\nlibvirt_uri = \"test:///default\"\n";
+  options.vmm_toml = "backend = \"libvirt\"\nlibvirt_uri = \"test:///default\"\n";
   testing::DaemonProcess daemon(bus_, options);
   testing::BusPtr conn = testing::open_bus(bus_);
   ASSERT_TRUE(call_s(conn.get(), "CreatePod", pod_spec("lv")).ok) << daemon.log();
@@ -378,10 +378,38 @@ TEST_F(DaemonTest, TheLibvirtBackendRunsPodsAsDomains) {
   EXPECT_TRUE(list_pods(conn.get()).empty());
 }
 
+// [vmm] channel = "vsock" over D-Bus: each pod shows its guest CID (VsockCid); without
+// /dev/vhost-vsock StartPod refuses, naming the device, and the daemon goes on serving.
+TEST_F(DaemonTest, VsockPodsShowTheirCidAndNeedVhostVsockToStart) {
+  testing::DaemonOptions options;
+  options.channel = "vsock";
+  options.vmm_toml = "vsock_cid_first = 50000\n";
+  testing::DaemonProcess daemon(bus_, options);
+  testing::BusPtr conn = testing::open_bus(bus_);
+  ASSERT_TRUE(call_s(conn.get(), "CreatePod", pod_spec("va")).ok) << daemon.log();
+  ASSERT_TRUE(call_s(conn.get(), "CreatePod", pod_spec("vb")).ok) << daemon.log();
+  EXPECT_EQ(
+      get_trivial_property<std::uint32_t>(conn.get(), "/org/confpod1/pod/va", "VsockCid", 'u'),
+      50000u);
+  EXPECT_EQ(
+      get_trivial_property<std::uint32_t>(conn.get(), "/org/confpod1/pod/vb", "VsockCid", 'u'),
+      50001u);
+  if (std::filesystem::exists("/dev/vhost-vsock")) return;  // the start is PodsTest's there
+  Reply started = call_s(conn.get(), "StartPod", "va");
+  ASSERT_FALSE(started.ok);
+  EXPECT_EQ(started.error_name, "org.freedesktop.DBus.Error.Failed");
+  EXPECT_NE(started.error_message.find("over vsock (CID 50000)"), std::string::npos)
+      << started.error_message;
+  EXPECT_NE(started.error_message.find("no /dev/vhost-vsock"), std::string::npos)
+      << started.error_message;
+  EXPECT_EQ(get_string_property(conn.get(), "/org/confpod1/pod/va", "State"), "created");
+  EXPECT_EQ(list_pods(conn.get()).size(), 2u);
+}
+
 TEST_F(DaemonTest, AnUnreachableLibvirtFailsTheStartNotTheDaemon) {
   testing::DaemonOptions options;
-  options.extra_toml =
-      "[vmm]\nbackend = \"libvirt\"\n"
+  options.vmm_toml =
+      "backend = \"libvirt\"\n"
       "libvirt_uri = \"qemu+unix:///session?socket=/nonexistent/libvirt-sock\"\n";
   testing::DaemonProcess daemon(bus_, options);
   testing::BusPtr conn = testing::open_bus(bus_);

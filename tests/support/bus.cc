@@ -303,7 +303,8 @@ DaemonProcess::DaemonProcess(const PrivateBus& bus, DaemonOptions opts)
                      "guest_initrd = " + toml_string(image.initrd) + "\n")
        << "kernel_cmdline = \"console=ttyS0 quiet panic=-1\"\n"
        << opts_.extra_toml << "\n"
-       << "\n"
+       << "[vmm]\nchannel = " << toml_string(opts_.channel) << "\n"
+       << opts_.vmm_toml << "\n"
        << opts_.kbs_toml << "\n"
        << opts_.network_toml;
   std::ofstream(config_path()) << toml.str();

@@ -98,6 +98,11 @@ struct DaemonOptions {
   // guest_initrd, kernel_cmdline) and before its [kbs] table: other top-level keys, or
   // tables (TOML ends the top level at the first table header).
   std::string extra_toml;
+  // [vmm] channel. virtio-serial, which every machine has, unless a test is about vsock: the
+  // default "auto" would move every daemon test to vsock on a machine with /dev/vhost-vsock.
+  std::string channel = "virtio-serial";
+  // More [vmm] keys (backend, libvirt_uri), one per line.
+  std::string vmm_toml;
   // The [kbs] table of the generated confpod.toml (the KBS is off unless a test turns it on).
   std::string kbs_toml = "[kbs]\nenabled = false\n";
   // The [network] table (and any [[networks]]). QEMU user networking by default: a daemon
