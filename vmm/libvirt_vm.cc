@@ -72,19 +72,33 @@ Result<LibvirtVm> LibvirtVm::start(const std::string& uri, const VmConfig& confi
   }
   CONFPOD_ASSIGN_OR_RETURN(LibvirtDomain domain, conn.define(xml));
   CONFPOD_TRY(domain.start());
-  return LibvirtVm(std::move(conn), std::move(domain), config.name);
+  return LibvirtVm(uri, std::move(conn), std::move(domain), config.name);
 }
 
 Result<LibvirtVm> LibvirtVm::attach(const std::string& uri, const std::string& name) {
   CONFPOD_ASSIGN_OR_RETURN(LibvirtConnection conn, LibvirtConnection::connect(uri));
   CONFPOD_ASSIGN_OR_RETURN(LibvirtDomain domain, conn.lookup(name));
-  return LibvirtVm(std::move(conn), std::move(domain), name);
+  return LibvirtVm(uri, std::move(conn), std::move(domain), name);
 }
 
 Result<std::optional<ExitInfo>> LibvirtVm::poll_exit() {
   if (exit_) return exit_;
-  CONFPOD_ASSIGN_OR_RETURN(auto raw, domain_.raw_state());
-  exit_ = exit_from_domain_state(raw.first, raw.second, destroyed_by_us_);
+  auto raw = domain_.raw_state();
+  if (!raw.ok()) {
+    auto conn = LibvirtConnection::connect(uri_);
+    if (!conn.ok()) return conn.error();
+    auto domain = conn->lookup(name_);
+    if (!domain.ok()) {
+      // Connected, and libvirt no longer knows the domain: it ended (and was undefined).
+      if (domain.error().code == "vmm.libvirt.lookup") return exit_ = ExitInfo{};
+      return domain.error();
+    }
+    conn_ = std::move(*conn);
+    domain_ = std::move(*domain);
+    raw = domain_.raw_state();
+    if (!raw.ok()) return raw.error();
+  }
+  exit_ = exit_from_domain_state(raw->first, raw->second, destroyed_by_us_);
   return exit_;
 }
 

@@ -6,6 +6,9 @@
 // The domain is defined persistently while the pod exists (libvirt keeps why it stopped, which
 // a transient domain loses when it ends) and undefined by remove(). Its XML says
 // on_poweroff/on_reboot/on_crash = destroy, so libvirt never restarts it behind the daemon.
+//
+// A process using it ignores SIGPIPE: libvirt's client writes to the socket of a libvirtd
+// that went away (a restart) before it notices.
 #pragma once
 
 #include <chrono>
@@ -36,6 +39,10 @@ class LibvirtVm {
   const std::string& name() const { return name_; }
 
   // The exit once the domain is no longer running; nullopt while it runs (or is paused).
+  // When the domain cannot be asked about (libvirtd restarted, an upgrade: this connection is
+  // dead while QEMU runs on), it is looked up again on a new connection: a domain libvirt no
+  // longer knows has ended; a libvirtd that cannot be reached is an error, never an exit.
+  // stop(), kill() and remove() ask through this too.
   Result<std::optional<ExitInfo>> poll_exit();
   // Waits up to `timeout` for the exit ("vmm.libvirt.timeout").
   Result<ExitInfo> wait_exit(std::chrono::milliseconds timeout);
@@ -48,9 +55,13 @@ class LibvirtVm {
   Status remove();
 
  private:
-  LibvirtVm(LibvirtConnection conn, LibvirtDomain domain, std::string name)
-      : conn_(std::move(conn)), domain_(std::move(domain)), name_(std::move(name)) {}
+  LibvirtVm(std::string uri, LibvirtConnection conn, LibvirtDomain domain, std::string name)
+      : uri_(std::move(uri)),
+        conn_(std::move(conn)),
+        domain_(std::move(domain)),
+        name_(std::move(name)) {}
 
+  std::string uri_;  // to connect again when libvirtd restarted
   LibvirtConnection conn_;
   LibvirtDomain domain_;
   std::string name_;

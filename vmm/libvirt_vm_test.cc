@@ -172,6 +172,8 @@ class RealLibvirtd : public ::testing::Test {
  protected:
   void SetUp() override {
     if (auto why = confpod::testing::TestLibvirtd::unavailable()) GTEST_SKIP() << *why;
+    // As confpodd does: libvirt's client writes to a libvirtd that went away (a restart).
+    ::signal(SIGPIPE, SIG_IGN);
     libvirtd_ = std::make_unique<confpod::testing::TestLibvirtd>();
     ASSERT_TRUE(libvirtd_->started()) << "libvirtd did not start:\n" << libvirtd_->log();
     // The guest kernel, readable by the QEMU libvirt runs as nobody.
@@ -224,6 +226,30 @@ TEST_F(RealLibvirtd, StartReattachStopAndAnOutsideKill) {
   EXPECT_EQ(crashed->cause, ExitCause::kSignaled);
   ASSERT_TRUE(second->remove().ok());
   EXPECT_FALSE(LibvirtVm::attach(uri(), "lv-real").ok());
+}
+
+// libvirtd restarts (an upgrade) under a running domain: while it is away, asking is an
+// error and never an exit; once it is back, the same LibvirtVm reaches the domain on a new
+// connection and stops it.
+TEST_F(RealLibvirtd, TheSameVmOutlivesALibvirtdRestart) {
+  auto vm = LibvirtVm::start(uri(), pod_config("lv-restart"));
+  ASSERT_TRUE(vm.ok()) << vm.error().describe();
+  const pid_t qemu = qemu_pid("lv-restart");
+  ASSERT_GT(qemu, 0);
+  libvirtd_->stop();
+  auto away = vm->poll_exit();
+  EXPECT_FALSE(away.ok()) << "libvirtd's absence must not read as an exit";
+  EXPECT_EQ(::kill(qemu, 0), 0) << "QEMU runs on without libvirtd";
+  ASSERT_TRUE(libvirtd_->start_again()) << libvirtd_->log();
+  auto back = vm->poll_exit();
+  ASSERT_TRUE(back.ok()) << back.error().describe();
+  EXPECT_FALSE(back->has_value());
+  auto stopped = vm->stop(1s);
+  ASSERT_TRUE(stopped.ok()) << stopped.error().describe();
+  EXPECT_EQ(stopped->cause, ExitCause::kKilledBySupervisor);
+  for (int i = 0; i < 100 && ::kill(qemu, 0) == 0; ++i) ::usleep(20'000);
+  EXPECT_NE(::kill(qemu, 0), 0) << "QEMU must be gone";
+  ASSERT_TRUE(vm->remove().ok());
 }
 
 }  // namespace

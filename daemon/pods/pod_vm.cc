@@ -22,7 +22,7 @@ Result<PodVm> PodVm::start_libvirt(const std::string& uri, std::string_view pod_
                                    vmm::VmConfig config) {
   config.name = libvirt_domain_name(pod_name);
   CONFPOD_ASSIGN_OR_RETURN(vmm::LibvirtVm vm, vmm::LibvirtVm::start(uri, config));
-  return PodVm(std::move(vm), uri);
+  return PodVm(std::move(vm));
 }
 
 Result<PodVm> PodVm::attach_qemu(const std::string& pidfile, const std::string& qmp_socket,
@@ -35,7 +35,7 @@ Result<PodVm> PodVm::attach_qemu(const std::string& pidfile, const std::string& 
 Result<PodVm> PodVm::attach_libvirt(const std::string& uri, std::string_view pod_name) {
   CONFPOD_ASSIGN_OR_RETURN(vmm::LibvirtVm vm,
                            vmm::LibvirtVm::attach(uri, libvirt_domain_name(pod_name)));
-  return PodVm(std::move(vm), uri);
+  return PodVm(std::move(vm));
 }
 
 std::optional<pid_t> PodVm::pid() const {
@@ -65,39 +65,15 @@ bool PodVm::qmp_closed() const {
 }
 
 Result<std::optional<vmm::ExitInfo>> PodVm::poll_exit() {
-  if (auto* libvirt = std::get_if<vmm::LibvirtVm>(&vm_)) return poll_libvirt(*libvirt);
-  return std::get<vmm::Supervisor>(vm_).poll_exit();
-}
-
-Result<std::optional<vmm::ExitInfo>> PodVm::poll_libvirt(vmm::LibvirtVm& vm) {
-  auto polled = vm.poll_exit();
-  if (polled.ok()) return polled;
-  auto again = vmm::LibvirtVm::attach(uri_, vm.name());
-  if (!again.ok()) {
-    // Connected, and libvirt no longer knows the domain: it ended (and was undefined).
-    if (again.error().code == "vmm.libvirt.lookup") return std::optional(vmm::ExitInfo{});
-    return again.error();
-  }
-  vm = std::move(*again);
-  return vm.poll_exit();
+  return std::visit([](auto& vm) { return vm.poll_exit(); }, vm_);
 }
 
 Result<vmm::ExitInfo> PodVm::stop(std::chrono::milliseconds grace) {
-  if (auto* libvirt = std::get_if<vmm::LibvirtVm>(&vm_)) {
-    CONFPOD_ASSIGN_OR_RETURN(auto exited, poll_libvirt(*libvirt));
-    if (exited) return *exited;
-    return libvirt->stop(grace);
-  }
-  return std::get<vmm::Supervisor>(vm_).stop(grace);
+  return std::visit([grace](auto& vm) { return vm.stop(grace); }, vm_);
 }
 
 Result<vmm::ExitInfo> PodVm::kill() {
-  if (auto* libvirt = std::get_if<vmm::LibvirtVm>(&vm_)) {
-    CONFPOD_ASSIGN_OR_RETURN(auto exited, poll_libvirt(*libvirt));
-    if (exited) return *exited;
-    return libvirt->kill();
-  }
-  return std::get<vmm::Supervisor>(vm_).kill();
+  return std::visit([](auto& vm) { return vm.kill(); }, vm_);
 }
 
 Status kill_qemu(pid_t pid, int pidfd) {

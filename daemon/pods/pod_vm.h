@@ -60,22 +60,17 @@ class PodVm {
 
   // Under libvirt a failed query looks the domain up again on a new connection (libvirtd may
   // have restarted): a domain that is no longer defined has ended; a libvirtd that cannot be
-  // reached is an error, not an exit.
+  // reached is an error, not an exit (vmm::LibvirtVm::poll_exit). stop and kill too.
   Result<std::optional<vmm::ExitInfo>> poll_exit();
-  // (libvirt: on a fresh connection if the old one died, as poll_exit.)
   Result<vmm::ExitInfo> stop(std::chrono::milliseconds grace);
   // Kill now and wait for the exit.
   Result<vmm::ExitInfo> kill();
 
  private:
   explicit PodVm(vmm::Supervisor sup) : vm_(std::move(sup)) {}
-  // libvirt: when the domain cannot be asked about (libvirtd restarted: the connection is
-  // dead), look it up again on a new connection. A domain libvirt no longer knows has ended.
-  Result<std::optional<vmm::ExitInfo>> poll_libvirt(vmm::LibvirtVm& vm);
-  PodVm(vmm::LibvirtVm vm, std::string uri) : vm_(std::move(vm)), uri_(std::move(uri)) {}
+  explicit PodVm(vmm::LibvirtVm vm) : vm_(std::move(vm)) {}
 
   std::variant<vmm::Supervisor, vmm::LibvirtVm> vm_;
-  std::string uri_;  // libvirt's
 };
 
 // SIGKILL to confpodd's QEMU `pid` and its process group (its helpers), and through `pidfd`,
