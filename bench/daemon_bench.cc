@@ -28,6 +28,11 @@
 //     with no think time for 10 s (saturation). Printed for each: calls by kind and per second,
 //     errors (target 0; the first is shown), ListPods p50/p99 beside the idle p99 above (target
 //     p99 < 5 ms when paced; report only at saturation), and confpodd's VmRSS after both.
+//     Paced, also (report only; what a ListPods' tail is made of): a 17th client's Peer.Ping to
+//     dbus-daemon itself at the same Poisson rate, from the planned instant (the bus and this
+//     machine under the load, no confpodd), how late the clients' own timers woke them (or
+//     their previous call ended) after the planned instant, CreatePod and RemovePod latency from
+//     their send, GetPod latency from the planned instant.
 //
 // Usage: daemon_bench [ITERATIONS] [START_RUNS] [LOAD_SECONDS]   (defaults: 500, 20, 60)
 #include <fcntl.h>
@@ -50,9 +55,9 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <stdexcept>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -139,6 +144,17 @@ sd_bus_message* call_s(sd_bus* bus, const char* member, const std::string& arg) 
 void ping(sd_bus* bus) {
   sd_bus_message_unref(
       call(bus, kPath, "org.freedesktop.DBus.Peer", "Ping", [](sd_bus_message*) { return 0; }));
+}
+
+// Peer.Ping to dbus-daemon itself: the bus and this machine, no confpodd.
+void ping_bus(sd_bus* bus) {
+  sd_bus_error error = SD_BUS_ERROR_NULL;
+  sd_bus_message* reply = nullptr;
+  int r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                             "org.freedesktop.DBus.Peer", "Ping", &error, &reply, "");
+  sd_bus_error_free(&error);
+  sd_bus_message_unref(reply);
+  if (r < 0) throw std::runtime_error(std::string("Ping dbus-daemon: ") + std::strerror(-r));
 }
 
 // ListPods, reading every entry of the reply; returns how many there were.
@@ -383,6 +399,8 @@ constexpr int kSaturationSeconds = 10;
 
 struct LoadResult {
   std::vector<double> list_ms;
+  std::vector<double> late_ms;
+  std::vector<double> create_ms, remove_ms, get_ms;
   long lists = 0, gets = 0, creates = 0, removes = 0, errors = 0;
   std::string first_error;
 };
@@ -412,10 +430,11 @@ void load_client(const PrivateBus& bus, int client, double rate, Clock::time_poi
   auto planned = Clock::now();
   while (true) {
     if (rate > 0) {
-      planned += std::chrono::duration_cast<Clock::duration>(
-          std::chrono::duration<double>(gap(random)));
+      planned +=
+          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(random)));
       if (planned >= until) break;
       std::this_thread::sleep_until(planned);
+      out.late_ms.push_back(ms_since(planned, Clock::now()));
     } else {
       planned = Clock::now();
       if (planned >= until) break;
@@ -430,19 +449,24 @@ void load_client(const PrivateBus& bus, int client, double rate, Clock::time_poi
       ++out.lists;
     } else if (dice < 70) {
       attempt([&] { get_pod(b, pod_name(static_cast<int>(random() % kPods))); });
+      out.get_ms.push_back(ms_since(planned, Clock::now()));
       ++out.gets;
     } else if (dice < 85 || mine.empty()) {
       char name[32];
       std::snprintf(name, sizeof name, "load-%02d-%05d", client, made++);
       attempt([&] {
+        auto t0 = Clock::now();
         sd_bus_message_unref(call_s(b, "CreatePod", spec(name)));
+        out.create_ms.push_back(ms_since(t0, Clock::now()));
         mine.emplace_back(name);
       });
       ++out.creates;
     } else {
       std::string name = mine.back();
       mine.pop_back();
+      auto t0 = Clock::now();
       attempt([&] { remove_pod(b, name); });
+      out.remove_ms.push_back(ms_since(t0, Clock::now()));
       ++out.removes;
     }
   }
@@ -457,16 +481,36 @@ void load_phase(const PrivateBus& bus, sd_bus* b, const char* label, double rate
                 const SpecFn& spec, const std::vector<double>& idle_list_ms, const char* target) {
   std::vector<LoadResult> results(kLoadClients);
   auto until = Clock::now() + std::chrono::seconds(seconds);
+  // Paced, one more client pings dbus-daemon itself at the same rate, its latency also from
+  // the planned instant: what the bus and this machine give any call under this load.
+  std::vector<double> bus_ping_ms;
   {
     std::vector<std::jthread> clients;
     for (int c = 0; c < kLoadClients; ++c)
-      clients.emplace_back([&, c] {
-        load_client(bus, c, rate, until, spec, results[static_cast<std::size_t>(c)]);
+      clients.emplace_back(
+          [&, c] { load_client(bus, c, rate, until, spec, results[static_cast<std::size_t>(c)]); });
+    if (rate > 0)
+      clients.emplace_back([&] {
+        BusPtr conn = confpod::testing::open_bus(bus);
+        std::mt19937 random(4242);
+        std::exponential_distribution<double> gap(rate);
+        for (auto planned = Clock::now();;) {
+          planned += std::chrono::duration_cast<Clock::duration>(
+              std::chrono::duration<double>(gap(random)));
+          if (planned >= until) break;
+          std::this_thread::sleep_until(planned);
+          ping_bus(conn.get());
+          bus_ping_ms.push_back(ms_since(planned, Clock::now()));
+        }
       });
   }
   LoadResult total;
   for (auto& r : results) {
     total.list_ms.insert(total.list_ms.end(), r.list_ms.begin(), r.list_ms.end());
+    total.late_ms.insert(total.late_ms.end(), r.late_ms.begin(), r.late_ms.end());
+    total.create_ms.insert(total.create_ms.end(), r.create_ms.begin(), r.create_ms.end());
+    total.remove_ms.insert(total.remove_ms.end(), r.remove_ms.begin(), r.remove_ms.end());
+    total.get_ms.insert(total.get_ms.end(), r.get_ms.begin(), r.get_ms.end());
     total.lists += r.lists;
     total.gets += r.gets;
     total.creates += r.creates;
@@ -487,6 +531,23 @@ void load_phase(const PrivateBus& bus, sd_bus* b, const char* label, double rate
         label, percentile(total.list_ms, 50), percentile(total.list_ms, 99),
         percentile(idle_list_ms, 99), percentile(total.list_ms, 99) / percentile(idle_list_ms, 99),
         target);
+  if (!bus_ping_ms.empty())
+    std::printf(
+        "load %s: Peer.Ping to dbus-daemon (no confpodd) p50 %.3f ms  p99 %.3f ms   ListPods "
+        "p99 against it %.2f   (report only)\n",
+        label, percentile(bus_ping_ms, 50), percentile(bus_ping_ms, 99),
+        percentile(total.list_ms, 99) / percentile(bus_ping_ms, 99));
+  if (!total.late_ms.empty())
+    std::printf("load %s: client wake-up lateness p50 %.3f ms  p99 %.3f ms\n", label,
+                percentile(total.late_ms, 50), percentile(total.late_ms, 99));
+  auto show = [&](const char* what, const std::vector<double>& v) {
+    if (!v.empty())
+      std::printf("load %s: %s p50 %.3f ms  p99 %.3f ms  max %.3f ms\n", label, what,
+                  percentile(v, 50), percentile(v, 99), *std::max_element(v.begin(), v.end()));
+  };
+  show("CreatePod (from send)", total.create_ms);
+  show("RemovePod (from send)", total.remove_ms);
+  show("GetPod (from planned)", total.get_ms);
   std::fflush(stdout);
 }
 
