@@ -122,7 +122,9 @@ Result<LibvirtDomain> LibvirtConnection::define(const std::string& xml) {
 
 Result<LibvirtDomain> LibvirtConnection::lookup(const std::string& name) {
   virDomainPtr domain = virDomainLookupByName(conn_.get(), name.c_str());
-  if (domain == nullptr) return libvirt_error("lookup");
+  // Only "no such domain" means it is gone; a failed call says nothing about the domain.
+  if (domain == nullptr)
+    return libvirt_error(virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? "no_domain" : "lookup");
   return LibvirtDomain(VirDomainHandle(domain));
 }
 

@@ -60,7 +60,8 @@ class LibvirtConnection {
 
   // Persistently defines a domain from XML. "vmm.libvirt.define"
   Result<LibvirtDomain> define(const std::string& xml);
-  // Looks up a defined domain by name. "vmm.libvirt.lookup"
+  // Looks up a defined domain by name. "vmm.libvirt.no_domain" when libvirt has none of that
+  // name, "vmm.libvirt.lookup" when the lookup itself failed (the connection, an access check).
   Result<LibvirtDomain> lookup(const std::string& name);
   virConnectPtr get() const { return conn_.get(); }
 

@@ -59,7 +59,7 @@ TEST(LibvirtBackend, DefineStartDestroyUndefine) {
 
   auto gone = conn->lookup("libvirt-smoke");
   ASSERT_FALSE(gone.ok());
-  EXPECT_EQ(gone.error().code, "vmm.libvirt.lookup");
+  EXPECT_EQ(gone.error().code, "vmm.libvirt.no_domain");
 }
 
 TEST(LibvirtBackend, ErrorsCarryLibvirtsMessage) {

@@ -90,7 +90,7 @@ Result<std::optional<ExitInfo>> LibvirtVm::poll_exit() {
     auto domain = conn->lookup(name_);
     if (!domain.ok()) {
       // Connected, and libvirt no longer knows the domain: it ended (and was undefined).
-      if (domain.error().code == "vmm.libvirt.lookup") return exit_ = ExitInfo{};
+      if (domain.error().code == "vmm.libvirt.no_domain") return exit_ = ExitInfo{};
       return domain.error();
     }
     conn_ = std::move(*conn);

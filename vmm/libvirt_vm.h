@@ -28,7 +28,8 @@ class LibvirtVm {
   // stopped domain of the same name (a pod started before) is replaced; a running one is an
   // error ("vmm.libvirt.running"). Errors: "vmm.libvirt.<operation>" with libvirt's message.
   static Result<LibvirtVm> start(const std::string& uri, const VmConfig& config);
-  // The defined domain `name` (running or not: poll_exit() tells). "vmm.libvirt.lookup".
+  // The defined domain `name` (running or not: poll_exit() tells). "vmm.libvirt.no_domain"
+  // when libvirt has none of that name.
   static Result<LibvirtVm> attach(const std::string& uri, const std::string& name);
 
   LibvirtVm(LibvirtVm&&) = default;

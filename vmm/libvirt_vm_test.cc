@@ -56,7 +56,7 @@ TEST(LibvirtVm, StartRunsUntilKilledAndRemoveUndefines) {
   ASSERT_TRUE(vm->remove().ok());
   auto gone = LibvirtVm::attach(kUri, "lv-kill");
   ASSERT_FALSE(gone.ok());
-  EXPECT_EQ(gone.error().code, "vmm.libvirt.lookup");
+  EXPECT_EQ(gone.error().code, "vmm.libvirt.no_domain");
 }
 
 TEST(LibvirtVm, AGracefulStopIsAGuestShutdown) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 #include <utility>
 
 #include "attest/base/unique_fd.h"
@@ -340,7 +341,8 @@ void GuestLink::run() {
   const Millis connect_budget =
       options_.agent_listens ? options_.hello_timeout : options_.connect_timeout;
   while (!stop_) {
-    auto connected = vmm::GuestChannel::connect(options_.address, kPollSlice * 5);
+    const auto attempt = std::chrono::steady_clock::now();
+    auto connected = vmm::GuestChannel::connect(options_.address, kPollSlice);
     if (connected.ok()) {
       channel.emplace(std::move(*connected));
       connected_ = true;
@@ -349,13 +351,14 @@ void GuestLink::run() {
     if (std::chrono::steady_clock::now() >= connect_started + connect_budget) {
       if (options_.agent_listens)
         // Like a guest that never says hello: nobody can talk to this VM.
-        drop("the agent did not accept a connection at " + options_.address.describe() +
-             " within " + std::to_string(connect_budget.count()) + " ms (" +
-             connected.error().message + ")");
+        drop("the agent did not accept a connection within " +
+             std::to_string(connect_budget.count()) + " ms (" + connected.error().message + ")");
       else
         note("confpodd: cannot connect to the agent channel: " + connected.error().describe());
       return;
     }
+    // An attempt that failed at once (no vsock, no descriptors left) is not retried at once.
+    std::this_thread::sleep_until(attempt + kPollSlice);
   }
   if (!channel) return;
   // Whatever way run() ends: no more writes, and every exec learns the pod is gone.

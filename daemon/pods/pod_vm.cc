@@ -102,7 +102,8 @@ Result<bool> destroy_libvirt_domain(const std::string& uri, std::string_view pod
 Status forget_libvirt_domain(const std::string& uri, std::string_view pod_name) {
   auto vm = vmm::LibvirtVm::attach(uri, libvirt_domain_name(pod_name));
   // Never defined (the pod never started), or undefined already.
-  if (!vm.ok()) return vm.error().code == "vmm.libvirt.lookup" ? ok_status() : Status(vm.error());
+  if (!vm.ok())
+    return vm.error().code == "vmm.libvirt.no_domain" ? ok_status() : Status(vm.error());
   return vm->remove();
 }
 

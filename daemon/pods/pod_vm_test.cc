@@ -57,7 +57,7 @@ TEST(PodVm, ALibvirtPodRunsAsItsPrefixedDomainWithoutAPid) {
   ASSERT_TRUE(forget_libvirt_domain(kUri, "pv-run").ok());
   EXPECT_FALSE(conn->lookup("confpod-pv-run").ok());
   EXPECT_TRUE(forget_libvirt_domain(kUri, "pv-run").ok());
-  EXPECT_EQ(PodVm::attach_libvirt(kUri, "pv-run").error().code, "vmm.libvirt.lookup");
+  EXPECT_EQ(PodVm::attach_libvirt(kUri, "pv-run").error().code, "vmm.libvirt.no_domain");
 }
 
 TEST(PodVm, AGracefulStopOfALibvirtPod) {

@@ -442,9 +442,9 @@ Status Store::insert_pod(const PodRecord& pod) {
       // Which unique index: SQLite names the column ("UNIQUE constraint failed: pods.x").
       const std::string_view message = sqlite3_errmsg(db);
       if (message.find("vsock_cid") != std::string_view::npos)
-        return make_error("store.exists",
+        return make_error("store.taken",
                           "vsock CID " + std::to_string(pod.vsock_cid) + " is already taken");
-      return make_error("store.exists", "address " + pod.address + " is already leased");
+      return make_error("store.taken", "address " + pod.address + " is already leased");
     }
     if (rc != SQLITE_DONE) return impl_->io_error(rc, what);
   }

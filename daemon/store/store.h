@@ -6,7 +6,7 @@
 //
 // The store is used from the daemon's event-loop thread; one Store object owns one
 // connection. Errors: store.open, store.schema (too new / corrupt), store.io (SQLite
-// failure, message has sqlite3_errmsg), store.exists, store.not_found.
+// failure, message has sqlite3_errmsg), store.exists, store.taken, store.not_found.
 #pragma once
 
 #include <cstdint>
@@ -78,7 +78,8 @@ class Store {
   Store& operator=(Store&&) noexcept;
   ~Store();
 
-  // store.exists when a pod of that name is already there.
+  // store.exists when a pod of that name is already there; store.taken when its address or
+  // vsock CID is another pod's.
   Status insert_pod(const PodRecord& pod);
   Result<std::optional<PodRecord>> get_pod(std::string_view name);
   // Ordered by name.

@@ -245,7 +245,7 @@ TEST(Store, VsockCidsAreHeldByOnePodEach) {
   second.vsock_cid = 10000;
   Status taken = store.insert_pod(second);
   ASSERT_FALSE(taken.ok());
-  EXPECT_EQ(taken.error().code, "store.exists");
+  EXPECT_EQ(taken.error().code, "store.taken") << "not a name clash";
   EXPECT_EQ(taken.error().message, "vsock CID 10000 is already taken");
   auto absent = store.get_pod("vsock-b");
   ASSERT_TRUE(absent.ok());

@@ -47,12 +47,56 @@ bool HostChannel::accept_host() {
   restart();
   broken_ = false;
   send(*greeting_);
+  // What happened while no host was connected, in order, after the greeting.
+  if (dropped_output_bytes_ > 0) {
+    GuestMessage dropped;
+    dropped.kind = GuestMessage::Kind::kStatus;
+    dropped.state = "output-dropped";
+    dropped.detail = std::to_string(dropped_output_bytes_) +
+                     " bytes of output were dropped while no host was connected";
+    send(dropped);
+    dropped_output_bytes_ = 0;
+  }
+  while (!backlog_.empty() && !broken_) {
+    write_frame(backlog_.front().frame);
+    backlog_bytes_ -= backlog_.front().frame.size();
+    backlog_.pop_front();
+  }
   return true;
 }
 
+void HostChannel::keep(std::string frame, std::size_t output_bytes) {
+  backlog_bytes_ += frame.size();
+  backlog_.push_back({std::move(frame), output_bytes});
+  // Output goes first, oldest first; what is not output (exits, statuses) is small and is
+  // what the host most needs, so it goes only if output alone cannot make room.
+  for (auto it = backlog_.begin(); backlog_bytes_ > kMaxBacklogBytes && it != backlog_.end();) {
+    if (it->output_bytes == 0) {
+      ++it;
+      continue;
+    }
+    backlog_bytes_ -= it->frame.size();
+    dropped_output_bytes_ += it->output_bytes;
+    it = backlog_.erase(it);
+  }
+  while (backlog_bytes_ > kMaxBacklogBytes && !backlog_.empty()) {
+    backlog_bytes_ -= backlog_.front().frame.size();
+    backlog_.pop_front();
+  }
+}
+
 void HostChannel::send(const GuestMessage& message) {
-  if (broken_ || !fd_) return;
-  std::string frame = encode_frame(to_payload(message));
+  if (broken_) return;
+  if (!fd_) {
+    if (listener_ && message.kind != GuestMessage::Kind::kHello)
+      keep(encode_frame(to_payload(message)),
+           message.kind == GuestMessage::Kind::kOutput ? message.data.size() : 0);
+    return;
+  }
+  write_frame(encode_frame(to_payload(message)));
+}
+
+bool HostChannel::write_frame(const std::string& frame) {
   std::size_t off = 0;
   while (off < frame.size()) {
     ssize_t n = ::send(fd_.get(), frame.data() + off, frame.size() - off, MSG_NOSIGNAL);
@@ -61,10 +105,11 @@ void HostChannel::send(const GuestMessage& message) {
     if (n <= 0) {
       log(std::string("channel write failed: ") + std::strerror(errno) + "; no more frames");
       broken_ = true;
-      return;
+      return false;
     }
     off += static_cast<std::size_t>(n);
   }
+  return true;
 }
 
 bool HostChannel::read() {

@@ -6,10 +6,17 @@
 //
 // Listening (vsock): the agent listens and the host connects, again after confpodd restarted.
 // Each accepted connection gets the greeting (the agent's hello) as its first frame, so the
-// host reads the same stream start as on a virtio port. While no host is connected, frames
-// are dropped: nobody would read them. On vsock only the host (CID 2) is accepted.
+// host reads the same stream start as on a virtio port. While no host is connected (the
+// daemon restarting), frames wait in a bounded backlog and go to the next host after its
+// greeting, in order, as a virtio port would have held them: exits and statuses always,
+// container output up to kMaxBacklogBytes (past that the oldest output is dropped and the
+// next host is told how much, in an "output-dropped" status). On vsock only the host (CID 2)
+// is accepted.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 
@@ -31,7 +38,10 @@ class HostChannel {
 
   // Writes the message as one whole frame (blocking; no SIGPIPE). After a failed write no
   // more frames are written (a torn frame would desynchronise the host's reader): broken().
+  // Listening with no host connected: the frame waits in the backlog (a hello is not kept:
+  // each host gets the greeting).
   void send(const GuestMessage& message);
+  static constexpr std::size_t kMaxBacklogBytes = 4u << 20;
   bool broken() const { return broken_; }
 
   // Reads what the channel has (one read) into the decoder; false on end-of-file or error.
@@ -49,6 +59,19 @@ class HostChannel {
 
  private:
   bool accept_host();
+  // Writes one encoded frame whole; false (and broken()) when the write failed.
+  bool write_frame(const std::string& frame);
+  // Keeps a frame for the next host, dropping the oldest output past kMaxBacklogBytes.
+  // `output_bytes`: the data an output frame carries (0: not output).
+  void keep(std::string frame, std::size_t output_bytes);
+
+  struct Kept {
+    std::string frame;
+    std::size_t output_bytes = 0;  // output (container or exec): dropped first when full
+  };
+  std::deque<Kept> backlog_;
+  std::size_t backlog_bytes_ = 0;
+  std::uint64_t dropped_output_bytes_ = 0;
 
   UniqueFd fd_;
   UniqueFd listener_;

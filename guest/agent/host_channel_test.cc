@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 #include <vector>
 
 #include "guest/agent/test_rootfs.h"
@@ -229,26 +230,81 @@ TEST(HostChannelListening, GreetsEachHostAndStartsAFreshStreamForIt) {
   EXPECT_EQ(parse_host_message(**got)->kind, HostMessage::Kind::kShutdown);
 }
 
-TEST(HostChannelListening, FramesWithoutAHostAreDroppedNotBlocked) {
+// confpodd restarting: what the agent says meanwhile waits for the next host, in order, after
+// its greeting — exits always, output up to the bound (the oldest dropped past it, and the host
+// told how much) — and sending never blocks while nobody is connected.
+TEST(HostChannelListening, FramesWithoutAHostWaitForTheNextHostBounded) {
   testing::TempDir dir;
   const std::string path = dir.path() + "/agent.sock";
   auto listener = listen_unix(path);
   ASSERT_TRUE(listener.ok()) << listener.error().describe();
   HostChannel channel = HostChannel::listening(std::move(*listener), greeting());
-  GuestMessage status;
-  status.kind = GuestMessage::Kind::kStatus;
-  status.state = "nobody-listens";
-  for (int i = 0; i < 1000; ++i) channel.send(status);  // would block or fill a buffer
+  channel.send(greeting());  // each host gets its own greeting: this one is not kept
+  GuestMessage exit;
+  exit.kind = GuestMessage::Kind::kExit;
+  exit.container = "app";
+  exit.status = 3;
+  channel.send(exit);
+  GuestMessage output;
+  output.kind = GuestMessage::Kind::kOutput;
+  output.container = "app";
+  output.stream = "stdout";
+  const std::size_t chunks = 200;  // 200 x 32 KiB = 6.25 MiB, past the 4 MiB bound
+  for (std::size_t i = 0; i < chunks; ++i) {
+    output.data = std::string(kMaxOutputChunk, static_cast<char>('a' + i % 26));
+    channel.send(output);
+  }
+  GuestMessage pod_exit;
+  pod_exit.kind = GuestMessage::Kind::kPodExit;
+  pod_exit.status = 3;
+  channel.send(pod_exit);
   EXPECT_FALSE(channel.broken());
 
   UniqueFd host = host_connects(path);
+  // The host reads while the agent hands it the backlog (more than a socket buffer holds).
+  std::vector<GuestMessage> got;
+  std::thread reader([&] {
+    FrameDecoder decoder;
+    char buf[64 << 10];
+    while (readable(host.get(), 5000)) {
+      ssize_t n = ::read(host.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      decoder.feed(std::string_view(buf, static_cast<std::size_t>(n)));
+      bool done = false;
+      for (;;) {
+        auto next = decoder.next();
+        if (!next.ok() || !next->has_value()) break;
+        auto m = parse_guest_message(**next);
+        if (!m.ok()) continue;
+        got.push_back(*m);
+        done = done || m->kind == GuestMessage::Kind::kPodExit;
+      }
+      if (done) break;
+    }
+  });
   ASSERT_TRUE(readable(channel.fd()));
   ASSERT_TRUE(channel.read());
-  channel.send(status);
-  auto got = host_reads(host.get());
-  ASSERT_EQ(got.size(), 2u) << "the greeting, then only what was sent while connected";
+  reader.join();
+  ASSERT_GE(got.size(), 4u);
   EXPECT_EQ(got[0].kind, GuestMessage::Kind::kHello);
-  EXPECT_EQ(got[1].state, "nobody-listens");
+  EXPECT_EQ(got[1].kind, GuestMessage::Kind::kStatus);
+  EXPECT_EQ(got[1].state, "output-dropped");
+  EXPECT_EQ(got[2].kind, GuestMessage::Kind::kExit) << "an exit is never dropped";
+  EXPECT_EQ(got[2].status, 3);
+  EXPECT_EQ(got.back().kind, GuestMessage::Kind::kPodExit);
+  std::size_t outputs = 0, output_bytes = 0;
+  for (const auto& m : got)
+    if (m.kind == GuestMessage::Kind::kOutput) ++outputs, output_bytes += m.data.size();
+  EXPECT_EQ(outputs + 4, got.size()) << "no other frame, no second hello";
+  EXPECT_LE(output_bytes, HostChannel::kMaxBacklogBytes);
+  // The bound is on frames, which carry output base64-encoded: ~3/4 of it is data.
+  EXPECT_GT(output_bytes, HostChannel::kMaxBacklogBytes / 2);
+  const std::size_t dropped = (chunks - outputs) * kMaxOutputChunk;
+  EXPECT_EQ(got[1].detail,
+            std::to_string(dropped) + " bytes of output were dropped while no host was connected");
+  // The newest output was kept: the last chunk sent is the last one received.
+  EXPECT_EQ(got[got.size() - 2].data[0], static_cast<char>('a' + (chunks - 1) % 26));
+  EXPECT_FALSE(channel.broken());
 }
 
 // Binding only (no traffic): a port the kernel picks, so that nothing else on the machine
