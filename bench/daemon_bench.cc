@@ -407,6 +407,28 @@ struct LoadResult {
 
 using SpecFn = std::function<std::string(const std::string&)>;
 
+// Poisson arrivals at `rate` per second from now until `until`, drawn from `random`: next()
+// sleeps until the next planned instant and returns it, or nullopt when it falls at or past
+// `until`.
+class PoissonPacer {
+ public:
+  PoissonPacer(double rate, std::mt19937& random, Clock::time_point until)
+      : random_(random), gap_(rate), until_(until), planned_(Clock::now()) {}
+  std::optional<Clock::time_point> next() {
+    planned_ +=
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap_(random_)));
+    if (planned_ >= until_) return std::nullopt;
+    std::this_thread::sleep_until(planned_);
+    return planned_;
+  }
+
+ private:
+  std::mt19937& random_;
+  std::exponential_distribution<double> gap_;
+  Clock::time_point until_;
+  Clock::time_point planned_;
+};
+
 // One client on its own connection: a seeded mix of 40% ListPods, 30% GetPod, 15% CreatePod and
 // 15% RemovePod (of pods it created itself; all removed before it returns, so the daemon ends
 // with the 200 it had) until `until`. With `rate` > 0 calls are sent at Poisson arrivals of
@@ -417,7 +439,7 @@ void load_client(const PrivateBus& bus, int client, double rate, Clock::time_poi
   BusPtr conn = confpod::testing::open_bus(bus);
   sd_bus* b = conn.get();
   std::mt19937 random(static_cast<unsigned>(client) * 7919u + 1u);
-  std::exponential_distribution<double> gap(rate > 0 ? rate : 1);
+  PoissonPacer pacer(rate > 0 ? rate : 1, random, until);
   std::vector<std::string> mine;
   int made = 0;
   auto attempt = [&](auto&& fn) {
@@ -427,13 +449,12 @@ void load_client(const PrivateBus& bus, int client, double rate, Clock::time_poi
       if (out.errors++ == 0) out.first_error = e.what();
     }
   };
-  auto planned = Clock::now();
+  Clock::time_point planned;
   while (true) {
     if (rate > 0) {
-      planned +=
-          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(random)));
-      if (planned >= until) break;
-      std::this_thread::sleep_until(planned);
+      auto next = pacer.next();
+      if (!next) break;
+      planned = *next;
       out.late_ms.push_back(ms_since(planned, Clock::now()));
     } else {
       planned = Clock::now();
@@ -493,14 +514,10 @@ void load_phase(const PrivateBus& bus, sd_bus* b, const char* label, double rate
       clients.emplace_back([&] {
         BusPtr conn = confpod::testing::open_bus(bus);
         std::mt19937 random(4242);
-        std::exponential_distribution<double> gap(rate);
-        for (auto planned = Clock::now();;) {
-          planned += std::chrono::duration_cast<Clock::duration>(
-              std::chrono::duration<double>(gap(random)));
-          if (planned >= until) break;
-          std::this_thread::sleep_until(planned);
+        PoissonPacer pacer(rate, random, until);
+        while (auto planned = pacer.next()) {
           ping_bus(conn.get());
-          bus_ping_ms.push_back(ms_since(planned, Clock::now()));
+          bus_ping_ms.push_back(ms_since(*planned, Clock::now()));
         }
       });
   }

@@ -85,16 +85,15 @@ Result<std::optional<ExitInfo>> LibvirtVm::poll_exit() {
   if (exit_) return exit_;
   auto raw = domain_.raw_state();
   if (!raw.ok()) {
-    auto conn = LibvirtConnection::connect(uri_);
-    if (!conn.ok()) return conn.error();
-    auto domain = conn->lookup(name_);
-    if (!domain.ok()) {
+    // libvirtd restarted: the domain again, on a new connection, as a daemon restart finds it.
+    auto again = attach(uri_, name_);
+    if (!again.ok()) {
       // Connected, and libvirt no longer knows the domain: it ended (and was undefined).
-      if (domain.error().code == "vmm.libvirt.no_domain") return exit_ = ExitInfo{};
-      return domain.error();
+      if (again.error().code == "vmm.libvirt.no_domain") return exit_ = ExitInfo{};
+      return again.error();
     }
-    conn_ = std::move(*conn);
-    domain_ = std::move(*domain);
+    conn_ = std::move(again->conn_);
+    domain_ = std::move(again->domain_);
     raw = domain_.raw_state();
     if (!raw.ok()) return raw.error();
   }
