@@ -82,8 +82,12 @@ bool is_revoked(X509_CRL* crl, X509* cert);
 
 // Signatures -------------------------------------------------------------------------------
 
+// A new EC key pair. curve_nid: NID_X9_62_prime256v1 or NID_secp384r1. Error "crypto.keygen".
+Result<EvpPkeyPtr> ec_generate(int curve_nid);
+
 // An EC public key from raw affine coordinates x||y (each the curve's field size,
-// big-endian). curve_nid: NID_X9_62_prime256v1 or NID_secp384r1. Error "crypto.public_key".
+// big-endian), checked to be a point of the curve's group (so ECDH with it needs no further
+// check). curve_nid: NID_X9_62_prime256v1 or NID_secp384r1. Error "crypto.public_key".
 Result<EvpPkeyPtr> ec_public_key_from_xy(int curve_nid, ByteView xy);
 
 // Verify an ECDSA signature given as raw big-endian integers r and s over `message`

@@ -118,6 +118,8 @@ TEST(Ecdsa, RawPublicKeyMustBeOnTheCurve) {
   ASSERT_FALSE(key.ok());
   EXPECT_EQ(key.error().code, "crypto.public_key");
   EXPECT_FALSE(ec_public_key_from_xy(NID_X9_62_prime256v1, Bytes(63)).ok());
+  // (0, 0), how some encoders write the point at infinity, is not on the curve.
+  EXPECT_FALSE(ec_public_key_from_xy(NID_X9_62_prime256v1, Bytes(64)).ok());
   // The P-256 generator point is a valid key.
   auto g = from_hex(
       "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"

@@ -94,9 +94,9 @@ Result<std::pair<Bytes, Bytes>> p256_xy(EVP_PKEY* key) {
 }
 
 Result<crypto::EvpPkeyPtr> generate_p256() {
-  EVP_PKEY* raw = EVP_EC_gen("P-256");
-  if (!raw) return make_error("kbs.jwe", "cannot generate P-256 key: " + ssl_error());
-  return crypto::EvpPkeyPtr(raw);
+  auto key = crypto::ec_generate(NID_X9_62_prime256v1);
+  if (!key.ok()) return make_error("kbs.jwe", "cannot generate P-256 key: " + key.error().message);
+  return key;
 }
 
 bool is_p256(EVP_PKEY* key) {
@@ -202,10 +202,15 @@ Result<Bytes> ecdh_es_a256kw_wrap(EVP_PKEY* peer, ByteView cek, Bytes& epk_x, By
 }  // namespace
 
 Result<Bytes> ecdh_es_a256kw_kek(EVP_PKEY* own, EVP_PKEY* peer) {
+  // OpenSSL's default peer validation is the full public-key check, a scalar multiplication
+  // as dear as the ECDH itself; on P-256 (cofactor 1) the quick check is the whole check.
+  PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, peer, nullptr));
+  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1)
+    return jwe_error("ECDH peer is not a point on the curve: " + ssl_error());
   PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, own, nullptr));
   std::size_t z_len = 0;
   if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 ||
-      EVP_PKEY_derive_set_peer(ctx.get(), peer) != 1 ||
+      EVP_PKEY_derive_set_peer_ex(ctx.get(), peer, /*validate_peer=*/0) != 1 ||
       EVP_PKEY_derive(ctx.get(), nullptr, &z_len) != 1 || z_len != 32)
     return jwe_error("ECDH failed: " + ssl_error());
   Secret z(z_len);

@@ -174,8 +174,10 @@ Result<TeeKeyPair> generate_tee_key(bool rsa) {
     CONFPOD_ASSIGN_OR_RETURN(std::string e, bn_b64url(p.key.get(), OSSL_PKEY_PARAM_RSA_E, 0));
     p.jwk = {{"kty", "RSA"}, {"alg", "RSA-OAEP-256"}, {"n", n}, {"e", e}};
   } else {
-    p.key.reset(EVP_EC_gen("P-256"));
-    if (!p.key) return make_error("kbs_client.key", "cannot generate a P-256 key: " + ssl_error());
+    auto key = crypto::ec_generate(NID_X9_62_prime256v1);
+    if (!key.ok())
+      return make_error("kbs_client.key", "cannot generate a P-256 key: " + key.error().message);
+    p.key = std::move(key).value();
     CONFPOD_ASSIGN_OR_RETURN(std::string x, bn_b64url(p.key.get(), OSSL_PKEY_PARAM_EC_PUB_X, 32));
     CONFPOD_ASSIGN_OR_RETURN(std::string y, bn_b64url(p.key.get(), OSSL_PKEY_PARAM_EC_PUB_Y, 32));
     p.jwk = {{"kty", "EC"}, {"crv", "P-256"}, {"alg", "ECDH-ES+A256KW"}, {"x", x}, {"y", y}};
