@@ -33,6 +33,9 @@
 //     machine under the load, no confpodd), how late the clients' own timers woke them (or
 //     their previous call ended) after the planned instant, CreatePod and RemovePod latency from
 //     their send, GetPod latency from the planned instant.
+//     Then the same paced load with reads only (ListPods and GetPod in the same proportion, at
+//     the same call rate) for up to 20 s (report only): the tail without the writes' disk
+//     flushes, which block confpodd's one event-loop thread (docs/testing.md).
 //
 // Usage: daemon_bench [ITERATIONS] [START_RUNS] [LOAD_SECONDS]   (defaults: 500, 20, 60)
 #include <fcntl.h>
@@ -396,6 +399,11 @@ constexpr int kLoadClients = 16;
 // confpodd answers at saturation here.
 constexpr double kPacedRate = 50;
 constexpr int kSaturationSeconds = 10;
+constexpr int kReadsOnlySeconds = 20;
+
+// What the load clients call: the mixed stream, or its reads alone (ListPods and GetPod in the
+// same 40:30 proportion, at the same call rate), which shows what the writes add to the tail.
+enum class Mix { kMixed, kReadsOnly };
 
 struct LoadResult {
   std::vector<double> list_ms;
@@ -434,7 +442,7 @@ class PoissonPacer {
 // with the 200 it had) until `until`. With `rate` > 0 calls are sent at Poisson arrivals of
 // that mean rate and latency counts from the planned send instant (a late start is the
 // server's delay too, no coordinated omission); with 0 they go back to back.
-void load_client(const PrivateBus& bus, int client, double rate, Clock::time_point until,
+void load_client(const PrivateBus& bus, int client, double rate, Mix mix, Clock::time_point until,
                  const SpecFn& spec, LoadResult& out) {
   BusPtr conn = confpod::testing::open_bus(bus);
   sd_bus* b = conn.get();
@@ -460,7 +468,7 @@ void load_client(const PrivateBus& bus, int client, double rate, Clock::time_poi
       planned = Clock::now();
       if (planned >= until) break;
     }
-    unsigned dice = random() % 100;
+    unsigned dice = random() % (mix == Mix::kReadsOnly ? 70 : 100);
     if (dice < 40) {
       attempt([&] {
         if (int n = list_pods(b); n < kPods)
@@ -498,8 +506,9 @@ void load_client(const PrivateBus& bus, int client, double rate, Clock::time_poi
 }
 
 // One phase of the load; prints its lines under `label`.
-void load_phase(const PrivateBus& bus, sd_bus* b, const char* label, double rate, int seconds,
-                const SpecFn& spec, const std::vector<double>& idle_list_ms, const char* target) {
+void load_phase(const PrivateBus& bus, sd_bus* b, const char* label, double rate, Mix mix,
+                int seconds, const SpecFn& spec, const std::vector<double>& idle_list_ms,
+                const char* target) {
   std::vector<LoadResult> results(kLoadClients);
   auto until = Clock::now() + std::chrono::seconds(seconds);
   // Paced, one more client pings dbus-daemon itself at the same rate, its latency also from
@@ -508,8 +517,9 @@ void load_phase(const PrivateBus& bus, sd_bus* b, const char* label, double rate
   {
     std::vector<std::jthread> clients;
     for (int c = 0; c < kLoadClients; ++c)
-      clients.emplace_back(
-          [&, c] { load_client(bus, c, rate, until, spec, results[static_cast<std::size_t>(c)]); });
+      clients.emplace_back([&, c] {
+        load_client(bus, c, rate, mix, until, spec, results[static_cast<std::size_t>(c)]);
+      });
     if (rate > 0)
       clients.emplace_back([&] {
         BusPtr conn = confpod::testing::open_bus(bus);
@@ -573,9 +583,13 @@ void run_load(const PrivateBus& bus, const DaemonProcess& daemon, sd_bus* b, int
   double rss_before = rss_mib(daemon.pid());
   char label[64];
   std::snprintf(label, sizeof label, "paced (%.0f calls/s per client)", kPacedRate);
-  load_phase(bus, b, label, kPacedRate, seconds, spec, idle_list_ms, "target p99 < 5 ms");
-  load_phase(bus, b, "saturation (back to back)", 0, kSaturationSeconds, spec, idle_list_ms,
-             "report only");
+  load_phase(bus, b, label, kPacedRate, Mix::kMixed, seconds, spec, idle_list_ms,
+             "target p99 < 5 ms");
+  std::snprintf(label, sizeof label, "paced, reads only (%.0f calls/s per client)", kPacedRate);
+  load_phase(bus, b, label, kPacedRate, Mix::kReadsOnly, std::min(seconds, kReadsOnlySeconds), spec,
+             idle_list_ms, "report only");
+  load_phase(bus, b, "saturation (back to back)", 0, Mix::kMixed, kSaturationSeconds, spec,
+             idle_list_ms, "report only");
   double rss_after = rss_mib(daemon.pid());
   std::printf("load: confpodd VmRSS %.1f MiB after, %.1f MiB before   ratio %.2f   (report only)\n",
               rss_after, rss_before, rss_after / rss_before);
