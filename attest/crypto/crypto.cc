@@ -278,59 +278,74 @@ bool is_revoked(X509_CRL* crl, X509* cert) {
 
 namespace {
 
-// The domain parameters of P-256 or P-384 (nullptr for another curve or when OpenSSL fails),
-// built once per process. OpenSSL 3 rebuilds a curve's group from its name for every key made
-// by name (a quarter of an import's time); copying it from here does not. Immutable once
-// built, and OpenSSL keys may be read from many threads: a constant, not state.
+// The domain parameters of P-256 or P-384, built once per process (nullptr when OpenSSL could
+// not: a broken installation, reported by the callers). OpenSSL 3 rebuilds a curve's group
+// from its name for every key made by name (a quarter of an import's time); copying it from
+// here does not. Only ever used read-only, as the source of EVP_PKEY_copy_parameters and as
+// a keygen template, which OpenSSL allows from many threads at once: a constant, not state.
+// Deliberately never freed, so any thread may use it until the process ends.
 const EVP_PKEY* curve_parameters(int curve_nid) {
-  auto build = [](const char* group) -> EVP_PKEY* {
+  auto build = [](const char* group) -> const EVP_PKEY* {
     std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
         EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
     EVP_PKEY* params = nullptr;
     if (!ctx || EVP_PKEY_paramgen_init(ctx.get()) != 1 ||
         EVP_PKEY_CTX_set_group_name(ctx.get(), group) != 1 ||
-        EVP_PKEY_paramgen(ctx.get(), &params) != 1)
+        EVP_PKEY_paramgen(ctx.get(), &params) != 1) {
+      ERR_clear_error();  // not left for an unrelated later failure to report
       return nullptr;
+    }
     return params;
   };
-  static const EvpPkeyPtr p256(build("P-256"));
-  static const EvpPkeyPtr p384(build("P-384"));
-  if (curve_nid == NID_X9_62_prime256v1) return p256.get();
-  if (curve_nid == NID_secp384r1) return p384.get();
-  return nullptr;
+  if (curve_nid == NID_X9_62_prime256v1) {
+    static const EVP_PKEY* const p256 = build("P-256");
+    return p256;
+  }
+  static const EVP_PKEY* const p384 = build("P-384");
+  return p384;
+}
+
+bool supported_curve(int curve_nid) {
+  return curve_nid == NID_X9_62_prime256v1 || curve_nid == NID_secp384r1;
 }
 
 }  // namespace
 
 Result<EvpPkeyPtr> ec_generate(int curve_nid) {
+  if (!supported_curve(curve_nid)) return make_error("crypto.keygen", "unsupported curve");
   const EVP_PKEY* params = curve_parameters(curve_nid);
-  if (params == nullptr) return make_error("crypto.keygen", "unsupported curve");
+  if (params == nullptr)
+    return make_error("crypto.keygen", "OpenSSL cannot build the curve's parameters");
+  // OpenSSL only takes a reference to the template (a const-less API).
   std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
       EVP_PKEY_CTX_new_from_pkey(nullptr, const_cast<EVP_PKEY*>(params), nullptr));
   EVP_PKEY* raw = nullptr;
   if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 || EVP_PKEY_keygen(ctx.get(), &raw) != 1)
-    return make_error("crypto.keygen", "cannot generate an EC key: " + openssl_error());
+    return make_error("crypto.keygen", openssl_error());
   return EvpPkeyPtr(raw);
 }
 
 Result<EvpPkeyPtr> ec_public_key_from_xy(int curve_nid, ByteView xy) {
-  std::size_t field = curve_nid == NID_secp384r1 ? 48 : 32;
-  const EVP_PKEY* params = curve_parameters(curve_nid);
-  if (params == nullptr) return make_error("crypto.public_key", "unsupported curve");
+  if (!supported_curve(curve_nid)) return make_error("crypto.public_key", "unsupported curve");
+  const std::size_t field = curve_nid == NID_secp384r1 ? 48 : 32;
   if (xy.size() != 2 * field)
     return make_error("crypto.public_key", "raw EC public key must be " +
                                                std::to_string(2 * field) + " bytes, got " +
                                                std::to_string(xy.size()));
+  const EVP_PKEY* params = curve_parameters(curve_nid);
+  if (params == nullptr)
+    return make_error("crypto.public_key", "OpenSSL cannot build the curve's parameters");
   Bytes point(1 + xy.size());
   point[0] = 0x04;  // uncompressed SEC1 point
   std::copy(xy.begin(), xy.end(), point.begin() + 1);
 
   EvpPkeyPtr key(EVP_PKEY_new());
-  if (!key || EVP_PKEY_copy_parameters(key.get(), const_cast<EVP_PKEY*>(params)) != 1)
+  if (!key || EVP_PKEY_copy_parameters(key.get(), params) != 1)
     return make_error("crypto.public_key", "cannot set the curve: " + openssl_error());
+  // Decoding already refuses coordinates out of range and points off the curve.
   if (EVP_PKEY_set1_encoded_public_key(key.get(), point.data(), point.size()) != 1)
     return make_error("crypto.public_key", "not a point on the curve: " + openssl_error());
-  // Checked here, by name, so a bogus key fails at import whatever the OpenSSL version's
+  // Checked again here, by name, so a bogus key fails at import whatever the OpenSSL version's
   // decoder does. The quick check (coordinates in range, on the curve, not the point at
   // infinity) is the whole check on P-256 and P-384: their cofactor is 1, so every point on
   // the curve is in the prime-order group, and the full check's extra "order x point =

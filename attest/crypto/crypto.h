@@ -80,15 +80,18 @@ UnixSeconds crl_next_update(X509_CRL* crl);
 std::string crl_issuer_name(X509_CRL* crl);
 bool is_revoked(X509_CRL* crl, X509* cert);
 
-// Signatures -------------------------------------------------------------------------------
+// EC keys ----------------------------------------------------------------------------------
 
 // A new EC key pair. curve_nid: NID_X9_62_prime256v1 or NID_secp384r1. Error "crypto.keygen".
 Result<EvpPkeyPtr> ec_generate(int curve_nid);
 
 // An EC public key from raw affine coordinates x||y (each the curve's field size,
-// big-endian), checked to be a point of the curve's group (so ECDH with it needs no further
-// check). curve_nid: NID_X9_62_prime256v1 or NID_secp384r1. Error "crypto.public_key".
+// big-endian), checked to be a point of the curve's group (on these cofactor-1 curves, any
+// point on the curve but infinity). curve_nid: NID_X9_62_prime256v1 or NID_secp384r1.
+// Error "crypto.public_key".
 Result<EvpPkeyPtr> ec_public_key_from_xy(int curve_nid, ByteView xy);
+
+// Signatures -------------------------------------------------------------------------------
 
 // Verify an ECDSA signature given as raw big-endian integers r and s over `message`
 // hashed with `hash`. Error "crypto.signature" when it does not verify.

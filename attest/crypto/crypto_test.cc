@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <openssl/ec.h>
+#include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 
 #include "tests/support/fixtures.h"
@@ -126,6 +127,55 @@ TEST(Ecdsa, RawPublicKeyMustBeOnTheCurve) {
       "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5");
   ASSERT_TRUE(g.ok());
   EXPECT_TRUE(ec_public_key_from_xy(NID_X9_62_prime256v1, *g).ok());
+  // x = p, the field prime: a coordinate out of range (x mod p = 0 would be on no point).
+  auto x_is_p = from_hex(
+      "ffffffff00000001000000000000000000000000ffffffffffffffffffffffff"
+      "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5");
+  ASSERT_TRUE(x_is_p.ok());
+  EXPECT_FALSE(ec_public_key_from_xy(NID_X9_62_prime256v1, *x_is_p).ok());
+  // Other curves than the two supported, by name.
+  auto other = ec_public_key_from_xy(NID_secp521r1, Bytes(132, 1));
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().message, "unsupported curve");
+}
+
+TEST(Ecdsa, P384PublicKeysImportAndVerify) {
+  // The P-384 generator point.
+  auto g = from_hex(
+      "aa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e38"
+      "72760ab73617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d"
+      "7a431d7c90ea0e5f");
+  ASSERT_TRUE(g.ok());
+  auto key = ec_public_key_from_xy(NID_secp384r1, *g);
+  ASSERT_TRUE(key.ok()) << key.error().describe();
+  EXPECT_EQ(EVP_PKEY_get_bits(key->get()), 384);
+  Bytes flipped = *g;
+  flipped[60] ^= 1;
+  EXPECT_FALSE(ec_public_key_from_xy(NID_secp384r1, flipped).ok());
+  EXPECT_FALSE(ec_public_key_from_xy(NID_secp384r1, Bytes(64, 1)).ok());  // P-256's size
+}
+
+TEST(EcKeys, GeneratedKeysAreFreshAndOnTheirCurve) {
+  for (int nid : {NID_X9_62_prime256v1, NID_secp384r1}) {
+    auto a = ec_generate(nid);
+    auto b = ec_generate(nid);
+    ASSERT_TRUE(a.ok()) << a.error().describe();
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ(EVP_PKEY_get_bits(a->get()), nid == NID_secp384r1 ? 384 : 256);
+    EXPECT_NE(EVP_PKEY_eq(a->get(), b->get()), 1) << "two keys alike";
+    // Each public key survives the import's checks: it is a point of the group.
+    unsigned char point[97];
+    std::size_t len = 0;
+    ASSERT_EQ(
+        EVP_PKEY_get_octet_string_param(a->get(), "encoded-pub-key", point, sizeof point, &len), 1);
+    ASSERT_EQ(point[0], 0x04);
+    auto imported = ec_public_key_from_xy(nid, ByteView(point + 1, len - 1));
+    ASSERT_TRUE(imported.ok()) << imported.error().describe();
+    EXPECT_EQ(EVP_PKEY_eq(imported->get(), a->get()), 1);
+  }
+  auto other = ec_generate(NID_secp521r1);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code, "crypto.keygen");
 }
 
 }  // namespace

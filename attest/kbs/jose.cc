@@ -95,7 +95,8 @@ Result<std::pair<Bytes, Bytes>> p256_xy(EVP_PKEY* key) {
 
 Result<crypto::EvpPkeyPtr> generate_p256() {
   auto key = crypto::ec_generate(NID_X9_62_prime256v1);
-  if (!key.ok()) return make_error("kbs.jwe", "cannot generate P-256 key: " + key.error().message);
+  if (!key.ok())
+    return make_error("kbs.jwe", "cannot generate a P-256 key: " + key.error().message);
   return key;
 }
 
@@ -204,6 +205,9 @@ Result<Bytes> ecdh_es_a256kw_wrap(EVP_PKEY* peer, ByteView cek, Bytes& epk_x, By
 Result<Bytes> ecdh_es_a256kw_kek(EVP_PKEY* own, EVP_PKEY* peer) {
   // OpenSSL's default peer validation is the full public-key check, a scalar multiplication
   // as dear as the ECDH itself; on P-256 (cofactor 1) the quick check is the whole check.
+  // Both keys must be P-256 for that to hold (OpenSSL also refuses a peer on other curve
+  // parameters than `own`'s).
+  if (!is_p256(own) || !is_p256(peer)) return jwe_error("ECDH needs two P-256 keys");
   PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, peer, nullptr));
   if (!check || EVP_PKEY_public_check_quick(check.get()) != 1)
     return jwe_error("ECDH peer is not a point on the curve: " + ssl_error());

@@ -47,7 +47,8 @@ Result<TeeKey> parse_tee_key(const nlohmann::json& jwk);
 Result<std::string> jwe_encrypt(const TeeKey& key, ByteView plaintext);
 
 // The ECDH-ES+A256KW key-encryption key, as both ends derive it: ECDH on P-256 between `own`
-// (a private key) and `peer` (a public key), then the Concat KDF of RFC 7518 section 4.6.2
+// (a private key) and `peer` (a public key; both must be P-256, and `peer` a point of its
+// group), then the Concat KDF of RFC 7518 section 4.6.2
 // (one SHA-256 round, alg "ECDH-ES+A256KW", empty apu and apv). 32 bytes, which the caller
 // wipes. Error "kbs.jwe". The KBS encrypts with it; the guest's KBS client decrypts with it.
 Result<Bytes> ecdh_es_a256kw_kek(EVP_PKEY* own, EVP_PKEY* peer);

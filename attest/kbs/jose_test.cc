@@ -1,8 +1,10 @@
 #include "attest/kbs/jose.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 
+#include "attest/crypto/crypto.h"
 #include "attest/kbs/kbs_test_util.h"
 
 namespace confpod::kbs {
@@ -70,6 +72,27 @@ TEST(TeeKey, RefusesWeakOrUnknownAlgorithmsAndBadKeys) {
   j["kty"] = "OKP";
   EXPECT_EQ(parse_tee_key(j).error().code, "kbs.tee_pubkey.alg");
   EXPECT_EQ(parse_tee_key(nlohmann::json::array()).error().code, "kbs.tee_pubkey");
+}
+
+TEST(EcdhKek, BothEndsDeriveTheSameKeyAndOnlyOnP256) {
+  auto a = crypto::ec_generate(NID_X9_62_prime256v1);
+  auto b = crypto::ec_generate(NID_X9_62_prime256v1);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto ab = ecdh_es_a256kw_kek(a->get(), b->get());
+  auto ba = ecdh_es_a256kw_kek(b->get(), a->get());
+  ASSERT_TRUE(ab.ok()) << ab.error().describe();
+  ASSERT_TRUE(ba.ok());
+  EXPECT_EQ(*ab, *ba);
+  EXPECT_EQ(ab->size(), 32u);
+  // A peer on another curve with the same field size (secp256k1, whose shared secret would be
+  // 32 bytes too) is refused by name, though OpenSSL's own peer validation is off.
+  crypto::EvpPkeyPtr k1(EVP_EC_gen("secp256k1"));
+  ASSERT_TRUE(k1);
+  auto mixed = ecdh_es_a256kw_kek(a->get(), k1.get());
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_EQ(mixed.error().code, "kbs.jwe");
+  EXPECT_NE(mixed.error().message.find("P-256"), std::string::npos) << mixed.error().message;
+  EXPECT_FALSE(ecdh_es_a256kw_kek(k1.get(), a->get()).ok());
 }
 
 TEST(TokenKey, SignsAndVerifiesAndRefusesTampering) {

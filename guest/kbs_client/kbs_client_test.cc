@@ -495,6 +495,26 @@ TEST(ResourceJwe, DecryptsWhatTheKbsEncryptsAndRefusesTampering) {
     EXPECT_EQ(decrypt_resource_jwe(short_ct.dump(), e.pair.key.get()).error().code,
               "kbs_client.jwe");
   }
+  // An ephemeral key that is not a point of P-256 (a coordinate changed, or (0, 0)) is refused
+  // as such before any ECDH with it.
+  Encrypted e = encrypt_to_new_key(false, kSecret);
+  for (bool zero : {false, true}) {
+    Bytes header_text = kbs::from_base64url(e.jwe["protected"].get<std::string>()).value();
+    json header = json::parse(header_text.begin(), header_text.end());
+    if (zero) {
+      header["epk"]["x"] = kbs::base64url(Bytes(32, 0));
+      header["epk"]["y"] = kbs::base64url(Bytes(32, 0));
+    } else {
+      header["epk"]["y"] = flip_b64url_byte(header["epk"]["y"].get<std::string>(), 5);
+    }
+    json t = e.jwe;
+    t["protected"] = kbs::base64url(as_bytes(header.dump()));
+    auto off_curve = decrypt_resource_jwe(t.dump(), e.pair.key.get());
+    ASSERT_FALSE(off_curve.ok());
+    EXPECT_EQ(off_curve.error().code, "kbs_client.jwe");
+    EXPECT_NE(off_curve.error().message.find("'epk': not a point on the curve"), std::string::npos)
+        << off_curve.error().message;
+  }
   // An RSA JWE offered to an EC key (and back) is refused by alg, not attempted.
   Encrypted to_rsa = encrypt_to_new_key(true, kSecret);
   Encrypted to_ec = encrypt_to_new_key(false, kSecret);
