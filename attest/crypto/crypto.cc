@@ -346,15 +346,21 @@ Result<EvpPkeyPtr> ec_public_key_from_xy(int curve_nid, ByteView xy) {
   if (EVP_PKEY_set1_encoded_public_key(key.get(), point.data(), point.size()) != 1)
     return make_error("crypto.public_key", "not a point on the curve: " + openssl_error());
   // Checked again here, by name, so a bogus key fails at import whatever the OpenSSL version's
-  // decoder does. The quick check (coordinates in range, on the curve, not the point at
-  // infinity) is the whole check on P-256 and P-384: their cofactor is 1, so every point on
-  // the curve is in the prime-order group, and the full check's extra "order x point =
-  // infinity" (a scalar multiplication, two thirds of an import's time) proves nothing more.
+  // decoder does.
+  CONFPOD_TRY(check_ec_public_key(key.get()));
+  return key;
+}
+
+Status check_ec_public_key(EVP_PKEY* key) {
+  // The quick check (coordinates in range, on the curve, not the point at infinity) is the
+  // whole check on P-256 and P-384: their cofactor is 1, so every point on the curve is in the
+  // prime-order group, and the full check's extra "order x point = infinity" (a scalar
+  // multiplication, two thirds of an import's time) proves nothing more.
   std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> check(
-      EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
+      EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr));
   if (!check || EVP_PKEY_public_check_quick(check.get()) != 1)
     return make_error("crypto.public_key", "not a point on the curve: " + openssl_error());
-  return key;
+  return ok_status();
 }
 
 Status verify_ecdsa(EVP_PKEY* key, Hash hash, ByteView message, ByteView r_be, ByteView s_be) {

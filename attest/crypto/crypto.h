@@ -91,6 +91,10 @@ Result<EvpPkeyPtr> ec_generate(int curve_nid);
 // Error "crypto.public_key".
 Result<EvpPkeyPtr> ec_public_key_from_xy(int curve_nid, ByteView xy);
 
+// That same check of an EC public key of P-256 or P-384 (the kind ec_public_key_from_xy
+// makes): a point of the curve's group. Error "crypto.public_key".
+Status check_ec_public_key(EVP_PKEY* key);
+
 // Signatures -------------------------------------------------------------------------------
 
 // Verify an ECDSA signature given as raw big-endian integers r and s over `message`

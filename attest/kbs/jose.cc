@@ -204,13 +204,13 @@ Result<Bytes> ecdh_es_a256kw_wrap(EVP_PKEY* peer, ByteView cek, Bytes& epk_x, By
 
 Result<Bytes> ecdh_es_a256kw_kek(EVP_PKEY* own, EVP_PKEY* peer) {
   // OpenSSL's default peer validation is the full public-key check, a scalar multiplication
-  // as dear as the ECDH itself; on P-256 (cofactor 1) the quick check is the whole check.
+  // as dear as the ECDH itself; on P-256 (cofactor 1) crypto::check_ec_public_key is the whole
+  // check.
   // Both keys must be P-256 for that to hold (OpenSSL also refuses a peer on other curve
   // parameters than `own`'s).
   if (!is_p256(own) || !is_p256(peer)) return jwe_error("ECDH needs two P-256 keys");
-  PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, peer, nullptr));
-  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1)
-    return jwe_error("ECDH peer is not a point on the curve: " + ssl_error());
+  if (Status checked = crypto::check_ec_public_key(peer); !checked.ok())
+    return jwe_error("ECDH peer: " + checked.error().message);
   PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, own, nullptr));
   std::size_t z_len = 0;
   if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 ||
