@@ -37,7 +37,7 @@ using confpod::vmm::SupervisorOptions;
 
 std::vector<std::string> qemu_argv(const std::string& qemu, const std::string& socket) {
   return {qemu,       "-machine", "none", "-nodefaults",
-          "-display", "none",     "-qmp", "unix:" + socket + ",server=on,wait=off"};
+          "-display", "none",     "-qmp", "unix:" + socket + "," + confpod::vmm::kQmpServerOptions};
 }
 
 // The baseline: what any launcher must do at least. Returns seconds to the greeting.

@@ -76,7 +76,7 @@ Result<std::chrono::milliseconds> boot_check(const BootCheckOptions& o) {
             "file:" + console, "-kernel", o.kernel, "-initrd", o.initrd,
             // The first process powers the VM off: the kernel got to user space and back.
             "-append", "console=ttyS0 panic=-1 loglevel=7 rdinit=/bin/poweroff -- -f", "-qmp",
-            "unix:" + s.qmp_socket + ",server=on,wait=off"};
+            "unix:" + s.qmp_socket + "," + kQmpServerOptions};
   const auto began = std::chrono::steady_clock::now();
   auto sup = Supervisor::start(s);
   if (!sup.ok()) {

@@ -69,7 +69,7 @@ QemuProbe probe_qemu_once(const std::string& binary, const std::string& scratch_
                   "-display",
                   "none",
                   "-qmp",
-                  "unix:" + options.qmp_socket + ",server=on,wait=off"};
+                  "unix:" + options.qmp_socket + "," + kQmpServerOptions};
   auto sup = Supervisor::start(options);
   if (!sup.ok()) {
     q.error = sup.error().describe();

@@ -279,8 +279,9 @@ Result<std::vector<std::string>> qemu_argv(const VmConfig& c) {
   if (!c.initrd.empty()) add({"-initrd", c.initrd});
   if (!c.kernel_cmdline.empty()) add({"-append", c.kernel_cmdline});
 
-  // Control plane: QMP on a unix socket the supervisor connects to; QEMU never waits for it.
-  add({"-chardev", "socket,id=qmp,path=" + esc(c.qmp_socket) + ",server=on,wait=off"});
+  // Control plane: QMP on a unix socket; QEMU waits for the supervisor to connect before it
+  // sets up its monitor (see kQmpServerOptions for the race this avoids).
+  add({"-chardev", "socket,id=qmp,path=" + esc(c.qmp_socket) + "," + kQmpServerOptions});
   add({"-mon", "chardev=qmp,mode=control"});
   add({"-pidfile", c.pidfile});
   add({"-chardev", "file,id=serial0,path=" + esc(c.serial_log)});

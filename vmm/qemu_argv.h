@@ -30,6 +30,16 @@ Status validate_vm_config(const VmConfig& config);
 // argv[0] is config.qemu_binary. Never contains -daemonize: the supervisor owns the process.
 Result<std::vector<std::string>> qemu_argv(const VmConfig& config);
 
+// How a QEMU argv serves the QMP socket: "-qmp unix:PATH,<this>" or
+// "-chardev socket,id=..,path=PATH,<this> -mon chardev=..,mode=control".
+// wait=on makes QEMU block early in its start-up until the supervisor has connected. With wait=off,
+// QEMU 7.2 races a client that connects while it starts (the chardev is accepted on the main
+// thread while the monitor's handlers are installed from its I/O thread): seen here as an
+// event before the greeting or a second greeting in about 1 start of 400, and once in CI as a
+// greeting that never came.
+// Connecting before the monitor exists leaves a single path: one greeting, then events.
+inline constexpr const char* kQmpServerOptions = "server=on,wait=on";
+
 // QEMU's option syntax (key=value,key=value) escapes a comma inside a value by doubling it.
 std::string qemu_escape_option_value(std::string_view value);
 

@@ -59,7 +59,7 @@ std::string code_of(const VmConfig& c) {
 // Everything from the devices on is the same for every TEE but the virtio options.
 Argv tail(const std::string& vopts) {
   return {
-      "-chardev", "socket,id=qmp,path=/run/p/qmp.sock,server=on,wait=off",
+      "-chardev", "socket,id=qmp,path=/run/p/qmp.sock,server=on,wait=on",
       "-mon",     "chardev=qmp,mode=control",
       "-pidfile", "/run/p/qemu.pid",
       "-chardev", "file,id=serial0,path=/run/p/serial.log",

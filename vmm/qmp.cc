@@ -79,6 +79,26 @@ QemuVersion parse_version(const json& version) {
   return v;
 }
 
+// What a message that broke the protocol said, bounded: QEMU's text goes into an error that
+// reaches logs, so it is cut short.
+std::string excerpt(const QmpMessage& message) {
+  static constexpr std::size_t kMax = 200;
+  const char* kind = message.kind == QmpMessage::Kind::kGreeting ? "greeting"
+                     : message.kind == QmpMessage::Kind::kReturn ? "return"
+                     : message.kind == QmpMessage::Kind::kError  ? "error"
+                                                                 : "event";
+  // JSON-escaped throughout, so no control character from QEMU reaches a log line raw.
+  auto dump = [](const json& value) {
+    return value.dump(-1, ' ', false, json::error_handler_t::replace);
+  };
+  std::string text = std::string(kind) + " ";
+  if (message.kind == QmpMessage::Kind::kEvent) text += dump(message.event) + " ";
+  if (!message.id.is_null()) text += "id " + dump(message.id) + " ";
+  text += dump(message.payload);
+  if (text.size() > kMax) text = text.substr(0, kMax) + "...";
+  return text;
+}
+
 }  // namespace
 
 std::string QemuVersion::to_string() const {
@@ -182,8 +202,14 @@ Result<QmpClient> QmpClient::handshake(UniqueFd fd, std::chrono::milliseconds ti
     return qmp_error("io", std::string("fcntl O_NONBLOCK: ") + strerror(errno));
   QmpClient client(std::move(fd));
   CONFPOD_ASSIGN_OR_RETURN(QmpMessage greeting, client.read_message(deadline));
+  // An event ahead of the greeting is QEMU's start-up race (see kQmpServerOptions); the event
+  // itself happened, so it is kept like any other.
+  while (greeting.kind == QmpMessage::Kind::kEvent) {
+    client.buffer_event(std::move(greeting));
+    CONFPOD_ASSIGN_OR_RETURN(greeting, client.read_message(deadline));
+  }
   if (greeting.kind != QmpMessage::Kind::kGreeting)
-    return qmp_error("protocol", "first QMP message is not the greeting");
+    return qmp_error("protocol", "first QMP message is not the greeting: " + excerpt(greeting));
   client.version_ = parse_version(greeting.payload.value("version", json::object()));
   // We enable no optional capability (oob): commands run in order, one at a time.
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -261,7 +287,7 @@ Result<json> QmpClient::execute(const std::string& command, const json& argument
         buffer_event(std::move(message));
         continue;
       case QmpMessage::Kind::kGreeting:
-        return qmp_error("protocol", "unexpected second QMP greeting");
+        return qmp_error("protocol", "unexpected second QMP greeting: " + excerpt(message));
       case QmpMessage::Kind::kReturn:
       case QmpMessage::Kind::kError:
         break;
@@ -287,8 +313,7 @@ Status QmpClient::pump(std::chrono::milliseconds timeout) {
       return message.take_error();
     }
     // Replies outside execute() belong to no one (a previous timed-out command): drop them.
-    if (message->kind == QmpMessage::Kind::kEvent)
-      buffer_event(std::move(*message));
+    if (message->kind == QmpMessage::Kind::kEvent) buffer_event(std::move(*message));
   }
 }
 
@@ -308,8 +333,7 @@ Result<QmpEvent> QmpClient::wait_event(const std::string& name, std::chrono::mil
         return qmp_error("timeout", "no " + name + " event before the deadline");
       return message.take_error();
     }
-    if (message->kind == QmpMessage::Kind::kEvent)
-      buffer_event(std::move(*message));
+    if (message->kind == QmpMessage::Kind::kEvent) buffer_event(std::move(*message));
   }
 }
 

@@ -265,7 +265,11 @@ Result<Supervisor> Supervisor::start(const SupervisorOptions& options) {
         std::max(deadline - Clock::now(), Clock::duration::zero()));
     auto client = QmpClient::handshake(std::move(fd).value(), left);
     if (!client.ok()) {
-      if (::poll(&pfd, 1, 50) > 0) return early_exit();
+      // QEMU meets most of its own errors (a kernel it cannot load, a TEE option the host
+      // refuses) after we connected (kQmpServerOptions): the socket closes as it exits, and
+      // the exit follows within moments.
+      const bool closed = client.error().code == "vmm.qmp.closed";
+      if (::poll(&pfd, 1, closed ? 5000 : 50) > 0) return early_exit();
       (void)sup.kill();
       return client.take_error();
     }

@@ -33,6 +33,7 @@
 
 #include "attest/base/result.h"
 #include "attest/base/unique_fd.h"
+#include "vmm/qemu_argv.h"
 #include "vmm/qmp.h"
 
 namespace confpod::vmm {
@@ -61,7 +62,8 @@ struct ExitInfo {
 
 struct SupervisorOptions {
   std::vector<std::string> argv;  // argv[0]: absolute path of the QEMU binary
-  std::string qmp_socket;         // the unix socket the argv's -qmp / -chardev serves
+  std::string qmp_socket;         // the unix socket the argv's -qmp / -chardev serves, with
+                                  // kQmpServerOptions
   std::string pidfile;            // written by start() (atomically), read by attach()
   std::string log_file;           // QEMU's stdout+stderr, appended
   std::chrono::milliseconds qmp_timeout{std::chrono::seconds(30)};

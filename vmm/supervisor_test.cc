@@ -39,7 +39,7 @@ SupervisorOptions machine_none(const testing::TempDir& dir) {
   options.log_file = dir.path() + "/qemu.log";
   options.argv = {
       kQemu,      "-machine", "none", "-nodefaults",
-      "-display", "none",     "-qmp", "unix:" + options.qmp_socket + ",server=on,wait=off"};
+      "-display", "none",     "-qmp", "unix:" + options.qmp_socket + "," + kQmpServerOptions};
   options.qmp_timeout = 20s;
   return options;
 }
@@ -167,6 +167,25 @@ TEST(Supervisor, BadOptionIsAnEarlyExitWithTheLog) {
   EXPECT_NE(sup.error().message.find("exited-with-error, exit code 1"), std::string::npos)
       << sup.error().message;
   EXPECT_NE(sup.error().message.find("-no-such-option"), std::string::npos) << sup.error().message;
+}
+
+// QEMU blocks for the QMP client early (kQmpServerOptions), so a later error (here a kernel
+// that does not exist, found while the machine is built) comes after the connect: still an
+// early exit with QEMU's own words, not a QMP error.
+TEST(Supervisor, AnErrorAfterTheQmpConnectIsAnEarlyExitWithTheLog) {
+  testing::TempDir dir;
+  auto options = machine_none(dir);
+  options.argv = {kQemu,     "-machine",
+                  "q35",     "-accel",
+                  "tcg",     "-m",
+                  "64",      "-display",
+                  "none",    "-nodefaults",
+                  "-kernel", dir.path() + "/no-such-kernel",
+                  "-qmp",    "unix:" + options.qmp_socket + "," + kQmpServerOptions};
+  auto sup = Supervisor::start(options);
+  ASSERT_FALSE(sup.ok());
+  EXPECT_EQ(sup.error().code, "vmm.supervisor.early_exit") << sup.error().describe();
+  EXPECT_NE(sup.error().message.find("no-such-kernel"), std::string::npos) << sup.error().message;
 }
 
 TEST(Supervisor, ExecFailureIsReported) {
