@@ -42,6 +42,7 @@
 #include "vmm/accel_check.h"
 #include "vmm/channel.h"
 #include "vmm/qemu_argv.h"
+#include "vmm/qmp.h"
 
 namespace {
 
@@ -115,7 +116,10 @@ double time_pod(const PrivateBus& bus, DaemonProcess& daemon, const std::string&
 }
 
 // QEMU from fork + exec of `argv` until the agent's hello frame arrives on `agent_socket`.
-double time_bare(const std::vector<std::string>& argv, const std::string& agent_socket) {
+// QEMU waits for a QMP client before it builds the machine (vmm::kQmpServerOptions), so the
+// baseline connects one too, as any launcher of this argv must.
+double time_bare(const std::vector<std::string>& argv, const std::string& qmp_socket,
+                 const std::string& agent_socket) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -129,12 +133,20 @@ double time_bare(const std::vector<std::string>& argv, const std::string& agent_
     ::_exit(127);
   }
   if (pid < 0) throw std::runtime_error("fork failed");
+  // However this ends (a throw included), the VM goes with it.
+  struct KillGroup {
+    pid_t pid;
+    ~KillGroup() {
+      ::kill(-pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } kill_group{pid};
+  auto qmp = confpod::vmm::QmpClient::connect(qmp_socket, 30s);
+  if (!qmp.ok()) throw std::runtime_error(qmp.error().describe());
   auto channel = confpod::vmm::GuestChannel::connect(agent_socket, 30s);
   if (!channel.ok()) throw std::runtime_error(channel.error().describe());
   auto frame = channel->read_frame(300s);
   double ms = ms_since(t0);
-  ::kill(-pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
   if (!frame.ok()) throw std::runtime_error("no hello: " + frame.error().describe());
   auto hello = confpod::guest::parse_guest_message(*frame);
   if (!hello.ok() || hello->kind != confpod::guest::GuestMessage::Kind::kHello)
@@ -174,9 +186,9 @@ int run(int runs) {
     double p = 0, b = 0;
     if (i % 2 == 0) {
       p = time_pod(bus, daemon, spec_path, name);
-      b = time_bare(*argv, vm->channels[0].socket_path);
+      b = time_bare(*argv, vm->qmp_socket, vm->channels[0].socket_path);
     } else {
-      b = time_bare(*argv, vm->channels[0].socket_path);
+      b = time_bare(*argv, vm->qmp_socket, vm->channels[0].socket_path);
       p = time_pod(bus, daemon, spec_path, name);
     }
     std::printf("run %d: pod run->first line %.0f ms, bare boot->hello %.0f ms, ratio %.3f\n", i, p,
