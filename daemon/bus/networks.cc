@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "daemon/bus/durable_reply.h"
 #include "daemon/bus/errors.h"
 #include "daemon/bus/service.h"
 #include "daemon/net/networking.h"
@@ -62,7 +63,9 @@ int NetworkHandlers::create_network(sd_bus_message* m, void* userdata, sd_bus_er
     auto made = h->manager.networking().create_network(def);
     if (!made.ok()) return set_bus_error(err, made.error());
     std::string path = network_object_path(made->def.name);
-    return sd_bus_reply_method_return(call, "o", path.c_str());
+    return reply_when_durable(h->manager, call, [path](sd_bus_message* c) {
+      return sd_bus_reply_method_return(c, "o", path.c_str());
+    });
   });
 }
 
@@ -75,7 +78,8 @@ int NetworkHandlers::remove_network(sd_bus_message* m, void* userdata, sd_bus_er
   return h->auth.authorize(m, error, [h, network](sd_bus_message* call, sd_bus_error* err) {
     Status removed = h->manager.networking().remove_network(network);
     if (!removed.ok()) return set_bus_error(err, removed.error());
-    return sd_bus_reply_method_return(call, "");
+    return reply_when_durable(h->manager, call,
+                              [](sd_bus_message* c) { return sd_bus_reply_method_return(c, ""); });
   });
 }
 

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/bus/durable_reply.h"
 #include "daemon/bus/errors.h"
 #include "daemon/pods/log.h"
 
@@ -20,17 +21,6 @@ using CString = std::unique_ptr<char, FreeDeleter>;
 
 // The pod name encoded in an object path under kPodPathPrefix, or "" when it is not one.
 std::string pod_name_of(const char* path) { return name_in_path(path, kPodPathPrefix); }
-
-// Replies to `call` when the Manager is done: an empty return or the mapped error.
-pods::Manager::Done reply_when_done(sd_bus_message* call) {
-  std::shared_ptr<sd_bus_message> held(sd_bus_message_ref(call),
-                                       [](sd_bus_message* m) { sd_bus_message_unref(m); });
-  return [held](Status status) {
-    int r = status.ok() ? sd_bus_reply_method_return(held.get(), nullptr)
-                        : reply_bus_error(held.get(), status.error());
-    if (r < 0) pods::log_warning("cannot send reply", {{"error", std::strerror(-r)}});
-  };
-}
 
 int no_such_pod(sd_bus_error* error, std::string_view name) {
   return set_bus_error(error, pods::not_found(name));
@@ -71,7 +61,9 @@ struct BusService::Handlers {
       auto created = s->manager_.create_pod(text);
       if (!created.ok()) return set_bus_error(err, created.error());
       std::string path = pod_object_path(created->name);
-      return sd_bus_reply_method_return(call, "o", path.c_str());
+      return reply_when_durable(s->manager_, call, [path](sd_bus_message* c) {
+        return sd_bus_reply_method_return(c, "o", path.c_str());
+      });
     });
   }
 
@@ -84,7 +76,7 @@ struct BusService::Handlers {
     BusService* s = self(userdata);
     std::string pod = name;
     return s->auth_.authorize(m, error, [s, pod, op](sd_bus_message* call, sd_bus_error*) {
-      (s->manager_.*op)(pod, reply_when_done(call));
+      (s->manager_.*op)(pod, reply_when_done(s->manager_, call));
       return 1;
     });
   }
@@ -106,7 +98,7 @@ struct BusService::Handlers {
     BusService* s = self(userdata);
     std::string pod = name;
     return s->auth_.authorize(m, error, [s, pod, force](sd_bus_message* call, sd_bus_error*) {
-      s->manager_.remove_pod(pod, force != 0, reply_when_done(call));
+      s->manager_.remove_pod(pod, force != 0, reply_when_done(s->manager_, call));
       return 1;
     });
   }
@@ -220,7 +212,7 @@ struct BusService::Handlers {
     BusService* s = self(userdata);
     std::string pod = pod_name_of(sd_bus_message_get_path(m));
     return s->auth_.authorize(m, error, [s, pod, op](sd_bus_message* call, sd_bus_error*) {
-      (s->manager_.*op)(pod, reply_when_done(call));
+      (s->manager_.*op)(pod, reply_when_done(s->manager_, call));
       return 1;
     });
   }
@@ -301,7 +293,7 @@ struct BusService::Handlers {
     BusService* s = self(userdata);
     std::string pod = pod_name_of(sd_bus_message_get_path(m));
     return s->auth_.authorize(m, error, [s, pod, force](sd_bus_message* call, sd_bus_error*) {
-      s->manager_.remove_pod(pod, force != 0, reply_when_done(call));
+      s->manager_.remove_pod(pod, force != 0, reply_when_done(s->manager_, call));
       return 1;
     });
   }

@@ -167,9 +167,25 @@ Result<std::unique_ptr<Manager>> Manager::create(sd_event* event, ManagerOptions
   // (Best effort without a VM user, as before: a --kbs-only confpodd with fewer privileges
   // may share the directory.)
   ::chmod(pods_dir.c_str(), vm_owner ? 0710 : 0700);
-  CONFPOD_ASSIGN_OR_RETURN(store::Store store,
-                           store::Store::open(options.config.state_dir + "/confpod.db"));
+  const std::string db_path = options.config.state_dir + "/confpod.db";
+  // Commits do not wait for the disk on the loop; acknowledgements do (when_durable).
+  auto group_commit = store::GroupCommit::start(db_path);
+  if (!group_commit.ok()) return group_commit.take_error();
+  CONFPOD_ASSIGN_OR_RETURN(store::Store store, store::Store::open(db_path));
+  CONFPOD_TRY(store.use_group_commit(**group_commit));
   auto impl = std::make_unique<Impl>(event, std::move(options), std::move(store));
+  impl->group_commit = std::move(group_commit).value();
+  sd_event_source* flushed_source = nullptr;
+  if (int r = sd_event_add_io(
+          event, &flushed_source, impl->group_commit->ready_fd(), EPOLLIN,
+          [](sd_event_source*, int, std::uint32_t, void* gc) {
+            static_cast<store::GroupCommit*>(gc)->dispatch();
+            return 0;
+          },
+          impl->group_commit.get());
+      r < 0)
+    return make_error("pods.io", std::string("sd_event_add_io: ") + std::strerror(-r));
+  impl->group_commit_watch.reset(flushed_source);
   CONFPOD_ASSIGN_OR_RETURN(impl->networking,
                            net::Networking::create(networking_options(impl->options), impl->store));
   CONFPOD_ASSIGN_OR_RETURN(impl->jobs, LoopJobs::create(event));
@@ -177,6 +193,10 @@ Result<std::unique_ptr<Manager>> Manager::create(sd_event* event, ManagerOptions
 }
 
 void Manager::set_listener(Listener* listener) { impl_->listener = listener; }
+
+void Manager::when_durable(std::function<void(const Status&)> done) {
+  impl_->group_commit->after_flush(std::move(done));
+}
 
 void Manager::add_listener(Listener* listener) { impl_->more_listeners.push_back(listener); }
 

@@ -121,6 +121,10 @@ class Manager {
   Manager& operator=(const Manager&) = delete;
 
   void set_listener(Listener* listener);
+
+  // `done` runs on the loop once every change stored so far is on disk (store/group_commit.h),
+  // with the error if the disk failed: what acknowledges a change (a D-Bus reply) waits here.
+  void when_durable(std::function<void(const Status&)> done);
   // Further listeners (the KBS's reference values), told after the main one, in the order
   // added. Each must outlive the Manager or be removed first.
   void add_listener(Listener* listener);

@@ -23,6 +23,7 @@
 #include "daemon/pods/pod_vm.h"
 #include "daemon/spec/spec.h"
 #include "daemon/spec/vm_from_spec.h"
+#include "daemon/store/group_commit.h"
 
 namespace confpod::pods {
 
@@ -86,7 +87,10 @@ struct Pod {
 struct Manager::Impl {
   sd_event* event = nullptr;
   ManagerOptions options;
+  // Before `store`, whose connection reports its commits here: destroyed after it.
+  std::unique_ptr<store::GroupCommit> group_commit;
   store::Store store;
+  EventSourcePtr group_commit_watch;  // group_commit's ready_fd on the loop
   Measurer measurer;  // one cache of expected measurements for the daemon's lifetime
   std::unique_ptr<net::Networking> networking;  // after `store`: it holds a reference to it
   Listener* listener = nullptr;

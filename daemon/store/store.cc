@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "daemon/store/group_commit.h"
 #include "daemon/store/sqlite_handles.h"
 
 namespace confpod::store {
@@ -411,6 +412,10 @@ Result<Store> Store::open(const std::string& path) {
   CONFPOD_ASSIGN_OR_RETURN(impl->remove,
                            prepare(db, "DELETE FROM pods WHERE name = ?1", "store.open", what));
   return Store(std::move(impl));
+}
+
+Status Store::use_group_commit(GroupCommit& group_commit) {
+  return group_commit.attach(impl_->db.get());
 }
 
 Status Store::insert_pod(const PodRecord& pod) {

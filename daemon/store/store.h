@@ -5,8 +5,10 @@
 // migrated forward on open; a database newer than this build is refused, not guessed at.
 //
 // The store is used from the daemon's event-loop thread; one Store object owns one
-// connection. Errors: store.open, store.schema (too new / corrupt), store.io (SQLite
-// failure, message has sqlite3_errmsg), store.exists, store.taken, store.not_found.
+// connection. Each commit is on disk when it returns, unless use_group_commit() hands the
+// flushes to a GroupCommit (the daemon does: group_commit.h). Errors: store.open, store.schema (too
+// new / corrupt), store.io (SQLite failure, message has sqlite3_errmsg), store.exists, store.taken,
+// store.not_found.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +21,8 @@
 #include "attest/base/result.h"
 
 namespace confpod::store {
+
+class GroupCommit;
 
 // The lifecycle states of the D-Bus API (docs/dbus-api.md), spelled as there.
 enum class PodState { kCreated, kStarting, kRunning, kStopping, kExited, kFailed };
@@ -97,6 +101,10 @@ class Store {
   Result<std::vector<NetworkRecord>> list_networks();
 
   int schema_version() const;
+
+  // From now on commits do not wait for the disk: `group_commit` flushes them and tells who
+  // must wait (group_commit.h). It must outlive this Store.
+  Status use_group_commit(GroupCommit& group_commit);
 
  private:
   struct Impl;
