@@ -30,6 +30,13 @@ int reply_when_durable(pods::Manager& manager, sd_bus_message* call,
   return 1;
 }
 
+int reply_error_when_durable(pods::Manager& manager, sd_bus_message* call, Error error) {
+  manager.when_durable([held = hold(call), error = std::move(error)](const Status&) {
+    warn_if_unsent(reply_bus_error(held.get(), error));
+  });
+  return 1;
+}
+
 pods::Manager::Done reply_when_done(pods::Manager& manager, sd_bus_message* call) {
   return [&manager, held = hold(call)](Status status) {
     manager.when_durable([held, status = std::move(status)](const Status& flushed) {

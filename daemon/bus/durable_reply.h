@@ -18,6 +18,10 @@ namespace confpod::bus {
 int reply_when_durable(pods::Manager& manager, sd_bus_message* call,
                        std::function<int(sd_bus_message*)> reply);
 
+// The same for an error reply: a change that failed half-way may have committed (and undone)
+// rows, and the caller must not hear of the failure before the store says it on disk.
+int reply_error_when_durable(pods::Manager& manager, sd_bus_message* call, Error error);
+
 // A Manager::Done for `call`: once durable, an empty return, or the operation's error (which
 // wins over the disk's).
 pods::Manager::Done reply_when_done(pods::Manager& manager, sd_bus_message* call);

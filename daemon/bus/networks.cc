@@ -59,9 +59,9 @@ int NetworkHandlers::create_network(sd_bus_message* m, void* userdata, sd_bus_er
   }
   std::free(dns_raw);
   NetworkHandlers* h = self(userdata);
-  return h->auth.authorize(m, error, [h, def](sd_bus_message* call, sd_bus_error* err) {
+  return h->auth.authorize(m, error, [h, def](sd_bus_message* call, sd_bus_error*) {
     auto made = h->manager.networking().create_network(def);
-    if (!made.ok()) return set_bus_error(err, made.error());
+    if (!made.ok()) return reply_error_when_durable(h->manager, call, made.take_error());
     std::string path = network_object_path(made->def.name);
     return reply_when_durable(h->manager, call, [path](sd_bus_message* c) {
       return sd_bus_reply_method_return(c, "o", path.c_str());
@@ -75,9 +75,9 @@ int NetworkHandlers::remove_network(sd_bus_message* m, void* userdata, sd_bus_er
   if (r < 0) return r;
   NetworkHandlers* h = self(userdata);
   std::string network = name;
-  return h->auth.authorize(m, error, [h, network](sd_bus_message* call, sd_bus_error* err) {
+  return h->auth.authorize(m, error, [h, network](sd_bus_message* call, sd_bus_error*) {
     Status removed = h->manager.networking().remove_network(network);
-    if (!removed.ok()) return set_bus_error(err, removed.error());
+    if (!removed.ok()) return reply_error_when_durable(h->manager, call, removed.take_error());
     return reply_when_durable(h->manager, call,
                               [](sd_bus_message* c) { return sd_bus_reply_method_return(c, ""); });
   });

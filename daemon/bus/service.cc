@@ -57,9 +57,9 @@ struct BusService::Handlers {
     if (r < 0) return r;
     BusService* s = self(userdata);
     std::string text = spec;
-    return s->auth_.authorize(m, error, [s, text](sd_bus_message* call, sd_bus_error* err) {
+    return s->auth_.authorize(m, error, [s, text](sd_bus_message* call, sd_bus_error*) {
       auto created = s->manager_.create_pod(text);
-      if (!created.ok()) return set_bus_error(err, created.error());
+      if (!created.ok()) return reply_error_when_durable(s->manager_, call, created.take_error());
       std::string path = pod_object_path(created->name);
       return reply_when_durable(s->manager_, call, [path](sd_bus_message* c) {
         return sd_bus_reply_method_return(c, "o", path.c_str());

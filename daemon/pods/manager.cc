@@ -169,7 +169,9 @@ Result<std::unique_ptr<Manager>> Manager::create(sd_event* event, ManagerOptions
   ::chmod(pods_dir.c_str(), vm_owner ? 0710 : 0700);
   const std::string db_path = options.config.state_dir + "/confpod.db";
   // Commits do not wait for the disk on the loop; acknowledgements do (when_durable).
-  auto group_commit = store::GroupCommit::start(db_path);
+  auto group_commit = store::GroupCommit::start(db_path, [](const std::string& what) {
+    log_warning("pod store flush or checkpoint failed", {{"error", what}});
+  });
   if (!group_commit.ok()) return group_commit.take_error();
   CONFPOD_ASSIGN_OR_RETURN(store::Store store, store::Store::open(db_path));
   CONFPOD_TRY(store.use_group_commit(**group_commit));

@@ -3,10 +3,13 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "daemon/store/sqlite_handles.h"
 
 namespace confpod::store {
 
@@ -14,14 +17,19 @@ namespace {
 
 Error io_error(const std::string& what) { return make_error("store.io", what); }
 
+// The checkpoint connection waits this long for a lock (opening it reads the schema).
+constexpr int kBusyTimeoutMs = 5000;
+
 }  // namespace
 
 void GroupCommit::DbDeleter::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 
-GroupCommit::GroupCommit(std::string db_path) : db_path_(std::move(db_path)) {}
+GroupCommit::GroupCommit(std::string db_path, std::function<void(const std::string&)> warn)
+    : db_path_(std::move(db_path)), warn_(std::move(warn)) {}
 
-Result<std::unique_ptr<GroupCommit>> GroupCommit::start(const std::string& db_path) {
-  std::unique_ptr<GroupCommit> gc(new GroupCommit(db_path));
+Result<std::unique_ptr<GroupCommit>> GroupCommit::start(
+    const std::string& db_path, std::function<void(const std::string&)> warn) {
+  std::unique_ptr<GroupCommit> gc(new GroupCommit(db_path, std::move(warn)));
   gc->ready_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!gc->ready_fd_) return io_error(std::string("eventfd: ") + std::strerror(errno));
   try {
@@ -121,17 +129,19 @@ void GroupCommit::run() {
     lock.unlock();
     // Every commit up to `target` finished writing before it was counted: this flush, which
     // begins after, covers them all.
-    Status status = ok_status();
     bool checkpointed = false;
     if (want_checkpoint) {
-      status = checkpoint();
-      checkpointed = status.ok();
+      Status done = checkpoint(&checkpointed);
+      if (!done.ok() && warn_) warn_(done.error().describe());
     }
     // Also after a checkpoint: one that readers kept from copying every frame did not sync
     // the frames it left.
-    if (status.ok()) status = sync_wal();
+    Status status = sync_wal();
     lock.lock();
-    if (!status.ok() && failure_.ok()) failure_ = status;
+    if (!status.ok() && failure_.ok()) {
+      failure_ = status;
+      if (warn_) warn_(status.error().describe());
+    }
     if (checkpointed) {
       ++checkpoints_;
       wal_frames_ = 0;  // the next commit says how large the WAL is again
@@ -143,41 +153,46 @@ void GroupCommit::run() {
   }
 }
 
-Status GroupCommit::checkpoint() {
+Status GroupCommit::checkpoint(bool* complete) {
   if (!checkpoint_db_) {
-    sqlite3* raw = nullptr;
     // No CREATE: the pod store made the file (mode 0600) and attached its connection first.
-    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
-    const int rc = sqlite3_open_v2(db_path_.c_str(), &raw, flags, nullptr);
-    checkpoint_db_.reset(raw);
-    if (rc != SQLITE_OK) {
-      std::string text = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
-      checkpoint_db_.reset();
-      return io_error(db_path_ + ": open for checkpoints: " + text);
-    }
-    // FULL: the checkpoint syncs the WAL before copying it and the database after.
-    sqlite3_exec(checkpoint_db_.get(), "PRAGMA synchronous = FULL", nullptr, nullptr, nullptr);
+    // The same hardening as the store's own connections, and synchronous = FULL: the
+    // checkpoint syncs the WAL before copying it and the database after.
+    sqlite::DbPtr db;
+    const int rc = sqlite::open_second_connection(db_path_, db, kBusyTimeoutMs);
+    if (rc != SQLITE_OK)
+      return io_error(db_path_ + ": open for checkpoints: " +
+                      (db ? sqlite3_errmsg(db.get()) : sqlite3_errstr(rc)));
+    checkpoint_db_.reset(db.release());
   }
-  // PASSIVE: copies what no reader still needs, never waits for or blocks a connection. BUSY
-  // (another checkpoint running) is no failure: the next commit asks again.
+  // PASSIVE: copies what no reader still needs, never waits for or blocks a connection.
+  int wal_frames = -1, copied = -1;
   const int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                           nullptr, nullptr);
-  if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+                                           &wal_frames, &copied);
+  if (rc == SQLITE_BUSY) return ok_status();  // another checkpoint runs: the next commit asks
+  if (rc != SQLITE_OK)
     return io_error(db_path_ + ": checkpoint: " + sqlite3_errmsg(checkpoint_db_.get()));
+  if (wal_frames < 0)  // the connection is not in WAL mode: nothing was checkpointed
+    return io_error(db_path_ + ": checkpoint: the connection does not see a WAL");
+  *complete = copied == wal_frames;
   return ok_status();
 }
 
 Status GroupCommit::sync_wal() {
   const std::string wal = db_path_ + "-wal";
-  // Opened per flush: SQLite may delete and re-create the WAL (the last connection closing),
-  // and a descriptor kept open would then sync a file nobody reads. A missing WAL holds
-  // nothing that is not already in the database.
-  UniqueFd fd(::open(wal.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd) {
-    if (errno == ENOENT) return ok_status();
-    return io_error("open " + wal + ": " + std::strerror(errno));
+  if (!wal_fd_) {
+    wal_fd_ = UniqueFd(::open(wal.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!wal_fd_) return io_error("open " + wal + ": " + std::strerror(errno));
   }
-  if (::fdatasync(fd.get()) != 0)
+  // Still the file SQLite writes? (lstat: a symlink put in its place is not.)
+  struct stat ours {
+  }, named{};
+  if (::fstat(wal_fd_.get(), &ours) != 0 || ::lstat(wal.c_str(), &named) != 0 ||
+      ours.st_ino != named.st_ino || ours.st_dev != named.st_dev || ours.st_nlink == 0)
+    return io_error(wal +
+                    " was replaced or removed while the store was open; changes committed "
+                    "since may not survive a power loss");
+  if (::fdatasync(wal_fd_.get()) != 0)
     return io_error("fdatasync " + wal + ": " + std::strerror(errno) +
                     "; changes committed since may not survive a power loss");
   return ok_status();

@@ -9,10 +9,18 @@
 //
 // Checkpoints move to the flusher too: attach() replaces SQLite's auto-checkpoint (a WAL hook)
 // with one that asks the flusher, which checkpoints from its own connection once the WAL holds
-// kCheckpointFrames or more.
+// kCheckpointFrames or more. (The one sync left on the committing thread: when a writer
+// restarts the WAL after a complete checkpoint, SQLite syncs the new WAL header there.)
+//
+// The WAL is synced through one descriptor kept open from the first flush on: the kernel
+// reports a failed writeback to every descriptor open when it happened, while a descriptor
+// opened later may never hear of it (another connection's fsync may have taken the report).
+// A WAL replaced or removed under an open store is a failure, not "nothing to sync".
 //
 // A failed flush is sticky: from then on every after_flush() gets the error (store.io). After
-// fsync reported a lost write, a later fsync that succeeds proves nothing about it.
+// fsync reported a lost write, a later fsync that succeeds proves nothing about it. A failed
+// checkpoint is not a durability failure (the frames stay in the WAL, which is still synced):
+// it is reported to `warn` and tried again at the next commit.
 //
 // Threads: attach(), after_flush() and dispatch() on the loop thread; commits on any thread.
 #pragma once
@@ -41,7 +49,9 @@ class GroupCommit {
 
   // `db_path`: the database whose connections will be attached; its WAL is db_path + "-wal".
   // Error store.io when the eventfd or the thread cannot be made.
-  static Result<std::unique_ptr<GroupCommit>> start(const std::string& db_path);
+  // `warn` (optional) hears of failed flushes and checkpoints, from the flusher thread.
+  static Result<std::unique_ptr<GroupCommit>> start(
+      const std::string& db_path, std::function<void(const std::string&)> warn = {});
   // Flushes what was committed, then joins the thread. Callbacks not yet dispatched are
   // dropped (the daemon is going away; their callers see the connection end).
   ~GroupCommit();
@@ -65,15 +75,18 @@ class GroupCommit {
   std::uint64_t checkpoints() const;
 
  private:
-  explicit GroupCommit(std::string db_path);
+  GroupCommit(std::string db_path, std::function<void(const std::string&)> warn);
   static int on_wal_commit(void* self, sqlite3* db, const char* schema, int frames);
   void committed(int frames);
   void run();
-  Status checkpoint();
+  // *complete: every WAL frame was copied into the database.
+  Status checkpoint(bool* complete);
   Status sync_wal();
 
   const std::string db_path_;
+  const std::function<void(const std::string&)> warn_;
   UniqueFd ready_fd_;
+  UniqueFd wal_fd_;  // flusher thread only: opened at the first flush, kept
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -231,8 +231,13 @@ TEST_F(GroupCommitTest, CheckpointsRunOnTheFlusherOnceTheWalIsLarge) {
   // ~3 KiB per pod, 4 KiB pages: well past kCheckpointFrames pages of WAL.
   syncs_on_this_thread = 0;
   for (int i = 0; i < 1500; ++i) ASSERT_TRUE(store->insert_pod(pod("c" + std::to_string(i))).ok());
-  EXPECT_EQ(syncs_on_this_thread, 0) << "no checkpoint (it syncs) on the committing thread";
+  const int syncs_here = syncs_on_this_thread;
   ASSERT_TRUE(pump_until(*gc, [&] { return gc->checkpoints() >= 1; }));
+  // A checkpoint on this thread would sync the WAL and the database, on every commit past
+  // the threshold. What may remain here: SQLite syncing the WAL header when a commit restarts
+  // the WAL after a complete checkpoint, at most once per checkpoint.
+  EXPECT_LE(syncs_here, static_cast<int>(gc->checkpoints()))
+      << "a checkpoint ran on the committing thread";
   // The checkpoint copied pages into the database file.
   EXPECT_GT(std::filesystem::file_size(path_), db_size_before);
 }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "attest/base/unique_fd.h"
 #include "daemon/store/group_commit.h"
 #include "daemon/store/sqlite_handles.h"
 
@@ -231,22 +232,30 @@ Status restrict_mode(const std::string& path) {
   for (const char* suffix : {"", "-wal", "-shm"}) {
     const std::string file = path + suffix;
     const bool main_file = *suffix == '\0';
-    const int flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC | (main_file ? O_CREAT : 0);
-    const int fd = ::open(file.c_str(), flags, 0600);
-    if (fd < 0) {
-      if (!main_file && errno == ENOENT) continue;
-      return make_error("store.open", file + ": " + std::strerror(errno));
+    // O_PATH: closing a real descriptor of a file drops every POSIX lock this process holds
+    // on it, and another connection of this process (the daemon opens several) may hold
+    // SQLite's: with them gone, another process closing its connection believed it was the
+    // last one and deleted the WAL under confpodd. Closing an O_PATH descriptor drops none.
+    UniqueFd fd(::open(file.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd && errno == ENOENT) {
+      if (!main_file) continue;
+      // First run: made 0600 before SQLite makes it; nothing here has it open yet.
+      UniqueFd created(
+          ::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!created && errno != EEXIST)
+        return make_error("store.open", file + ": " + std::strerror(errno));
+      fd = UniqueFd(::open(file.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
     }
+    if (!fd) return make_error("store.open", file + ": " + std::strerror(errno));
     struct stat st {};
-    int rc = ::fstat(fd, &st);
-    if (rc == 0 && !S_ISREG(st.st_mode)) {
-      ::close(fd);
-      return make_error("store.open", file + ": not a regular file");
-    }
-    if (rc == 0 && (st.st_mode & 0777) != 0600) rc = ::fchmod(fd, 0600);
-    const int saved = errno;
-    ::close(fd);
-    if (rc != 0) return make_error("store.open", file + ": chmod 0600: " + std::strerror(saved));
+    if (::fstat(fd.get(), &st) != 0)
+      return make_error("store.open", file + ": " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) return make_error("store.open", file + ": not a regular file");
+    if ((st.st_mode & 0777) == 0600) continue;
+    // chmod through the descriptor (fchmod refuses O_PATH ones): the file checked above.
+    const std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+    if (::chmod(self.c_str(), 0600) != 0)
+      return make_error("store.open", file + ": chmod 0600: " + std::strerror(errno));
   }
   return ok_status();
 }

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -303,6 +304,31 @@ TEST(Store, TwoConnectionsSeeEachOthersCommits) {
   auto dup = second.insert_pod(sample("a"));
   ASSERT_FALSE(dup.ok());
   EXPECT_EQ(dup.error().code, "store.exists");
+}
+
+// The daemon opens the database several times (pod store, then the KBS's stores, each of
+// which opens a Store first). Opening it again must not drop the POSIX locks SQLite holds for
+// the first connection: without them, another process closing its connection (here the
+// sqlite3 shell an administrator might use) believed it was the last one, checkpointed and
+// deleted the WAL that the daemon went on writing to.
+TEST(Store, AnotherOpenKeepsTheFirstConnectionsLocks) {
+  TempDir dir;
+  const std::string path = dir.path() + "/confpod.db";
+  auto first = Store::open(path);
+  ASSERT_TRUE(first.ok()) << first.error().describe();
+  ASSERT_TRUE(first->insert_pod(sample("a")).ok());
+  { ASSERT_TRUE(Store::open(path).ok()); }
+  struct stat before {};
+  ASSERT_EQ(::stat((path + "-wal").c_str(), &before), 0);
+  auto shell = testing::run_process({"/usr/bin/sqlite3", path, "SELECT count(*) FROM pods"});
+  EXPECT_EQ(shell.out, "1\n") << shell.err;
+  struct stat after {};
+  ASSERT_EQ(::stat((path + "-wal").c_str(), &after), 0) << "the WAL was deleted under the store";
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  ASSERT_TRUE(first->insert_pod(sample("b")).ok());
+  auto again = Store::open(path);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->list_pods()->size(), 2u);
 }
 
 TEST(Store, MovedStoreKeepsItsConnection) {
