@@ -39,11 +39,12 @@ int reply_error_when_durable(pods::Manager& manager, sd_bus_message* call, Error
 
 pods::Manager::Done reply_when_done(pods::Manager& manager, sd_bus_message* call) {
   return [&manager, held = hold(call)](Status status) {
-    manager.when_durable([held, status = std::move(status)](const Status& flushed) {
-      const Status& outcome = status.ok() ? flushed : status;
-      warn_if_unsent(outcome.ok() ? sd_bus_reply_method_return(held.get(), nullptr)
-                                  : reply_bus_error(held.get(), outcome.error()));
-    });
+    if (!status.ok()) {
+      reply_error_when_durable(manager, held.get(), status.take_error());
+      return;
+    }
+    reply_when_durable(manager, held.get(),
+                       [](sd_bus_message* c) { return sd_bus_reply_method_return(c, nullptr); });
   };
 }
 

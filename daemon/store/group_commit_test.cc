@@ -137,6 +137,15 @@ bool pump_until(GroupCommit& gc, Pred done) {
   return true;
 }
 
+// Asks for an acknowledgement of what was committed so far and waits for it: its status, or
+// nothing if it did not come within pump_until's deadline.
+std::optional<Status> acknowledgement(GroupCommit& gc) {
+  std::optional<Status> answer;
+  gc.after_flush([&](const Status& s) { answer = s; });
+  if (!pump_until(gc, [&] { return answer.has_value(); })) return std::nullopt;
+  return answer;
+}
+
 class GroupCommitTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -178,12 +187,9 @@ TEST_F(GroupCommitTest, CommitsStopSyncingOnTheirThreadAndTheFlusherMakesThemDur
     ASSERT_TRUE(store->insert_pod(pod("p" + std::to_string(i))).ok());
   EXPECT_EQ(syncs_on_this_thread, 0) << "a commit waited for the disk on the loop thread";
 
-  bool acknowledged = false;
-  (*gc)->after_flush([&](const Status& s) {
-    EXPECT_TRUE(s.ok()) << s.error().describe();
-    acknowledged = true;
-  });
-  ASSERT_TRUE(pump_until(**gc, [&] { return acknowledged; }));
+  auto acknowledged = acknowledgement(**gc);
+  ASSERT_TRUE(acknowledged.has_value());
+  EXPECT_TRUE(acknowledged->ok()) << acknowledged->error().describe();
   const std::uint64_t flushes = (*gc)->flushes() - flushes_before;
   EXPECT_GE(flushes, 1u);
   // Grouped: the flusher never syncs more often than there were commits (on this machine's
@@ -251,9 +257,7 @@ TEST_F(GroupCommitTest, CommitsFromAnotherThreadAreFlushedToo) {
     for (int i = 0; i < 10; ++i) ASSERT_TRUE(store->insert_pod(pod("t" + std::to_string(i))).ok());
   });
   writer.join();
-  bool acknowledged = false;
-  gc->after_flush([&](const Status&) { acknowledged = true; });
-  ASSERT_TRUE(pump_until(*gc, [&] { return acknowledged; }));
+  ASSERT_TRUE(acknowledgement(*gc).has_value());
   // The flusher syncs the WAL itself (fdatasync, not through SQLite): the VFS saw no sync.
   EXPECT_EQ(syncs_anywhere.load(), anywhere_before);
   EXPECT_GE(gc->flushes(), 1u);
@@ -272,9 +276,8 @@ TEST_F(GroupCommitTest, AFailedFlushIsReportedToEveryLaterAcknowledgement) {
   std::filesystem::rename(wal, wal + ".aside");
   std::filesystem::create_symlink(wal + ".aside", wal);
   ASSERT_TRUE(store->insert_pod(pod("unflushed")).ok());
-  std::optional<Status> first;
-  gc->after_flush([&](const Status& s) { first = s; });
-  ASSERT_TRUE(pump_until(*gc, [&] { return first.has_value(); }));
+  auto first = acknowledgement(*gc);
+  ASSERT_TRUE(first.has_value());
   ASSERT_FALSE(first->ok());
   EXPECT_EQ(first->error().code, "store.io");
   EXPECT_NE(first->error().message.find(wal), std::string::npos) << first->error().message;
@@ -283,9 +286,8 @@ TEST_F(GroupCommitTest, AFailedFlushIsReportedToEveryLaterAcknowledgement) {
   std::filesystem::remove(wal);
   std::filesystem::rename(wal + ".aside", wal);
   ASSERT_TRUE(store->insert_pod(pod("after")).ok());
-  std::optional<Status> later;
-  gc->after_flush([&](const Status& s) { later = s; });
-  ASSERT_TRUE(pump_until(*gc, [&] { return later.has_value(); }));
+  auto later = acknowledgement(*gc);
+  ASSERT_TRUE(later.has_value());
   EXPECT_FALSE(later->ok());
   std::optional<Status> nothing_new;
   gc->after_flush([&](const Status& s) { nothing_new = s; });
