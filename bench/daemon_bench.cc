@@ -36,10 +36,15 @@
 //     Then the same paced load with reads only (ListPods and GetPod in the same proportion, at
 //     the same call rate) for up to 20 s (report only): the tail without the writes' disk
 //     flushes, which block confpodd's one event-loop thread (docs/testing.md).
+//     Then the mixed paced load again for up to 20 s with one SCHED_IDLE spinning thread per
+//     CPU (report only): the CPUs never halt, so the difference to the first phase is what
+//     waking idle (virtual) CPUs adds to the tail; the spinners take only idle time.
 //
 // Usage: daemon_bench [ITERATIONS] [START_RUNS] [LOAD_SECONDS]   (defaults: 500, 20, 60)
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -48,6 +53,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -65,6 +71,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/machine_costs.h"
 #include "tests/support/bus.h"
 
 namespace {
@@ -400,6 +407,35 @@ constexpr int kLoadClients = 16;
 constexpr double kPacedRate = 50;
 constexpr int kSaturationSeconds = 10;
 constexpr int kReadsOnlySeconds = 20;
+constexpr int kAwakeSeconds = 20;
+
+// One thread per CPU that spins under SCHED_IDLE, the policy the scheduler runs only when
+// nothing else wants the CPU (a woken task preempts it at once), so the CPUs never go idle and
+// never halt. On a virtual machine a halted vCPU is woken through the hypervisor; what that
+// adds to a call's tail is the difference between a phase with and one without spinners.
+class IdleSpinners {
+ public:
+  IdleSpinners() {
+    const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < cpus; ++i)
+      threads_.emplace_back([this] {
+        sched_param none{};
+        if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) != 0) return;
+        while (!stop_.load(std::memory_order_relaxed)) {
+        }
+      });
+  }
+  ~IdleSpinners() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+  }
+  IdleSpinners(const IdleSpinners&) = delete;
+  IdleSpinners& operator=(const IdleSpinners&) = delete;
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
 
 // What the load clients call: the mixed stream, or its reads alone (ListPods and GetPod in the
 // same 40:30 proportion, at the same call rate), which shows what the writes add to the tail.
@@ -588,6 +624,13 @@ void run_load(const PrivateBus& bus, const DaemonProcess& daemon, sd_bus* b, int
   std::snprintf(label, sizeof label, "paced, reads only (%.0f calls/s per client)", kPacedRate);
   load_phase(bus, b, label, kPacedRate, Mix::kReadsOnly, std::min(seconds, kReadsOnlySeconds), spec,
              idle_list_ms, "report only");
+  {
+    IdleSpinners awake;
+    std::snprintf(label, sizeof label, "paced, CPUs kept awake (%.0f calls/s per client)",
+                  kPacedRate);
+    load_phase(bus, b, label, kPacedRate, Mix::kMixed, std::min(seconds, kAwakeSeconds), spec,
+               idle_list_ms, "report only");
+  }
   load_phase(bus, b, "saturation (back to back)", 0, Mix::kMixed, kSaturationSeconds, spec,
              idle_list_ms, "report only");
   double rss_after = rss_mib(daemon.pid());
@@ -728,6 +771,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    confpod::bench::print_machine_costs("daemon_bench");
     return run(iterations, start_runs, load_seconds);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "daemon_bench: %s\n", e.what());

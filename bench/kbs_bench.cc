@@ -35,6 +35,7 @@
 #include "attest/crypto/crypto.h"
 #include "attest/kbs/kbs.h"
 #include "attest/kbs/kbs_test_util.h"
+#include "bench/machine_costs.h"
 #include "daemon/kbs/server.h"
 #include "daemon/kbs/test_client.h"
 #include "daemon/kbs/test_server.h"
@@ -195,6 +196,7 @@ double env_number(const char* name, double fallback) {
 }  // namespace
 
 int main() {
+  confpod::bench::print_machine_costs("kbs_bench");
   std::vector<nlohmann::json> keys;
   for (int i = 0; i < 8; ++i) keys.push_back(kbs::testing::make_ec_tee_key().jwk);
 
