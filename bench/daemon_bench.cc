@@ -12,11 +12,11 @@
 //     - "QMP socket bound" (the target): the IN_CREATE of <runtime_dir>/pods/<name>/qmp.sock,
 //       which QEMU makes when it sets up its -qmp chardev, i.e. once it was exec'd, linked and
 //       parsed its command line. Daemon side: from just before StartPod is sent until then.
-//       Baseline: fork + execv of the SAME argv (read from /proc/<pid>/cmdline of a pod QEMU
-//       the daemon started) in this process, from just before fork until the same event.
+//       Baseline: posix_spawn of the SAME argv (read from /proc/<pid>/cmdline of a pod QEMU
+//       the daemon started) in this process, from just before the spawn until the same event.
 //     - "exec'd" (report only): daemon side until the IN_MOVED_TO of qemu.pid, which the
-//       supervisor renames into place right after its close-on-exec status pipe reported a
-//       successful execve; baseline until the same kind of pipe reports the execve. Also
+//       supervisor renames into place right after posix_spawn returned from a successful
+//       execve; baseline until its own posix_spawn returns. Also
 //       printed: when confpodd made the pod's runtime directory (IN_CREATE in pods/), its
 //       first step on disk, after the D-Bus call, authorization and spec to argv.
 //     Runs come in pairs, daemon first in odd pairs and direct first in even ones, so drift on
@@ -72,6 +72,7 @@
 #include <vector>
 
 #include "bench/machine_costs.h"
+#include "bench/spawn.h"
 #include "tests/support/bus.h"
 
 namespace {
@@ -301,7 +302,7 @@ std::vector<std::string> cmdline_of(pid_t pid) {
   return argv;
 }
 
-// --- StartPod against fork + exec --------------------------------------------------------------
+// --- StartPod against a bare spawn --------------------------------------------------------------
 
 struct StartSample {
   double exec_ms;     // until QEMU was exec'd
@@ -350,42 +351,15 @@ StartSample daemon_start(sd_bus* bus, const std::string& pods_dir, const std::st
   return {ms_since(t0, watch.pidfile()), ms_since(t0, watch.qmp()), mkdir_ms};
 }
 
-// The same QEMU argv started by hand: fork + execv, nothing else.
+// The same QEMU argv started by hand: posix_spawn (bench/spawn.h), nothing else.
 StartSample direct_start(const std::vector<std::string>& argv_strings, const std::string& pods_dir,
                          const std::string& name) {
   PodDirWatch watch(pods_dir, name, false);
-  std::vector<char*> argv;
-  for (const auto& a : argv_strings) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  int status_pipe[2];
-  if (devnull < 0 || ::pipe2(status_pipe, O_CLOEXEC) != 0)
-    throw std::runtime_error("open /dev/null or pipe2 failed");
   auto t0 = Clock::now();
-  pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    ::dup2(devnull, 0);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
-    ::execv(argv[0], argv.data());
-    int err = errno;
-    [[maybe_unused]] ssize_t ignored = ::write(status_pipe[1], &err, sizeof err);
-    ::_exit(127);
-  }
-  ::close(status_pipe[1]);
-  int exec_errno = 0;
-  ssize_t n;
-  do {
-    n = ::read(status_pipe[0], &exec_errno, sizeof exec_errno);
-  } while (n < 0 && errno == EINTR);
+  pid_t pid = -1;
+  if (int e = confpod::bench::spawn_quiet(argv_strings, pid); e != 0)
+    throw std::runtime_error("posix_spawn " + argv_strings[0] + ": " + std::strerror(e));
   auto t_exec = Clock::now();
-  ::close(status_pipe[0]);
-  ::close(devnull);
-  if (n == static_cast<ssize_t>(sizeof exec_errno)) {
-    ::waitpid(pid, nullptr, 0);
-    throw std::runtime_error("execv " + argv_strings[0] + ": " + std::strerror(exec_errno));
-  }
   try {
     watch.wait();
   } catch (...) {
@@ -741,13 +715,13 @@ int run(int iterations, int start_runs, int load_seconds) {
     return median(r);
   };
   std::printf(
-      "StartPod to QEMU QMP socket bound, %d pairs: median confpodd %.1f ms   direct fork+exec "
+      "StartPod to QEMU QMP socket bound, %d pairs: median confpodd %.1f ms   direct spawn "
       "%.1f ms   median pair ratio %.3f   (target < 1.1)\n",
       start_runs, median(s_qmp), median(d_qmp), pair_ratio(s_qmp, d_qmp));
   std::vector<double> overhead;
   for (int i = 0; i < start_runs; ++i) overhead.push_back(s_exec[i] - d_exec[i]);
   std::printf(
-      "StartPod to QEMU exec'd, %d pairs: median confpodd %.2f ms   direct fork+exec %.2f ms   "
+      "StartPod to QEMU exec'd, %d pairs: median confpodd %.2f ms   direct spawn %.2f ms   "
       "median pair ratio %.2f   overhead %.2f ms   (report only; confpodd made the pod "
       "directory after %.2f ms)\n",
       start_runs, median(s_exec), median(d_exec), pair_ratio(s_exec, d_exec), median(overhead),

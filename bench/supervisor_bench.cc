@@ -1,6 +1,7 @@
 // Supervisor start-up overhead: time from Supervisor::start() until it returns with QMP
 // ready (greeting read, capabilities negotiated), beside the bare minimum for the same QEMU
-// argv measured in the same run: fork + execv, connect to the QMP socket, read the greeting.
+// argv measured in the same run: posix_spawn (bench/spawn.h), connect to the QMP socket, read
+// the greeting.
 // Runs alternate so drift on a shared machine hits both sides alike. Prints the medians and
 // their ratio; target <= 1.05.
 //
@@ -22,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/spawn.h"
 #include "vmm/supervisor.h"
 
 namespace {
@@ -43,21 +45,10 @@ std::vector<std::string> qemu_argv(const std::string& qemu, const std::string& s
 // The baseline: what any launcher must do at least. Returns seconds to the greeting.
 double direct_start(const std::string& qemu, const std::string& socket) {
   std::filesystem::remove(socket);
-  auto argv_strings = qemu_argv(qemu, socket);
-  std::vector<char*> argv;
-  for (auto& a : argv_strings) argv.push_back(a.data());
-  argv.push_back(nullptr);
   auto t0 = Clock::now();
-  pid_t pid = ::fork();
-  if (pid < 0) die("fork");
-  if (pid == 0) {
-    int devnull = ::open("/dev/null", O_RDWR);
-    ::dup2(devnull, 0);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
+  pid_t pid = -1;
+  if (int e = confpod::bench::spawn_quiet(qemu_argv(qemu, socket), pid); e != 0)
+    die(std::string("posix_spawn: ") + std::strerror(e));
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   std::strncpy(address.sun_path, socket.c_str(), sizeof address.sun_path - 1);

@@ -1,8 +1,9 @@
 // Supervisor: runs one QEMU process and follows it until it exits.
 //
-// start() forks and execs QEMU from an argv (no shell) in a new session (its own process
-// group), stdin /dev/null, stdout+stderr appended to a log file, every other fd closed,
-// signal mask and dispositions reset. It writes a pidfile and connects QMP.
+// start() spawns QEMU from an argv with posix_spawn (no shell, no fork of the daemon) in a new
+// session (its own process group), stdin /dev/null, stdout+stderr appended to a log file,
+// every other fd closed, signal mask and dispositions reset. It writes a pidfile and connects
+// QMP.
 //
 // QEMU deliberately outlives the supervisor: no PR_SET_PDEATHSIG, and the destructor leaves
 // the process running. When the daemon restarts, attach(pidfile, qmp_socket) finds it again:
@@ -15,8 +16,8 @@
 //
 // Errors:
 //   vmm.supervisor.argv      empty argv / argv[0] not an absolute executable path
-//   vmm.supervisor.io        log file, pidfile, /dev/null, pipe, fork failures
-//   vmm.supervisor.exec      execv failed (message has errno text)
+//   vmm.supervisor.io        log file, pidfile, /dev/null, spawn attribute failures
+//   vmm.supervisor.exec      posix_spawn or its execve failed (message has errno text)
 //   vmm.supervisor.early_exit QEMU exited before QMP answered (message has the log tail)
 //   vmm.supervisor.socket_in_use the QMP socket is already served by a live process
 //   vmm.supervisor.attach    pidfile missing/garbled, pid dead, or not our QEMU

@@ -2,12 +2,14 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/process.h"
@@ -31,6 +33,18 @@ std::string fd_target(pid_t pid, int fd) {
   return ec ? "" : target.string();
 }
 
+// A signal mask line of /proc/<pid>/status ("SigIgn", "SigBlk"): bit n-1 is signal n.
+unsigned long long signal_mask(pid_t pid, const std::string& field) {
+  std::istringstream status(read_file("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind(field + ":", 0) == 0)
+      return std::stoull(line.substr(field.size() + 1), nullptr, 16);
+  ADD_FAILURE() << "no " << field << " for pid " << pid;
+  return 0;
+}
+
+bool has_signal(unsigned long long mask, int sig) { return (mask >> (sig - 1)) & 1; }
+
 // QEMU with no machine: starts in ~0.1 s, answers QMP, has no ACPI (powerdown does nothing).
 SupervisorOptions machine_none(const testing::TempDir& dir) {
   SupervisorOptions options;
@@ -50,7 +64,19 @@ TEST(Supervisor, StartIsolatesTheProcess) {
   std::string leak_path = dir.write("leak", "x");
   int leak = ::open(leak_path.c_str(), O_RDONLY);  // no O_CLOEXEC on purpose
   ASSERT_GE(leak, 0);
+  // A signal the daemon ignores and one its starting thread blocks: QEMU must get neither
+  // (an ignored disposition and the mask survive exec). QEMU 7.2 itself leaves both alone.
+  struct sigaction ignore {
+  }, previous{};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &previous), 0);
+  sigset_t block, old_mask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTTIN);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &block, &old_mask), 0);
   auto sup = Supervisor::start(machine_none(dir));
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  ::sigaction(SIGXFSZ, &previous, nullptr);
   ::close(leak);
   ASSERT_TRUE(sup.ok()) << sup.error().describe();
   pid_t pid = sup->pid();
@@ -61,6 +87,8 @@ TEST(Supervisor, StartIsolatesTheProcess) {
   EXPECT_EQ(fd_target(pid, 0), "/dev/null");
   EXPECT_EQ(fd_target(pid, 1), dir.path() + "/qemu.log");
   EXPECT_EQ(fd_target(pid, 2), dir.path() + "/qemu.log");
+  EXPECT_FALSE(has_signal(signal_mask(pid, "SigIgn"), SIGXFSZ));
+  EXPECT_FALSE(has_signal(signal_mask(pid, "SigBlk"), SIGTTIN));
   for (const auto& entry :
        std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
     std::error_code ec;
