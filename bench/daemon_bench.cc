@@ -24,21 +24,24 @@
 //     the per-pair ratios (robust against load that changes between pairs). Target: < 1.1.
 //   Load: 16 threads, each with its own bus connection, issue a mixed stream of ListPods,
 //     GetPod, CreatePod and RemovePod (of the pods that client created) against the 200 pods:
-//     paced, 50 calls/s per client at Poisson arrivals, for LOAD_SECONDS (60); then back to back
-//     with no think time for 10 s (saturation). Printed for each: calls by kind and per second,
-//     errors (target 0; the first is shown), ListPods p50/p99 beside the idle p99 above (target
-//     p99 < 5 ms when paced; report only at saturation), and confpodd's VmRSS after both.
+//     paced, 50 calls/s per client at Poisson arrivals, for LOAD_SECONDS (60); then the two
+//     report-only paced phases below; last back to back with no think time for 10 s
+//     (saturation). Printed for each: calls by kind and per second, errors (target 0; the first
+//     is shown), ListPods p50/p99 beside the idle p99 above (target p99 < 5 ms for the first
+//     paced phase; report only otherwise), and confpodd's VmRSS after all of them.
 //     Paced, also (report only; what a ListPods' tail is made of): a 17th client's Peer.Ping to
 //     dbus-daemon itself at the same Poisson rate, from the planned instant (the bus and this
 //     machine under the load, no confpodd), how late the clients' own timers woke them (or
 //     their previous call ended) after the planned instant, CreatePod and RemovePod latency from
 //     their send, GetPod latency from the planned instant.
 //     Then the same paced load with reads only (ListPods and GetPod in the same proportion, at
-//     the same call rate) for up to 20 s (report only): the tail without the writes' disk
-//     flushes, which block confpodd's one event-loop thread (docs/testing.md).
-//     Then the mixed paced load again for up to 20 s with one SCHED_IDLE spinning thread per
-//     CPU (report only): the CPUs never halt, so the difference to the first phase is what
-//     waking idle (virtual) CPUs adds to the tail; the spinners take only idle time.
+//     the same call rate) for up to 20 s (report only): the tail without the writes (their
+//     commits on confpodd's event loop and their disk flushes; docs/testing.md).
+//     Then the mixed paced load again for up to 20 s with one SCHED_IDLE spinning thread pinned
+//     to each CPU (report only; the label says how many spin): the CPUs never halt, so the
+//     difference to the first phase is what waking idle (virtual) CPUs adds to the tail. The
+//     spinners run only when nothing else wants their CPU (SCHED_IDLE still gets a sliver of
+//     time, and a cgroup CPU quota would count them).
 //
 // Usage: daemon_bench [ITERATIONS] [START_RUNS] [LOAD_SECONDS]   (defaults: 500, 20, 60)
 #include <fcntl.h>
@@ -389,25 +392,48 @@ constexpr int kAwakeSeconds = 20;
 // adds to a call's tail is the difference between a phase with and one without spinners.
 class IdleSpinners {
  public:
+  // Spinner i runs on CPU i; one that cannot be made SCHED_IDLE does not spin (it would
+  // compete with the load). spinning() tells how many do.
   IdleSpinners() {
     const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
-    for (unsigned i = 0; i < cpus; ++i)
-      threads_.emplace_back([this] {
-        sched_param none{};
-        if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) != 0) return;
-        while (!stop_.load(std::memory_order_relaxed)) {
-        }
-      });
+    try {
+      for (unsigned i = 0; i < cpus; ++i)
+        threads_.emplace_back([this, i] {
+          cpu_set_t one;
+          CPU_ZERO(&one);
+          CPU_SET(i, &one);
+          sched_param none{};
+          const bool idle = pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0 &&
+                            pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) == 0;
+          if (idle) ++spinning_;
+          ++decided_;
+          if (!idle) return;
+          while (!stop_.load(std::memory_order_relaxed)) {
+          }
+        });
+    } catch (...) {
+      stop();
+      throw;
+    }
+    // Until every thread has decided, so spinning() is final.
+    while (decided_.load() < threads_.size()) std::this_thread::yield();
   }
-  ~IdleSpinners() {
-    stop_ = true;
-    for (auto& t : threads_) t.join();
-  }
+  ~IdleSpinners() { stop(); }
   IdleSpinners(const IdleSpinners&) = delete;
   IdleSpinners& operator=(const IdleSpinners&) = delete;
 
+  unsigned spinning() const { return spinning_.load(); }
+
  private:
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
   std::atomic<bool> stop_{false};
+  std::atomic<unsigned> spinning_{0};
+  std::atomic<std::size_t> decided_{0};
   std::vector<std::thread> threads_;
 };
 
@@ -591,7 +617,7 @@ void load_phase(const PrivateBus& bus, sd_bus* b, const char* label, double rate
 void run_load(const PrivateBus& bus, const DaemonProcess& daemon, sd_bus* b, int seconds,
               const SpecFn& spec, const std::vector<double>& idle_list_ms) {
   double rss_before = rss_mib(daemon.pid());
-  char label[64];
+  char label[96];
   std::snprintf(label, sizeof label, "paced (%.0f calls/s per client)", kPacedRate);
   load_phase(bus, b, label, kPacedRate, Mix::kMixed, seconds, spec, idle_list_ms,
              "target p99 < 5 ms");
@@ -600,8 +626,9 @@ void run_load(const PrivateBus& bus, const DaemonProcess& daemon, sd_bus* b, int
              idle_list_ms, "report only");
   {
     IdleSpinners awake;
-    std::snprintf(label, sizeof label, "paced, CPUs kept awake (%.0f calls/s per client)",
-                  kPacedRate);
+    std::snprintf(label, sizeof label,
+                  "paced, CPUs kept awake by %u spinners (%.0f calls/s per client)",
+                  awake.spinning(), kPacedRate);
     load_phase(bus, b, label, kPacedRate, Mix::kMixed, std::min(seconds, kAwakeSeconds), spec,
                idle_list_ms, "report only");
   }

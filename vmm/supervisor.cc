@@ -25,6 +25,14 @@ Error sup_error(const char* code, std::string message) {
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
+// The same open file as a descriptor numbered 3 or above (invalid if that fails): the child's
+// dup2s onto 0, 1 and 2 must not overwrite a descriptor they copy from later, as they would
+// for a daemon started with stdin closed, whose next open() returns 0.
+UniqueFd above_stdio(UniqueFd fd) {
+  if (!fd || fd.get() > 2) return fd;
+  return UniqueFd(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3));
+}
+
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0u)); }
 
 // Last `max` bytes of a file, for error messages about a QEMU that died while starting.
@@ -173,9 +181,10 @@ Result<Supervisor> Supervisor::start(const SupervisorOptions& options) {
     return sup_error("socket_in_use",
                      options.qmp_socket + " is already served by a running process");
 
-  UniqueFd log(::open(options.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+  UniqueFd log = above_stdio(
+      UniqueFd(::open(options.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)));
   if (!log) return sup_error("io", errno_text("open log " + options.log_file));
-  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  UniqueFd devnull = above_stdio(UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)));
   if (!devnull) return sup_error("io", errno_text("open /dev/null"));
 
   std::vector<char*> exec_argv;
@@ -216,7 +225,7 @@ Result<Supervisor> Supervisor::start(const SupervisorOptions& options) {
 
   pid_t pid = -1;
   e = ::posix_spawn(&pid, exec_argv[0], &actions, &attr, exec_argv.data(), environ);
-  if (e != 0) return sup_error("exec", "execv " + options.argv[0] + ": " + std::strerror(e));
+  if (e != 0) return sup_error("exec", "posix_spawn " + options.argv[0] + ": " + std::strerror(e));
 
   Supervisor sup;
   sup.pid_ = pid;

@@ -216,6 +216,27 @@ TEST(Supervisor, AnErrorAfterTheQmpConnectIsAnEarlyExitWithTheLog) {
   EXPECT_NE(sup.error().message.find("no-such-kernel"), std::string::npos) << sup.error().message;
 }
 
+// A daemon started with stdin closed gets 0 from its next open(): the log must still reach
+// QEMU's stdout and stderr, not be overwritten by the /dev/null meant for its stdin.
+TEST(Supervisor, StartWithStdinClosedStillLogs) {
+  testing::TempDir dir;
+  const int saved_stdin = ::fcntl(0, F_DUPFD_CLOEXEC, 3);
+  ASSERT_GE(saved_stdin, 0);
+  ::close(0);
+  {
+    auto sup = Supervisor::start(machine_none(dir));
+    ASSERT_TRUE(sup.ok()) << sup.error().describe();
+    EXPECT_EQ(fd_target(sup->pid(), 0), "/dev/null");
+    EXPECT_EQ(fd_target(sup->pid(), 1), dir.path() + "/qemu.log");
+    EXPECT_EQ(fd_target(sup->pid(), 2), dir.path() + "/qemu.log");
+    auto exit = sup->kill();
+    ASSERT_TRUE(exit.ok()) << exit.error().describe();
+  }
+  // Only now: the supervisor's own descriptors (pidfd, QMP) may have taken 0 meanwhile.
+  ::dup2(saved_stdin, 0);
+  ::close(saved_stdin);
+}
+
 TEST(Supervisor, ExecFailureIsReported) {
   testing::TempDir dir;
   auto options = machine_none(dir);
@@ -224,7 +245,7 @@ TEST(Supervisor, ExecFailureIsReported) {
   auto sup = Supervisor::start(options);
   ASSERT_FALSE(sup.ok());
   EXPECT_EQ(sup.error().code, "vmm.supervisor.exec");
-  options.argv[0] = "qemu-system-x86_64";  // relative: refused before fork
+  options.argv[0] = "qemu-system-x86_64";  // relative: refused before spawning
   EXPECT_EQ(Supervisor::start(options).error().code, "vmm.supervisor.argv");
 }
 
